@@ -1,0 +1,78 @@
+"""The small interface through which a room hosts any case.
+
+The room owns members, avatars, poses, leases, chat and pause/resume/end; everything
+clinical belongs to the scenario. A scenario writes only through the `CaseState` it is
+given, so every change it makes is a numbered op that reaches the right views and the
+recording. It must be deterministic: same seed, same calls, same ops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from netcode.state import CaseState
+from netcode.views import Role
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who sent an intent: a member of the room, by stable id within the session."""
+
+    member: int
+    role: Role
+    name: str
+    avatar: int | None = None
+
+
+class IntentRefused(Exception):
+    """An intent the room or scenario will not apply; `code` is machine-readable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """Room time: ticks since the room started; `dt` is one tick in seconds."""
+
+    tick: int
+    tick_hz: int
+
+    @property
+    def dt(self) -> float:
+        return 1.0 / self.tick_hz
+
+    @property
+    def seconds(self) -> float:
+        return self.tick / self.tick_hz
+
+
+class Scenario(Protocol):
+    """What a room needs from a case. The room calls these from its tick, in order."""
+
+    name: str
+    """Short identifier recorded in the replay manifest (e.g. the case id)."""
+
+    def start(self, world: CaseState, clock: Clock) -> None:
+        """Create the case's entities (patient, monitor, answer key...)."""
+
+    def step(self, world: CaseState, clock: Clock) -> None:
+        """Advance one tick of room time (only while the room is running, not paused)."""
+
+    def actions(self) -> frozenset[str]:
+        """Intent names this scenario handles; the room refuses any other unknown name."""
+
+    def handle(
+        self, world: CaseState, actor: Actor, action: str, args: Mapping[str, Any], clock: Clock
+    ) -> None:
+        """Apply one intent or raise `IntentRefused` (role not allowed, bad arguments...)."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """Internal state (physiology, RNG, timers) as msgpack-able data, for keyframes."""
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """Return to a state that `snapshot()` produced."""
