@@ -78,7 +78,8 @@ class CaseState:
         self._next_eid = 1
         self._op_seq = first_op_seq
         self._pending: list[Op] = []
-        self._logs: dict[str, deque[tuple[Any, View]]] = {}
+        self._logs: tuple[dict[str, deque[Any]], ...] = tuple({} for _ in ALL_VIEWS)
+        """Per view, per channel: the last LOG_TAIL entries that view may see."""
 
     # -- reading -------------------------------------------------------------
     @property
@@ -108,8 +109,8 @@ class CaseState:
     def fields(self, eid: int) -> dict[str, Any]:
         return dict(self._entities[eid].values)
 
-    def log_tail(self, channel: str) -> list[tuple[Any, View]]:
-        return list(self._logs.get(channel, ()))
+    def log_tail(self, channel: str, view: View = View.FACILITATOR) -> list[Any]:
+        return list(self._logs[view].get(channel, ()))
 
     # -- writing -------------------------------------------------------------
     def create(
@@ -166,8 +167,9 @@ class CaseState:
 
     def log(self, channel: str, entry: Any, vis: View = View.SPECTATOR) -> None:
         """Append to a log channel (chat, events, questions); the live state keeps a tail."""
-        tail = self._logs.setdefault(channel, deque(maxlen=LOG_TAIL))
-        tail.append((entry, View(vis)))
+        for view in ALL_VIEWS:
+            if sees(view, vis):
+                self._logs[view].setdefault(channel, deque(maxlen=LOG_TAIL)).append(entry)
         per_view = tuple(
             ["log", channel, entry] if sees(view, vis) else None for view in ALL_VIEWS
         )
@@ -189,11 +191,7 @@ class CaseState:
             eid: [e.kind, {k: _seen(v, e.vis[k], view) for k, v in e.values.items()}]
             for eid, e in self._entities.items()
         }
-        logs: dict[str, list[Any]] = {}
-        for channel, tail in self._logs.items():
-            visible = [entry for entry, vis in tail if sees(view, vis)]
-            if visible:
-                logs[channel] = visible[-LOG_TAIL:]
+        logs = {channel: list(tail) for channel, tail in self._logs[view].items()}
         return {"e": entities, "l": logs}
 
     def export(self) -> dict[str, Any]:
@@ -205,7 +203,7 @@ class CaseState:
                 [eid, e.kind, {k: [v, int(e.vis[k])] for k, v in e.values.items()}]
                 for eid, e in self._entities.items()
             ],
-            "logs": {ch: [[entry, int(vis)] for entry, vis in t] for ch, t in self._logs.items()},
+            "logs": [{ch: list(tail) for ch, tail in logs.items()} for logs in self._logs],
         }
 
     @classmethod
@@ -218,10 +216,9 @@ class CaseState:
                 {k: v for k, (v, _) in fields.items()},
                 {k: View(vis) for k, (_, vis) in fields.items()},
             )
-        for channel, entries in data["logs"].items():
-            state._logs[channel] = deque(
-                ((entry, View(vis)) for entry, vis in entries), maxlen=LOG_TAIL
-            )
+        for view, logs in zip(ALL_VIEWS, data["logs"], strict=True):
+            for channel, entries in logs.items():
+                state._logs[view][channel] = deque(entries, maxlen=LOG_TAIL)
         return state
 
     def entity_ids(self) -> Iterable[int]:

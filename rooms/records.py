@@ -15,7 +15,8 @@ from typing import Any, Protocol
 @dataclass(frozen=True, slots=True)
 class Record:
     kind: str
-    """start | join | leave | intent | pose | tick | op | poses | checksum | keyframe | end"""
+    """Inputs: start, join, reconnect, disconnect, leave, intent, pose, end, tick.
+    Outputs: reply, op, poses, checksum, keyframe, expire, ended."""
     tick: int
     data: dict[str, Any]
 

@@ -1,0 +1,227 @@
+"""The wire codec: one msgpack map per WebSocket message, decoded under strict limits.
+
+Client messages are validated into small pydantic models, so every malformed input
+becomes a `ProtocolError` with a code and a sentence instead of an exception deep in
+the room. `HIDDEN` travels as msgpack extension type 1 with no data.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, Literal
+
+import msgpack
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from netcode.state import HIDDEN
+
+PROTOCOL_VERSION: Final = 1
+MAX_CLIENT_MESSAGE: Final = 64 * 1024
+MAX_SERVER_MESSAGE: Final = 16 * 1024 * 1024
+MAX_DEPTH: Final = 8
+HIDDEN_EXT: Final = 1
+
+
+class ProtocolError(Exception):
+    """Bad input from a peer: `code` is stable and documented, `message` says what is wrong."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def _default(obj: object) -> Any:
+    if obj is HIDDEN:
+        return msgpack.ExtType(HIDDEN_EXT, b"")
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+def _ext_hook(code: int, data: bytes) -> object:
+    if code == HIDDEN_EXT:
+        return HIDDEN
+    return msgpack.ExtType(code, data)
+
+
+def encode(obj: Any) -> bytes:
+    return msgpack.packb(obj, default=_default, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def encode_single(obj: Any) -> bytes:
+    """Like `encode`, with floats as float32: how clients send poses."""
+    return msgpack.packb(  # type: ignore[no-any-return]
+        obj, default=_default, use_bin_type=True, use_single_float=True
+    )
+
+
+def decode_server_message(data: bytes) -> Any:
+    """Decode what a server sent (clients use this); the size limit is generous."""
+    if len(data) > MAX_SERVER_MESSAGE:
+        raise ProtocolError("too_large", f"server message of {len(data)} bytes")
+    try:
+        return msgpack.unpackb(
+            data,
+            ext_hook=_ext_hook,
+            strict_map_key=False,
+        )
+    except Exception as exc:
+        raise ProtocolError("bad_frame", f"server sent undecodable msgpack: {exc}") from exc
+
+
+def _depth(obj: Any, limit: int) -> bool:
+    """True when `obj` nests no deeper than `limit` (iterative: no recursion on input)."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            if depth > limit:
+                return False
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            if depth > limit:
+                return False
+            stack.extend((v, depth + 1) for v in item)
+    return True
+
+
+def decode_client_frame(data: bytes) -> dict[str, Any]:
+    """Bytes of one client message to a dict with a string `t`, or `ProtocolError`."""
+    if len(data) > MAX_CLIENT_MESSAGE:
+        raise ProtocolError(
+            "too_large", f"message of {len(data)} bytes exceeds {MAX_CLIENT_MESSAGE} bytes"
+        )
+    try:
+        obj = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=False,
+            max_str_len=8 * 1024,
+            max_bin_len=8 * 1024,
+            max_array_len=1024,
+            max_map_len=256,
+            max_ext_len=0,
+            ext_hook=_ext_hook,
+        )
+    except Exception as exc:
+        raise ProtocolError("bad_frame", f"not a valid msgpack message ({exc})") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("bad_message", "a message must be a msgpack map")
+    if not _depth(obj, MAX_DEPTH):
+        raise ProtocolError("bad_message", f"message nests deeper than {MAX_DEPTH} levels")
+    kind = obj.get("t")
+    if not isinstance(kind, str):
+        raise ProtocolError("bad_message", "a message needs a string field 't' naming its type")
+    return obj
+
+
+# -- client messages ----------------------------------------------------------
+_STRICT = ConfigDict(extra="forbid", strict=False, frozen=True)
+PoseValues = Annotated[list[float], Field(min_length=7, max_length=7)]
+
+
+class Resume(BaseModel):
+    model_config = _STRICT
+    session: str = Field(max_length=64)
+    tick: int = Field(ge=0)
+    op: int = Field(ge=0)
+
+
+class Hello(BaseModel):
+    model_config = _STRICT
+    t: Literal["hello"]
+    v: int
+    token: str = Field(max_length=4096)
+    resume: Resume | None = None
+
+
+class Ack(BaseModel):
+    model_config = _STRICT
+    t: Literal["ack"]
+    tick: int = Field(ge=0)
+
+
+class PoseUpdate(BaseModel):
+    model_config = _STRICT
+    t: Literal["pose"]
+    head: PoseValues | None = None
+    left: PoseValues | None = None
+    right: PoseValues | None = None
+    objects: dict[int, PoseValues] = Field(default_factory=dict, max_length=8)
+
+
+class Intent(BaseModel):
+    model_config = _STRICT
+    t: Literal["intent"]
+    id: int = Field(ge=0, lt=2**53)
+    do: str = Field(min_length=1, max_length=64)
+    args: dict[str, Any] = Field(default_factory=dict, max_length=64)
+
+
+class Resync(BaseModel):
+    model_config = _STRICT
+    t: Literal["resync"]
+    reason: str = Field(default="", max_length=200)
+
+
+class Ping(BaseModel):
+    model_config = _STRICT
+    t: Literal["ping"]
+    id: int = Field(ge=0, lt=2**53)
+
+
+class Rtc(BaseModel):
+    """Media signalling, passed through to the media worker (see docs/protocol.md)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    t: Literal["rtc"]
+    op: str = Field(min_length=1, max_length=32)
+
+
+ClientMessage = Annotated[
+    Hello | Ack | PoseUpdate | Intent | Resync | Ping | Rtc, Field(discriminator="t")
+]
+_CLIENT_MESSAGE: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+CLIENT_MESSAGE_TYPES: Final = frozenset({"hello", "ack", "pose", "intent", "resync", "ping", "rtc"})
+
+
+def parse_client_message(data: bytes) -> ClientMessage:
+    """Decode and validate one client message."""
+    obj = decode_client_frame(data)
+    if obj["t"] not in CLIENT_MESSAGE_TYPES:
+        raise ProtocolError("unknown_type", f"unknown message type {obj['t']!r}")
+    try:
+        return _CLIENT_MESSAGE.validate_python(obj)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"][1:]) or "message"
+        raise ProtocolError(
+            "bad_message", f"{obj['t']} message: {where}: {first['msg']}"
+        ) from None
+
+
+# -- canonical form and checksums ----------------------------------------------
+def canonical(obj: Any) -> Any:
+    """The canonical form checksums are computed over (docs/protocol.md, "Checksums").
+
+    Maps are ordered by key, integral floats become integers, so a client in any
+    language that decodes and re-encodes the same state gets the same bytes.
+    """
+    if isinstance(obj, Mapping):
+        return {k: canonical(obj[k]) for k in sorted(obj, key=_key_order)}
+    if isinstance(obj, list | tuple):
+        return [canonical(v) for v in obj]
+    if isinstance(obj, float) and obj.is_integer():
+        return int(obj)
+    return obj
+
+
+def _key_order(key: Any) -> tuple[int, Any]:
+    if isinstance(key, str):
+        return (1, key.encode())
+    return (0, key)
+
+
+def checksum(view_state: Mapping[str, Any]) -> int:
+    """CRC-32 of the canonical msgpack encoding of a view's state {e, l, p}."""
+    return zlib.crc32(encode(canonical(view_state)))
