@@ -1,0 +1,122 @@
+"""The on-disk framing of a session log: segment headers and checksummed records.
+
+Kept free of any I/O framework so that a reader in another language can follow
+docs/replay-format.md line by line. All integers are little-endian.
+
+    segment  = header frame*
+    header   = "GRRS" u16 version u16 flags(0) u32 segment_no u32 crc32(previous 12 bytes)
+    frame    = u32 length  u32 crc32(length bytes + payload)  payload[length]
+    payload  = msgpack [record_index, kind, tick, data]
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgpack
+
+from rooms.records import Record
+
+MAGIC: Final = b"GRRS"
+VERSION: Final = 1
+HEADER = struct.Struct("<4sHHII")
+FRAME = struct.Struct("<II")
+MAX_PAYLOAD: Final = 64 * 1024 * 1024
+"""A length above this cannot be a real record: treat it as damage, not allocate it."""
+
+
+def encode_header(segment_no: int) -> bytes:
+    head = struct.pack("<4sHHI", MAGIC, VERSION, 0, segment_no)
+    return head + struct.pack("<I", zlib.crc32(head))
+
+
+def decode_header(buf: bytes) -> int | None:
+    """The segment number, or None when the header is short or damaged."""
+    if len(buf) < HEADER.size:
+        return None
+    magic, version, _flags, segment_no, crc = HEADER.unpack_from(buf, 0)
+    if magic != MAGIC or version != VERSION or zlib.crc32(buf[:12]) != crc:
+        return None
+    return int(segment_no)
+
+
+def pack_payload(index: int, record: Record) -> bytes:
+    payload: bytes = msgpack.packb([index, record.kind, record.tick, record.data])
+    return payload
+
+
+def encode_frame(payload: bytes) -> bytes:
+    length = struct.pack("<I", len(payload))
+    return length + struct.pack("<I", zlib.crc32(payload, zlib.crc32(length))) + payload
+
+
+def unpack_payload(payload: bytes) -> tuple[int, Record]:
+    index, kind, tick, data = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    return int(index), Record(str(kind), int(tick), data)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    offset: int
+    """Byte offset of the frame's length field within the (uncompressed) segment."""
+    index: int
+    record: Record
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """Where reading a segment stopped and why."""
+
+    offset: int
+    code: str
+    """torn-tail (incomplete last frame) | corrupt-record (bad checksum or length)"""
+    detail: str
+
+
+def iter_frames(buf: bytes | memoryview, start: int = HEADER.size) -> Iterator[Frame | Damage]:
+    """Yield frames from `start`; a final `Damage` if the segment does not end cleanly.
+
+    A frame whose bytes run past the end is a torn tail (the writer died mid-append).
+    A complete frame with a wrong checksum, or an impossible length, is corruption;
+    a damaged frame that ends exactly at the end of the data counts as a torn tail.
+    """
+    view = memoryview(buf)
+    size = len(view)
+    pos = start
+    while pos < size:
+        if size - pos < FRAME.size:
+            yield Damage(pos, "torn-tail", f"{size - pos} bytes of a frame header")
+            return
+        length, crc = FRAME.unpack_from(view, pos)
+        end = pos + FRAME.size + length
+        if length > MAX_PAYLOAD:
+            yield Damage(pos, "corrupt-record", f"impossible record length {length}")
+            return
+        if end > size:
+            yield Damage(pos, "torn-tail", f"record of {length} bytes, {size - pos - 8} present")
+            return
+        payload = view[pos + FRAME.size : end]
+        if zlib.crc32(payload, zlib.crc32(view[pos : pos + 4])) != crc:
+            code = "torn-tail" if end == size else "corrupt-record"
+            yield Damage(pos, code, "checksum mismatch")
+            return
+        try:
+            index, record = unpack_payload(bytes(payload))
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            yield Damage(pos, "corrupt-record", f"undecodable record: {exc}")
+            return
+        yield Frame(pos, index, record, end)
+        pos = end
+
+
+def data_equal(a: Any, b: Any) -> bool:
+    """Equality after a msgpack round trip (tuples read back as lists)."""
+    return bool(
+        msgpack.unpackb(msgpack.packb(a), strict_map_key=False)
+        == msgpack.unpackb(msgpack.packb(b), strict_map_key=False)
+    )

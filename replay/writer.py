@@ -1,0 +1,322 @@
+"""The session writer: the room's `Recorder`, never waiting on the disk.
+
+Threads. `write()` (alias `record()`) is called from the room's thread: it encodes
+the record (msgpack, a few microseconds) and appends the frame to an in-memory
+buffer under a lock. `flush()` is called from one worker thread (the server's, or
+the one `start_flusher()` starts) at least once a second: it takes the buffer,
+appends it to the current segment, fsyncs, rolls and seals segments (zstd) and
+rewrites the manifest and index. `add_media_track()` and `stats()` may be called
+from any thread. `close()` flushes, seals and marks the session sealed.
+
+Overflow policy. The buffer holds at most `max_buffer_bytes`. A write that does not
+fit waits for the flusher at most `max_block_s` (default 20 ms); if there is still no
+room the record is dropped, counted (`stats()["dropped"]`), logged at ERROR, and the
+log gets a `gap` record (first/last tick, count) before the next record that fits, so
+`verify` reports the session as not intact. Nothing is lost without a trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import zstandard
+
+from replay import format as fmt
+from replay import layout
+from replay.errors import ReplayError
+from replay.index import IndexFile, SegmentInfo
+from replay.manifest import Manifest, utc_iso
+from rooms.records import Record
+
+log = logging.getLogger("grandrounds.replay")
+
+
+def new_session_id(room_id: str = "room") -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in room_id)[:40] or "room"
+    return f"{stamp}-{safe}-{uuid.uuid4().hex[:6]}"
+
+
+def seal_segment(raw: Path, level: int = 3, durable: bool = True) -> Path:
+    """Compress a finished raw segment into `.grs.zst` (atomically), then remove the raw."""
+    sealed = raw.with_name(raw.name + ".zst")
+    tmp = sealed.with_name(sealed.name + ".tmp")
+    data = raw.read_bytes()
+    cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
+    with open(tmp, "wb") as f:
+        f.write(cctx.compress(data))
+        f.flush()
+        if durable:
+            os.fsync(f.fileno())
+    os.replace(tmp, sealed)
+    if durable:
+        layout.fsync_dir(sealed.parent)
+    raw.unlink()
+    return sealed
+
+
+class SessionWriter:
+    """Records one session into `<data_dir>/sessions/<session_id>/`."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        session_id: str | None = None,
+        *,
+        server_version: str = "",
+        keyframe_interval_s: float = 10.0,
+        segment_bytes: int = 4 * 1024 * 1024,
+        max_buffer_bytes: int = 32 * 1024 * 1024,
+        max_block_s: float = 0.02,
+        fsync: bool = True,
+        compress_level: int = 3,
+    ) -> None:
+        self.session_id = layout.check_session_id(session_id or new_session_id())
+        self.path = layout.sessions_root(data_dir) / self.session_id
+        try:
+            self.path.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            raise ReplayError(
+                "session-exists", f"session {self.session_id!r} already exists"
+            ) from None
+        self._segment_bytes = segment_bytes
+        self._max_buffer = max_buffer_bytes
+        self._max_block = max_block_s
+        self._fsync = fsync
+        self._level = compress_level
+        self._lock = threading.Lock()
+        self._drained = threading.Condition(self._lock)
+        self._flush_lock = threading.Lock()
+        self._buffer: list[tuple[bool, int, int, bytes]] = []  # (keyframe?, index, tick, frame)
+        self._buffered = 0
+        self._next_index = 0
+        self._gap: dict[str, int] | None = None
+        self._closed = False
+        self._manifest_dirty = True
+        self._stats: dict[str, Any] = {
+            "records": 0, "bytes": 0, "flushes": 0, "waits": 0, "dropped": 0,
+            "gaps": 0, "buffer_peak": 0, "flush_s_max": 0.0,
+        }
+        self.manifest = Manifest(
+            session_id=self.session_id,
+            started_at=utc_iso(time.time()),
+            server_version=server_version,
+            keyframe_interval_s=keyframe_interval_s,
+        )
+        self._keyframe_interval = keyframe_interval_s
+        self._last_keyframe_tick: int | None = None
+        self._keyframe_requested = True
+        self._index = IndexFile([])
+        self._seg_no = 0
+        self._seg_info = SegmentInfo(0, 0)
+        self._file: BinaryIO = self._open_segment(0)
+        self._write_manifest()
+        self._flusher: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # -- room thread -----------------------------------------------------------
+    def write(self, record: Record) -> None:
+        """Take one record; returns at once unless the buffer is full (see module doc)."""
+        with self._lock:
+            if self._closed:
+                raise ReplayError("closed", f"session {self.session_id} is closed")
+            index = self._next_index
+            frame = fmt.encode_frame(fmt.pack_payload(index, record))
+            if self._buffered + len(frame) > self._max_buffer and not self._wait_for_room(
+                len(frame)
+            ):
+                self._drop(record)
+                return
+            if self._gap is not None:
+                self._append_gap()
+                index = self._next_index
+                frame = fmt.encode_frame(fmt.pack_payload(index, record))
+            self._next_index = index + 1
+            is_keyframe = record.kind == "keyframe"
+            if is_keyframe:
+                self._last_keyframe_tick = record.tick
+                self._keyframe_requested = False
+            self._buffer.append((is_keyframe, index, record.tick, frame))
+            self._buffered += len(frame)
+            if self._buffered > self._stats["buffer_peak"]:
+                self._stats["buffer_peak"] = self._buffered
+            if self.manifest.observe(record):
+                self._manifest_dirty = True
+
+    record = write
+
+    def keyframe_due(self, tick: int) -> bool:
+        """True when the room should record a keyframe now (interval elapsed or asked)."""
+        with self._lock:
+            if self._keyframe_requested or self._last_keyframe_tick is None:
+                return True
+            hz = self.manifest.tick_hz or 1
+            return (tick - self._last_keyframe_tick) >= self._keyframe_interval * hz
+
+    def request_keyframe(self) -> None:
+        """Ask for a keyframe at the next `keyframe_due` (e.g. on a phase change)."""
+        with self._lock:
+            self._keyframe_requested = True
+
+    def _wait_for_room(self, size: int) -> bool:
+        self._stats["waits"] += 1
+        deadline = time.monotonic() + self._max_block
+        while self._buffered + size > self._max_buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._drained.wait(remaining):
+                return self._buffered + size <= self._max_buffer
+        return True
+
+    def _drop(self, record: Record) -> None:
+        self._stats["dropped"] += 1
+        if self._gap is None:
+            self._gap = {"count": 0, "first_tick": record.tick, "last_tick": record.tick}
+            log.error(
+                "replay %s: recording buffer full (%d bytes); dropping records from tick %d",
+                self.session_id, self._buffered, record.tick,
+            )
+        self._gap["count"] += 1
+        self._gap["last_tick"] = record.tick
+
+    def _append_gap(self) -> None:
+        assert self._gap is not None
+        gap, self._gap = self._gap, None
+        index = self._next_index
+        self._next_index += 1
+        frame = fmt.encode_frame(fmt.pack_payload(index, Record("gap", gap["last_tick"], gap)))
+        self._buffer.append((False, index, gap["last_tick"], frame))
+        self._buffered += len(frame)
+        self._stats["gaps"] += 1
+        log.error("replay %s: %d records dropped (gap recorded)", self.session_id, gap["count"])
+
+    # -- any thread --------------------------------------------------------------
+    def add_media_track(
+        self, track_id: str, kind: str, *, member: Any = None, uri: str = "",
+        clock_offset_ms: float = 0.0, **extra: Any,
+    ) -> None:
+        """Name a media recording and its clock offset (track time = session time + offset)."""
+        track = {"id": track_id, "kind": kind, "member": member, "uri": uri,
+                 "clock_offset_ms": clock_offset_ms, **extra}
+        with self._lock:
+            self.manifest.media_tracks = [
+                t for t in self.manifest.media_tracks if t["id"] != track_id
+            ] + [track]
+            self._manifest_dirty = True
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for metrics: records, bytes, dropped, gaps, waits, buffer peak..."""
+        with self._lock:
+            return dict(self._stats, buffered=self._buffered)
+
+    # -- flusher thread ----------------------------------------------------------
+    def flush(self) -> None:
+        """Append everything buffered to disk durably; call at least once a second."""
+        with self._flush_lock:
+            started = time.monotonic()
+            with self._lock:
+                batch, self._buffer = self._buffer, []
+                self._buffered = 0
+                self._drained.notify_all()
+                manifest_dirty, self._manifest_dirty = self._manifest_dirty, False
+            if self._file.closed:
+                return
+            for is_keyframe, index, tick, frame in batch:
+                size = self._seg_info.raw_bytes
+                if size >= 4 * self._segment_bytes or (is_keyframe and size >= self._segment_bytes):
+                    self._roll()
+                self._place(is_keyframe, index, tick, len(frame))
+                self._file.write(frame)
+            self._file.flush()
+            if self._fsync:
+                os.fsync(self._file.fileno())
+            if manifest_dirty or batch:
+                self._write_manifest(batch_records=len(batch))
+            elapsed = time.monotonic() - started
+            with self._lock:
+                self._stats["flushes"] += 1
+                self._stats["records"] += len(batch)
+                self._stats["bytes"] += sum(len(b[3]) for b in batch)
+                self._stats["flush_s_max"] = max(self._stats["flush_s_max"], elapsed)
+
+    def _place(self, is_keyframe: bool, index: int, tick: int, size: int) -> None:
+        info = self._seg_info
+        if info.records == 0:
+            info.first_record, info.first_tick = index, tick
+        info.records += 1
+        info.last_tick = tick
+        if is_keyframe:
+            info.keyframes.append([tick, info.raw_bytes, index])
+        info.raw_bytes += size
+
+    def _open_segment(self, n: int) -> BinaryIO:
+        self._seg_no = n
+        self._seg_info = SegmentInfo(n, fmt.HEADER.size)
+        f = open(self.path / layout.segment_name(n, sealed=False), "xb")  # noqa: SIM115
+        f.write(fmt.encode_header(n))
+        return f
+
+    def _roll(self) -> None:
+        self._seal_current()
+        self._file = self._open_segment(self._seg_no + 1)
+
+    def _seal_current(self) -> None:
+        self._file.flush()
+        if self._fsync:
+            os.fsync(self._file.fileno())
+        self._file.close()
+        seal_segment(self.path / layout.segment_name(self._seg_no, False), self._level, self._fsync)
+        self._seg_info.sealed = True
+        self._index.segments.append(self._seg_info)
+        self._index.save(self.path, durable=self._fsync)
+
+    def _write_manifest(self, batch_records: int = 0) -> None:
+        with self._lock:
+            self.manifest.records += batch_records
+            self.manifest.writer = {
+                k: self._stats[k] for k in ("dropped", "gaps", "waits")
+            }
+            snapshot = self.manifest.to_json()
+        layout.write_json_atomic(self.path / "manifest.json", snapshot, durable=self._fsync)
+
+    def start_flusher(self, interval_s: float = 0.5) -> threading.Thread:
+        """Flush from a daemon thread every `interval_s` until `close()`."""
+
+        def run() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.flush()
+                except Exception:  # keep recording; the next flush retries
+                    log.exception("replay %s: flush failed", self.session_id)
+
+        self._flusher = threading.Thread(target=run, name=f"replay-{self.session_id}", daemon=True)
+        self._flusher.start()
+        return self._flusher
+
+    def close(self) -> None:
+        """Flush, seal the last segment, and mark the session sealed. Idempotent."""
+        self._stop.set()
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.flush()
+        with self._flush_lock:
+            self._seal_current()
+            with self._lock:
+                self.manifest.status = "sealed"
+                self.manifest.ended_at = utc_iso(time.time())
+            self._write_manifest()
+
+    def __enter__(self) -> SessionWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
