@@ -1,0 +1,325 @@
+"""Every use of aiortc (and aioice) internals, in one place, for aiortc==1.16.0.
+
+The forwarder needs RTP packets before aiortc's jitter buffer and decoder, and
+needs to put RTP packets on a subscriber's transport without aiortc's encoder.
+aiortc has no public API for either, so this module taps the private hooks of
+:class:`RTCRtpReceiver` and :class:`RTCRtpSender` listed in :data:`REQUIRED`.
+:func:`missing_internals` checks them all; the worker refuses to start and the
+guard test fails, naming the attribute, if an aiortc upgrade changes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aioice.ice
+import aiortc
+import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
+from aiortc import RTCPeerConnection, RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender
+from aiortc import clock as aiortc_clock
+from aiortc.codecs import is_rtx
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+    unwrap_rtx,
+    wrap_rtx,
+)
+
+AIORTC_VERSION = "1.16.0"
+
+#: Retransmission history kept per subscriber sender (about 3 s at 3 Mbit/s).
+HISTORY_PACKETS = 1024
+
+_R = "_RTCRtpReceiver__"
+_S = "_RTCRtpSender__"
+
+#: (owner, attribute) pairs this module relies on; instances are checked live.
+REQUIRED: tuple[tuple[str, str], ...] = (
+    ("RTCRtpReceiver", "_handle_rtp_packet"),
+    ("RTCRtpReceiver", "_handle_rtcp_packet"),
+    ("RTCRtpReceiver", "_send_rtcp"),
+    ("RTCRtpReceiver", "_send_rtcp_pli"),
+    ("RTCRtpReceiver", "_send_rtcp_nack"),
+    ("RTCRtpReceiver", "_enabled"),
+    ("RTCRtpReceiver", _R + "codecs"),
+    ("RTCRtpReceiver", _R + "rtx_ssrc"),
+    ("RTCRtpReceiver", _R + "remote_streams"),
+    ("RTCRtpReceiver", _R + "nack_generator"),
+    ("RTCRtpReceiver", _R + "rtcp_ssrc"),
+    ("RTCRtpSender", "_run_rtp"),
+    ("RTCRtpSender", "_handle_rtcp_packet"),
+    ("RTCRtpSender", "_ssrc"),
+    ("RTCRtpSender", "_rtx_ssrc"),
+    ("RTCRtpSender", _S + "rtp_started"),
+    ("RTCRtpSender", _S + "rtp_exited"),
+    ("RTCRtpSender", _S + "rtp_header_extensions_map"),
+    ("RTCRtpSender", _S + "mid"),
+    ("RTCRtpSender", _S + "rtx_payload_type"),
+    ("RTCRtpSender", _S + "ntp_timestamp"),
+    ("RTCRtpSender", _S + "rtp_timestamp"),
+    ("RTCRtpSender", _S + "octet_count"),
+    ("RTCRtpSender", _S + "packet_count"),
+    ("RTCDtlsTransport", "_send_rtp"),
+    ("aiortc.rtcrtpsender", "get_encoder"),
+    ("aiortc.rtcrtpreceiver", "get_decoder"),
+    ("aioice.ice", "get_host_addresses"),
+)
+
+
+async def missing_internals() -> list[str]:
+    """Names of required internals absent from the installed aiortc, empty if fine."""
+    missing = []
+    if aiortc.__version__ != AIORTC_VERSION:
+        missing.append(f"aiortc.__version__ == {AIORTC_VERSION!r} (found {aiortc.__version__})")
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("video")
+        owners: dict[str, object] = {
+            "RTCRtpReceiver": transceiver.receiver,
+            "RTCRtpSender": transceiver.sender,
+            "RTCDtlsTransport": transceiver.sender.transport,
+            "aiortc.rtcrtpsender": aiortc.rtcrtpsender,
+            "aiortc.rtcrtpreceiver": aiortc.rtcrtpreceiver,
+            "aioice.ice": aioice.ice,
+        }
+        for owner, name in REQUIRED:
+            if not hasattr(owners[owner], name):
+                missing.append(f"{owner}.{name}")
+    finally:
+        await pc.close()
+    return missing
+
+
+def use_host_addresses(addresses: list[str] | None) -> None:
+    """Make ICE gather host candidates on exactly these addresses (e.g. 127.0.0.1).
+
+    aioice skips 127.0.0.1 when it lists interfaces; offline tests and
+    single-host deployments need loopback, so the lookup is replaced.
+    """
+    if addresses is None:
+        return
+    fixed = list(addresses)
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in fixed if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = get_host_addresses  # type: ignore[assignment]
+
+
+class CodecGuard:
+    """Counts (and can forbid) encoder/decoder creation on aiortc's media path."""
+
+    def __init__(self) -> None:
+        self.encoders = 0
+        self.decoders = 0
+
+    def install(self) -> None:
+        make_encoder = aiortc.rtcrtpsender.get_encoder
+        make_decoder = aiortc.rtcrtpreceiver.get_decoder
+
+        def get_encoder(codec: RTCRtpCodecParameters) -> Any:
+            self.encoders += 1
+            return make_encoder(codec)
+
+        def get_decoder(codec: RTCRtpCodecParameters) -> Any:
+            self.decoders += 1
+            return make_decoder(codec)
+
+        aiortc.rtcrtpsender.get_encoder = get_encoder  # type: ignore[attr-defined]
+        aiortc.rtcrtpreceiver.get_decoder = get_decoder  # type: ignore[attr-defined]
+
+
+OnRtp = Callable[[RtpPacket, RTCRtpCodecParameters, int], Awaitable[None]]
+OnSenderReport = Callable[[int, int, int], None]
+
+
+class ReceiverTap:
+    """Takes a publisher's RTP before aiortc's jitter buffer, so nothing is decoded.
+
+    Kept from aiortc: receiver reports (its statistics are fed), RTX unwrapping
+    and NACK generation towards the publisher.
+    """
+
+    def __init__(
+        self, receiver: RTCRtpReceiver, on_rtp: OnRtp, on_sender_report: OnSenderReport
+    ) -> None:
+        self.receiver = receiver
+        self._on_rtp = on_rtp
+        self._on_sender_report = on_sender_report
+        handle_rtcp = receiver._handle_rtcp_packet
+
+        async def handle_rtcp_packet(packet: Any) -> None:
+            if isinstance(packet, RtcpSrPacket):
+                info = packet.sender_info
+                self._on_sender_report(packet.ssrc, info.ntp_timestamp, info.rtp_timestamp)
+            await handle_rtcp(packet)
+
+        receiver._handle_rtp_packet = self._handle_rtp_packet  # type: ignore[method-assign]
+        receiver._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
+
+    def _get(self, name: str) -> Any:
+        return getattr(self.receiver, _R + name)
+
+    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        receiver = self.receiver
+        if not receiver._enabled:
+            return
+        codec: RTCRtpCodecParameters | None = self._get("codecs").get(packet.payload_type)
+        if codec is None:
+            return
+        streams: dict[int, StreamStatistics] = self._get("remote_streams")
+        if packet.ssrc not in streams:
+            streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        streams[packet.ssrc].add(packet)
+        if is_rtx(codec):
+            original_ssrc = self._get("rtx_ssrc").get(packet.ssrc)
+            apt = codec.parameters.get("apt")
+            codecs = self._get("codecs")
+            if original_ssrc is None or len(packet.payload) < 2 or apt not in codecs:
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
+            codec = codecs[apt]
+        nack: NackGenerator | None = self._get("nack_generator")
+        if nack is not None and nack.add(packet):
+            await receiver._send_rtcp_nack(packet.ssrc, sorted(nack.missing))
+        await self._on_rtp(packet, codec, arrival_time_ms)
+
+    async def request_keyframe(self, media_ssrc: int) -> None:
+        await self.receiver._send_rtcp_pli(media_ssrc)
+
+    async def send_remb(self, bitrate: int, ssrcs: list[int]) -> None:
+        rtcp_ssrc = self._get("rtcp_ssrc")
+        if rtcp_ssrc is None:
+            return
+        packet = RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, ssrcs)
+        )
+        await self.receiver._send_rtcp(packet)
+
+
+class SenderTap:
+    """Puts forwarded RTP on a subscriber's sender in place of aiortc's encoder loop.
+
+    aiortc still sends sender reports and handles receiver reports; this class
+    keeps the counters those reports read consistent with what it forwards,
+    owns the retransmission history and answers NACKs (with RTX if negotiated),
+    and hands keyframe requests and bandwidth estimates to the forwarder.
+    """
+
+    def __init__(
+        self,
+        sender: RTCRtpSender,
+        on_keyframe_request: Callable[[], None],
+        on_remb: Callable[[int], None],
+    ) -> None:
+        self.sender = sender
+        self.codec: RTCRtpCodecParameters | None = None
+        self.ready = asyncio.Event()
+        self.nacked = 0
+        self.retransmitted = 0
+        self._history: collections.OrderedDict[int, RtpPacket] = collections.OrderedDict()
+        self._rtx_sequence_number = 0
+        self._on_keyframe_request = on_keyframe_request
+        self._on_remb = on_remb
+        handle_rtcp = sender._handle_rtcp_packet
+
+        async def handle_rtcp_packet(packet: Any) -> None:
+            if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+                self.nacked += len(packet.lost)
+                for seq in packet.lost:
+                    await self._retransmit(seq)
+                return
+            if isinstance(packet, RtcpPsfbPacket):
+                if packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+                    self._on_keyframe_request()
+                    return
+                if packet.fmt == RTCP_PSFB_APP:
+                    try:
+                        bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                    except ValueError:
+                        return
+                    if sender._ssrc in ssrcs:
+                        self._on_remb(bitrate)
+                    return
+            await handle_rtcp(packet)
+
+        sender._run_rtp = self._run_rtp  # type: ignore[method-assign]
+        sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
+
+    @property
+    def ssrc(self) -> int:
+        return int(self.sender._ssrc)
+
+    async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
+        """Stands in for aiortc's encode loop: records the codec, then idles."""
+        self.codec = codec
+        getattr(self.sender, _S + "rtp_started").set()
+        self.ready.set()
+        try:
+            await asyncio.Future()
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self.ready.clear()
+            getattr(self.sender, _S + "rtp_exited").set()
+
+    async def send(self, packet: RtpPacket, ntp_timestamp: int | None) -> bool:
+        """Send one rewritten packet; False if the transport is not connected."""
+        sender = self.sender
+        packet.extensions.mid = getattr(sender, _S + "mid")
+        packet.extensions.abs_send_time = (aiortc_clock.current_ntp_time() >> 14) & 0xFFFFFF
+        self._history[packet.sequence_number] = packet
+        if len(self._history) > HISTORY_PACKETS:
+            self._history.popitem(last=False)
+        try:
+            await sender.transport._send_rtp(
+                packet.serialize(getattr(sender, _S + "rtp_header_extensions_map"))
+            )
+        except ConnectionError:
+            return False
+        setattr(
+            sender,
+            _S + "ntp_timestamp",
+            ntp_timestamp if ntp_timestamp is not None else aiortc_clock.current_ntp_time(),
+        )
+        setattr(sender, _S + "rtp_timestamp", packet.timestamp)
+        setattr(
+            sender, _S + "octet_count", getattr(sender, _S + "octet_count") + len(packet.payload)
+        )
+        setattr(sender, _S + "packet_count", getattr(sender, _S + "packet_count") + 1)
+        return True
+
+    async def _retransmit(self, sequence_number: int) -> None:
+        packet = self._history.get(sequence_number)
+        if packet is None:
+            return
+        sender = self.sender
+        rtx_payload_type = getattr(sender, _S + "rtx_payload_type")
+        if rtx_payload_type is not None:
+            packet = wrap_rtx(
+                packet,
+                payload_type=rtx_payload_type,
+                sequence_number=self._rtx_sequence_number,
+                ssrc=sender._rtx_ssrc,
+            )
+            self._rtx_sequence_number = (self._rtx_sequence_number + 1) & 0xFFFF
+        try:
+            await sender.transport._send_rtp(
+                packet.serialize(getattr(sender, _S + "rtp_header_extensions_map"))
+            )
+        except ConnectionError:
+            return
+        self.retransmitted += 1

@@ -1,0 +1,444 @@
+"""A room's media: members' peer connections, published tracks, subscriptions.
+
+Signalling is the rtc message set documented in ``docs/media.md``. Every
+message is validated completely before anything is created, so a bad message
+gets a :class:`SignalError` and leaves the room exactly as it was.
+
+Publishing and subscribing use separate peer connections: the client offers
+to publish, the worker offers to subscribe. New tracks are announced with a
+``tracks`` event and picked up with a new subscription, so no connection ever
+needs renegotiating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.sdp import SessionDescription, candidate_from_sdp
+
+from media import errors
+from media.aiortc_internals import ReceiverTap, SenderTap
+from media.errors import SignalError
+from media.forwarder import TrackOutput, TrackSource
+from media.recorder import TrackRecorder
+from media.roles import ROLES, may_mute_others, may_publish
+
+logger = logging.getLogger(__name__)
+
+MAX_PEERS_PER_MEMBER = 8
+MAX_TRACKS_PER_PUBLISH = 4
+MAX_TRACKS_PER_SUBSCRIBE = 32
+MAX_SDP_BYTES = 32 * 1024
+NEGOTIATION_TIMEOUT_S = 10.0
+LAYOUTS = frozenset({"mono", "side-by-side"})
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_CODECS = {"audio": ("audio/opus",), "video": ("video/vp8", "video/rtx")}
+
+Emit = Callable[[str | None, dict[str, Any]], None]
+
+
+@dataclass
+class Peer:
+    """One RTCPeerConnection of a member: publishing or subscribing."""
+
+    id: str
+    direction: str
+    pc: RTCPeerConnection
+    sources: list[TrackSource] = field(default_factory=list)
+    outputs: list[TrackOutput] = field(default_factory=list)
+
+
+@dataclass
+class Member:
+    id: str
+    role: str
+    peers: dict[str, Peer] = field(default_factory=dict)
+
+
+def _require(message: dict[str, Any], key: str, kind: type, pc: str | None = None) -> Any:
+    value = message.get(key)
+    if not isinstance(value, kind):
+        raise SignalError(errors.BAD_MESSAGE, f"'{key}' must be a {kind.__name__}", pc)
+    return value
+
+
+def _pc_id(message: dict[str, Any]) -> str:
+    pc = _require(message, "pc", str)
+    if not _ID.match(pc):
+        raise SignalError(errors.BAD_MESSAGE, "'pc' must be 1-64 of [A-Za-z0-9_.:-]")
+    return pc
+
+
+def _parse_sdp(sdp: Any, pc: str) -> SessionDescription:
+    if not isinstance(sdp, str) or not sdp.strip():
+        raise SignalError(errors.BAD_SDP, "'sdp' must be a non-empty string", pc)
+    if len(sdp) > MAX_SDP_BYTES:
+        raise SignalError(errors.TOO_LARGE, f"SDP longer than {MAX_SDP_BYTES} bytes", pc)
+    try:
+        parsed = SessionDescription.parse(sdp)
+    except Exception as exc:
+        raise SignalError(errors.BAD_SDP, f"SDP does not parse: {exc}", pc) from exc
+    if not parsed.media:
+        raise SignalError(errors.BAD_SDP, "SDP has no media sections", pc)
+    return parsed
+
+
+def _prefer_forwardable_codecs(transceiver: RTCRtpTransceiver, kind: str) -> None:
+    codecs = RTCRtpSender.getCapabilities(kind).codecs
+    transceiver.setCodecPreferences([c for c in codecs if c.mimeType.lower() in _CODECS[kind]])
+
+
+class Room:
+    def __init__(self, room_id: str, ice_servers: list[dict[str, Any]], emit: Emit) -> None:
+        self.id = room_id
+        self.members: dict[str, Member] = {}
+        self.tracks: dict[str, TrackSource] = {}
+        self._ice_servers = ice_servers
+        self._emit = emit
+        self._lock = asyncio.Lock()
+        self._recording: tuple[Path, float] | None = None
+        self._recorders: dict[str, TrackRecorder] = {}
+        self._output_keys = itertools.count()
+
+    # -- signalling ---------------------------------------------------------
+
+    async def signal(
+        self, member_id: str, role: str, message: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        if role not in ROLES:
+            raise SignalError(errors.BAD_MESSAGE, f"unknown role {role!r}")
+        op = message.get("op")
+        handler = self._HANDLERS.get(op) if isinstance(op, str) else None
+        if handler is None:
+            raise SignalError(errors.BAD_MESSAGE, f"unknown rtc op {op!r}")
+        async with self._lock:
+            member = self.members.get(member_id)
+            if member is None:
+                member = self.members[member_id] = Member(member_id, role)
+            member.role = role
+            return await handler(self, member, message)
+
+    async def _publish(self, member: Member, message: dict[str, Any]) -> list[dict[str, Any]]:
+        pc_id = self._new_pc_id(member, message)
+        offer = _parse_sdp(message.get("sdp"), pc_id)
+        announced = _require(message, "tracks", list, pc_id)
+        if not 1 <= len(announced) <= MAX_TRACKS_PER_PUBLISH:
+            raise SignalError(
+                errors.BAD_MESSAGE, f"publish 1 to {MAX_TRACKS_PER_PUBLISH} tracks", pc_id
+            )
+        by_mid = {m.rtp.muxId: m for m in offer.media}
+        tracks: dict[str, tuple[str, str]] = {}
+        for track in announced:
+            if not isinstance(track, dict):
+                raise SignalError(errors.BAD_MESSAGE, "each track must be a map", pc_id)
+            mid, kind = track.get("mid"), track.get("kind")
+            layout = track.get("layout", "mono")
+            if kind not in ("audio", "video") or layout not in LAYOUTS:
+                raise SignalError(
+                    errors.BAD_MESSAGE,
+                    "track kind must be audio|video, layout mono|side-by-side",
+                    pc_id,
+                )
+            if not may_publish(member.role, kind):
+                raise SignalError(
+                    errors.FORBIDDEN, f"a {member.role} may not publish {kind}", pc_id
+                )
+            media = by_mid.get(mid)
+            if media is None or media.kind != kind:
+                raise SignalError(
+                    errors.UNKNOWN_TRACK, f"no {kind} section with mid {mid!r} in the offer", pc_id
+                )
+            if not any(c.mimeType.lower() == _CODECS[kind][0] for c in media.rtp.codecs):
+                raise SignalError(
+                    errors.BAD_SDP, f"{kind} mid {mid!r} does not offer {_CODECS[kind][0]}", pc_id
+                )
+            tracks[str(mid)] = (kind, layout)
+        for media in offer.media:
+            if media.rtp.muxId not in tracks and media.direction in ("sendrecv", "sendonly"):
+                raise SignalError(
+                    errors.UNKNOWN_TRACK,
+                    f"mid {media.rtp.muxId!r} sends but is not announced",
+                    pc_id,
+                )
+
+        pc = self._new_pc()
+        peer = Peer(pc_id, "publish", pc)
+        try:
+            await self._negotiate(
+                pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "offer")), pc_id
+            )
+            for transceiver in pc.getTransceivers():
+                if transceiver.mid in tracks:
+                    kind, layout = tracks[transceiver.mid]
+                    _prefer_forwardable_codecs(transceiver, kind)
+                    source = TrackSource(
+                        f"{member.id}:{pc_id}:{transceiver.mid}",
+                        member.id,
+                        kind,
+                        layout,
+                        self._on_speaking,
+                    )
+                    source.tap = ReceiverTap(
+                        transceiver.receiver, source.on_rtp, source.on_sender_report
+                    )
+                    peer.sources.append(source)
+            await self._negotiate(pc.setLocalDescription(await pc.createAnswer()), pc_id)
+        except BaseException:
+            await pc.close()
+            for source in peer.sources:
+                source.close()
+            raise
+        member.peers[pc_id] = peer
+        self._watch(member, peer)
+        added = []
+        for source in peer.sources:
+            self.tracks[source.id] = source
+            self._start_recorder(source)
+            added.append(source.describe())
+        self._emit(None, {"op": "tracks", "added": added, "removed": []})
+        return [{"op": "answer", "pc": pc_id, "sdp": pc.localDescription.sdp, "tracks": added}]
+
+    async def _subscribe(self, member: Member, message: dict[str, Any]) -> list[dict[str, Any]]:
+        pc_id = self._new_pc_id(member, message)
+        wanted = message.get("tracks")
+        if wanted is None:
+            sources = [s for s in self.tracks.values() if s.member_id != member.id]
+        else:
+            if not isinstance(wanted, list) or not all(isinstance(t, str) for t in wanted):
+                raise SignalError(errors.BAD_MESSAGE, "'tracks' must be a list of track ids", pc_id)
+            unknown = [t for t in wanted if t not in self.tracks]
+            if unknown:
+                raise SignalError(errors.UNKNOWN_TRACK, f"no such track: {unknown[0]}", pc_id)
+            sources = [self.tracks[t] for t in dict.fromkeys(wanted)]
+        if not sources:
+            raise SignalError(errors.UNKNOWN_TRACK, "no tracks to subscribe to", pc_id)
+        if len(sources) > MAX_TRACKS_PER_SUBSCRIBE:
+            raise SignalError(errors.LIMIT, f"at most {MAX_TRACKS_PER_SUBSCRIBE} tracks", pc_id)
+
+        pc = self._new_pc()
+        peer = Peer(pc_id, "subscribe", pc)
+        pairs = []
+        for source in sources:
+            transceiver = pc.addTransceiver(source.kind, direction="sendonly")
+            _prefer_forwardable_codecs(transceiver, source.kind)
+            key = next(self._output_keys)
+            tap = SenderTap(
+                transceiver.sender,
+                on_keyframe_request=source.request_keyframe,
+                on_remb=lambda bitrate, s=source, k=key: s.on_remb(k, bitrate),
+            )
+            peer.outputs.append(TrackOutput(source, tap, key))
+            pairs.append((transceiver, source))
+        try:
+            await self._negotiate(pc.setLocalDescription(await pc.createOffer()), pc_id)
+        except BaseException:
+            await pc.close()
+            raise
+        member.peers[pc_id] = peer
+        self._watch(member, peer)
+        for output in peer.outputs:
+            output.source.outputs[output.key] = output
+        tracks = [dict(s.describe(), mid=t.mid) for t, s in pairs]
+        return [{"op": "offer", "pc": pc_id, "sdp": pc.localDescription.sdp, "tracks": tracks}]
+
+    async def _answer(self, member: Member, message: dict[str, Any]) -> list[dict[str, Any]]:
+        peer = self._peer(member, message)
+        _parse_sdp(message.get("sdp"), peer.id)
+        if peer.direction != "subscribe" or peer.pc.signalingState != "have-local-offer":
+            raise SignalError(errors.BAD_MESSAGE, "no offer is waiting for an answer", peer.id)
+        await self._negotiate(
+            peer.pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "answer")), peer.id
+        )
+        return [{"op": "ack", "pc": peer.id, "of": "answer"}]
+
+    async def _candidate(self, member: Member, message: dict[str, Any]) -> list[dict[str, Any]]:
+        peer = self._peer(member, message)
+        raw = message.get("candidate")
+        if raw is None:
+            return [{"op": "ack", "pc": peer.id, "of": "candidate"}]
+        if not isinstance(raw, dict) or not isinstance(raw.get("candidate"), str):
+            raise SignalError(
+                errors.BAD_MESSAGE, "'candidate' must be a map with 'candidate'", peer.id
+            )
+        line = raw["candidate"].removeprefix("candidate:")
+        try:
+            candidate = candidate_from_sdp(line)
+        except Exception as exc:
+            raise SignalError(errors.BAD_SDP, f"candidate does not parse: {exc}", peer.id) from exc
+        candidate.sdpMid = raw.get("sdpMid")
+        candidate.sdpMLineIndex = raw.get("sdpMLineIndex")
+        await self._negotiate(peer.pc.addIceCandidate(candidate), peer.id)
+        return [{"op": "ack", "pc": peer.id, "of": "candidate"}]
+
+    async def _close_peer_op(self, member: Member, message: dict[str, Any]) -> list[dict[str, Any]]:
+        peer = self._peer(member, message)
+        await self._close_peer(member, peer)
+        return [{"op": "ack", "pc": peer.id, "of": message["op"]}]
+
+    async def _mute(self, member: Member, message: dict[str, Any]) -> list[dict[str, Any]]:
+        track_id = _require(message, "track", str)
+        muted = _require(message, "muted", bool)
+        source = self.tracks.get(track_id)
+        if source is None:
+            raise SignalError(errors.UNKNOWN_TRACK, f"no such track: {track_id}")
+        if source.member_id != member.id and not may_mute_others(member.role):
+            raise SignalError(errors.FORBIDDEN, f"a {member.role} may only mute their own tracks")
+        if source.muted != muted:
+            source.set_muted(muted)
+            self._emit(None, {"op": "muted", "track": track_id, "muted": muted, "by": member.id})
+        return [{"op": "ack", "of": "mute", "track": track_id}]
+
+    _HANDLERS: dict[
+        str, Callable[[Room, Member, dict[str, Any]], Awaitable[list[dict[str, Any]]]]
+    ] = {
+        "publish": _publish,
+        "subscribe": _subscribe,
+        "answer": _answer,
+        "candidate": _candidate,
+        "unpublish": _close_peer_op,
+        "unsubscribe": _close_peer_op,
+        "mute": _mute,
+    }
+
+    # -- helpers ------------------------------------------------------------
+
+    def _new_pc(self) -> RTCPeerConnection:
+        servers = [
+            RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+            for s in self._ice_servers
+        ]
+        return RTCPeerConnection(RTCConfiguration(iceServers=servers))
+
+    def _new_pc_id(self, member: Member, message: dict[str, Any]) -> str:
+        pc_id = _pc_id(message)
+        if pc_id in member.peers:
+            raise SignalError(errors.BAD_MESSAGE, f"pc {pc_id!r} already exists", pc_id)
+        if len(member.peers) >= MAX_PEERS_PER_MEMBER:
+            raise SignalError(errors.LIMIT, f"at most {MAX_PEERS_PER_MEMBER} pcs", pc_id)
+        return pc_id
+
+    def _peer(self, member: Member, message: dict[str, Any]) -> Peer:
+        pc_id = _pc_id(message)
+        peer = member.peers.get(pc_id)
+        if peer is None:
+            raise SignalError(errors.UNKNOWN_PC, f"no pc {pc_id!r}", pc_id)
+        expected = {"unpublish": "publish", "unsubscribe": "subscribe"}.get(message["op"])
+        if expected is not None and peer.direction != expected:
+            raise SignalError(errors.BAD_MESSAGE, f"pc {pc_id!r} is a {peer.direction} pc", pc_id)
+        return peer
+
+    async def _negotiate(self, step: Awaitable[Any], pc_id: str) -> Any:
+        try:
+            return await asyncio.wait_for(step, NEGOTIATION_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise SignalError(errors.INTERNAL, "negotiation timed out", pc_id) from exc
+        except SignalError:
+            raise
+        except Exception as exc:
+            raise SignalError(errors.BAD_SDP, f"negotiation failed: {exc}", pc_id) from exc
+
+    def _watch(self, member: Member, peer: Peer) -> None:
+        @peer.pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if (
+                peer.pc.connectionState in ("failed", "closed")
+                and member.peers.get(peer.id) is peer
+            ):
+                async with self._lock:
+                    await self._close_peer(member, peer)
+
+    async def _close_peer(self, member: Member, peer: Peer) -> None:
+        if member.peers.get(peer.id) is not peer:
+            return
+        del member.peers[peer.id]
+        for output in peer.outputs:
+            output.source.remove_output(output.key)
+        removed = []
+        for source in peer.sources:
+            self.tracks.pop(source.id, None)
+            source.close()
+            recorder = self._recorders.pop(source.id, None)
+            if recorder is not None:
+                recorder.close()
+            removed.append(source.id)
+        if removed:
+            self._emit(None, {"op": "tracks", "added": [], "removed": removed})
+        await peer.pc.close()
+
+    def _on_speaking(self, source: TrackSource, speaking: bool) -> None:
+        self._emit(
+            None,
+            {
+                "op": "speaking",
+                "member": source.member_id,
+                "track": source.id,
+                "speaking": speaking,
+            },
+        )
+
+    async def leave(self, member_id: str) -> None:
+        async with self._lock:
+            member = self.members.pop(member_id, None)
+            if member is not None:
+                for peer in list(member.peers.values()):
+                    await self._close_peer(member, peer)
+
+    async def close(self) -> None:
+        for member_id in list(self.members):
+            await self.leave(member_id)
+        self.stop_recording()
+
+    # -- recording ----------------------------------------------------------
+
+    def start_recording(self, directory: Path, session_start: float) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self._recording = (directory, session_start)
+        for source in self.tracks.values():
+            self._start_recorder(source)
+
+    def _start_recorder(self, source: TrackSource) -> None:
+        if self._recording is None or source.id in self._recorders:
+            return
+        directory, session_start = self._recording
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", source.id)
+        path = directory / f"{name}-{int(time.time() * 1000)}.frames"
+        header = {
+            "track": source.id,
+            "member": source.member_id,
+            "kind": source.kind,
+            "layout": source.layout,
+            "codec": "VP8" if source.kind == "video" else "opus",
+            "clock_rate": 90000 if source.kind == "video" else 48000,
+            "channels": 2,
+            "session_start": session_start,
+        }
+        recorder = self._recorders[source.id] = TrackRecorder(path, header, session_start)
+        source.recorder = recorder.on_packet
+
+    def stop_recording(self) -> list[str]:
+        self._recording = None
+        paths = []
+        for track_id, recorder in self._recorders.items():
+            recorder.close()
+            source = self.tracks.get(track_id)
+            if source is not None:
+                source.recorder = None
+            paths.append(str(recorder.path))
+        self._recorders.clear()
+        return paths

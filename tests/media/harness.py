@@ -1,0 +1,331 @@
+"""Test harness: a real media worker process and real aiortc peers over loopback.
+
+The test process plays the supervisor's part on the control socket (asyncio
+here; the trio supervisor has its own tests) and the clients' part with aiortc
+peer connections whose RTP is observed at the packet level, so payloads can be
+compared byte for byte. Client-side observation reads aiortc receiver/sender
+hooks; that is test instrumentation, not part of the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import hashlib
+import itertools
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.rtp import RtpPacket, is_rtcp
+from aiortc.sdp import SessionDescription
+
+from media.aiortc_internals import use_host_addresses
+from media.control import FrameDecoder, encode_frame
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 20.0
+
+use_host_addresses(["127.0.0.1"])
+
+
+class WorkerProcess:
+    """Spawns ``python -m media.worker`` and speaks its control protocol."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="grmedia")
+        self.path = os.path.join(self._dir.name, "w.sock")
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> WorkerProcess:
+        connected: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
+        connected = asyncio.get_running_loop().create_future()
+
+        async def on_connect(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            connected.set_result((r, w))
+
+        self._server = await asyncio.start_unix_server(on_connect, self.path)
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "media.worker", "--control", self.path,
+            "--ice-host", "127.0.0.1", env=env,
+        )
+        self.reader, self.writer = await asyncio.wait_for(connected, TIMEOUT)
+        self._read_task = asyncio.ensure_future(self._read())
+        hello = await asyncio.wait_for(self.events.get(), TIMEOUT)
+        assert hello["ev"] == "hello"
+        return self
+
+    async def _read(self) -> None:
+        decoder = FrameDecoder()
+        while data := await self.reader.read(65536):
+            decoder.receive_data(data)
+            for message in decoder.messages():
+                if "id" in message and message["id"] in self._pending:
+                    self._pending.pop(message["id"]).set_result(message)
+                else:
+                    await self.events.put(message)
+
+    async def request(self, cmd: str, **fields: Any) -> dict[str, Any]:
+        request_id = next(self._ids)
+        future = self._pending[request_id] = asyncio.get_running_loop().create_future()
+        self.writer.write(encode_frame({"id": request_id, "cmd": cmd, **fields}))
+        await self.writer.drain()
+        return await asyncio.wait_for(future, TIMEOUT)
+
+    async def signal(self, room: str, member: str, role: str, msg: dict[str, Any]) -> list[dict[str, Any]]:
+        reply = await self.request("signal", room=room, member=member, role=role, msg=msg)
+        assert reply["ok"], reply
+        return list(reply["replies"])
+
+    async def room_events(self, op: str, timeout: float = TIMEOUT) -> dict[str, Any]:
+        """Next event of a given rtc op, skipping others."""
+        deadline = time.monotonic() + timeout
+        while True:
+            event = await asyncio.wait_for(self.events.get(), max(deadline - time.monotonic(), 0.01))
+            if event.get("msg", {}).get("op") == op:
+                return event
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.writer.close()
+        assert self.proc is not None
+        try:
+            await asyncio.wait_for(self.proc.wait(), 10)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+        self._read_task.cancel()
+        self._server.close()
+        self._dir.cleanup()
+
+
+class ToneTrack(MediaStreamTrack):
+    """20 ms audio frames: a tone, so the level extension says 'speaking'."""
+
+    kind = "audio"
+
+    def __init__(self, loud: bool = True) -> None:
+        super().__init__()
+        self.loud = loud
+        self._pts = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        await asyncio.sleep(max(self._start + self._pts / 48000 - time.monotonic(), 0))
+        t = (np.arange(960) + self._pts) / 48000
+        amp = 12000 if self.loud else 0
+        samples = (amp * np.sin(2 * math.pi * 440 * t)).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(np.repeat(samples, 2).reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate = 48000
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, 48000)
+        self._pts += 960
+        return frame
+
+
+class StereoTrack(MediaStreamTrack):
+    """Side-by-side stereo video: left and right eyes packed in one frame."""
+
+    kind = "video"
+
+    def __init__(self, width: int = 320, height: int = 120, fps: int = 30) -> None:
+        super().__init__()
+        self.width, self.height, self.fps = width, height, fps
+        self.frames = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.VideoFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        await asyncio.sleep(max(self._start + self.frames / self.fps - time.monotonic(), 0))
+        image = np.zeros((self.height, self.width, 3), np.uint8)
+        half = self.width // 2
+        x = (self.frames * 4) % half
+        image[:, x : x + 8, 0] = 255  # left eye
+        image[:, half + (x + 4) % half : half + (x + 4) % half + 8, 1] = 255  # right eye
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = self.frames * (90000 // self.fps)
+        frame.time_base = fractions.Fraction(1, 90000)
+        self.frames += 1
+        return frame
+
+
+def new_pc() -> RTCPeerConnection:
+    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+
+def frame_hashes(packets: list[tuple[int, int, bool, bytes]], kind: str) -> list[str]:
+    """Hash complete frames: payloads of one timestamp, in sequence order, joined."""
+    if kind == "audio":
+        return [hashlib.sha256(p[3]).hexdigest() for p in packets]
+    by_ts: dict[int, dict[int, tuple[bool, bytes]]] = defaultdict(dict)
+    for seq, ts, marker, payload in packets:
+        by_ts[ts][seq] = (marker, payload)
+    hashes = []
+    for parts in by_ts.values():
+        seqs = sorted(parts)
+        first = seqs[0]
+        if seqs != list(range(first, first + len(seqs))) or not parts[seqs[-1]][0]:
+            continue
+        if not parts[first][1][0] & 0x10:  # not the start of the frame
+            continue
+        hashes.append(hashlib.sha256(b"".join(parts[s][1] for s in seqs)).hexdigest())
+    return hashes
+
+
+@dataclass
+class Publisher:
+    pc: RTCPeerConnection
+    tracks: dict[str, str]  # kind -> track id
+    sent: dict[str, list[tuple[int, int, bool, bytes]]] = field(default_factory=lambda: defaultdict(list))
+    video: StereoTrack | None = None
+
+
+async def publish(
+    worker: WorkerProcess, room: str, member: str, role: str, audio: bool = True,
+    video: bool = True, pc_id: str = "pub",
+) -> Publisher:
+    pc = new_pc()
+    announced = []
+    video_track = None
+    if audio:
+        pc.addTransceiver(ToneTrack(), direction="sendonly")
+    if video:
+        video_track = StereoTrack()
+        pc.addTransceiver(video_track, direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    for t in pc.getTransceivers():
+        layout = "side-by-side" if t.kind == "video" else "mono"
+        announced.append({"mid": t.mid, "kind": t.kind, "layout": layout})
+    replies = await worker.signal(
+        room, member, role,
+        {"op": "publish", "pc": pc_id, "sdp": pc.localDescription.sdp, "tracks": announced},
+    )
+    (reply,) = replies
+    assert reply["op"] == "answer", reply
+    publisher = Publisher(pc, {t["kind"]: t["track"] for t in reply["tracks"]}, video=video_track)
+    ssrc_kind = {s._ssrc: s.kind for s in pc.getSenders()}
+    transport = pc.getSenders()[0].transport
+    send_rtp = transport._send_rtp
+
+    async def capture(data: bytes) -> None:
+        if not is_rtcp(data):
+            packet = RtpPacket.parse(data)
+            kind = ssrc_kind.get(packet.ssrc)
+            if kind is not None:
+                publisher.sent[kind].append(
+                    (packet.sequence_number, packet.timestamp, bool(packet.marker), packet.payload)
+                )
+        await send_rtp(data)
+
+    transport._send_rtp = capture  # type: ignore[method-assign]
+    await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
+    return publisher
+
+
+@dataclass
+class Received:
+    kind: str
+    packets: list[tuple[int, int, bool, bytes]] = field(default_factory=list)
+    dropped: set[int] = field(default_factory=set)
+    recovered: set[int] = field(default_factory=set)
+    first_packet_at: float | None = None
+
+
+@dataclass
+class Subscriber:
+    pc: RTCPeerConnection
+    received: dict[str, Received]  # track id -> observations
+    tracks: dict[str, MediaStreamTrack] = field(default_factory=dict)  # track id -> remote track
+    subscribed_at: float = 0.0
+
+
+async def subscribe(
+    worker: WorkerProcess, room: str, member: str, role: str = "spectator",
+    tracks: list[str] | None = None, loss: float = 0.0, pc_id: str = "sub", seed: int = 1,
+) -> Subscriber:
+    msg: dict[str, Any] = {"op": "subscribe", "pc": pc_id}
+    if tracks is not None:
+        msg["tracks"] = tracks
+    subscribed_at = time.monotonic()
+    (offer,) = await worker.signal(room, member, role, msg)
+    assert offer["op"] == "offer", offer
+    pc = new_pc()
+    mid_track = {t["mid"]: t["track"] for t in offer["tracks"]}
+    subscriber = Subscriber(pc, {}, subscribed_at=subscribed_at)
+
+    @pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        for t in pc.getTransceivers():
+            if t.receiver.track is track:
+                subscriber.tracks[mid_track[t.mid]] = track
+
+    await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+    rtx_types = {
+        c.payloadType
+        for m in SessionDescription.parse(offer["sdp"]).media
+        for c in m.rtp.codecs
+        if c.mimeType.lower() == "video/rtx"
+    }
+    rng = random.Random(seed)
+    for t in pc.getTransceivers():
+        received = subscriber.received[mid_track[t.mid]] = Received(t.kind)
+        _observe(t.receiver, received, rtx_types, loss, rng)
+    await pc.setLocalDescription(await pc.createAnswer())
+    (ack,) = await worker.signal(room, member, role, {"op": "answer", "pc": pc_id, "sdp": pc.localDescription.sdp})
+    assert ack["op"] == "ack", ack
+    return subscriber
+
+
+def _observe(receiver: Any, received: Received, rtx_types: set[int], loss: float, rng: random.Random) -> None:
+    handle = receiver._handle_rtp_packet
+
+    async def observe(packet: RtpPacket, arrival_time_ms: int) -> None:
+        if received.first_packet_at is None:
+            received.first_packet_at = time.monotonic()
+        if packet.payload_type in rtx_types:
+            if len(packet.payload) >= 2:
+                original = int.from_bytes(packet.payload[:2], "big")
+                if original in received.dropped:
+                    received.recovered.add(original)
+                    received.packets.append(
+                        (original, packet.timestamp, bool(packet.marker), packet.payload[2:])
+                    )
+        else:
+            if loss and rng.random() < loss:
+                received.dropped.add(packet.sequence_number)
+                return
+            received.packets.append(
+                (packet.sequence_number, packet.timestamp, bool(packet.marker), packet.payload)
+            )
+        await handle(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = observe
+
+
+async def wait_for(predicate: Any, timeout: float = TIMEOUT, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)
