@@ -1,0 +1,153 @@
+"""Reading case files: YAML or JSON in, a validated `Case` (or a precise `CaseError`) out."""
+
+from __future__ import annotations
+
+import types
+from functools import cache
+from importlib import resources
+from pathlib import Path as FsPath
+from typing import Any, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from rooms.case import privacy, references
+from rooms.case.errors import CaseError, Path, Problem
+from rooms.case.model import Case, Formulary, Intervention
+
+CASES_PACKAGE = "rooms.cases"
+FORMULARY = "formulary.yaml"
+
+
+def _line_map(node: yaml.Node, path: Path, out: dict[Path, int]) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            _line_map(value, (*path, str(key.value)), out)
+            out[(*path, str(key.value))] = key.start_mark.line + 1  # the key's line
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_map(item, (*path, i), out)
+
+
+def _line(lines: dict[Path, int], path: Path) -> int | None:
+    for end in range(len(path), -1, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return None
+
+
+def _model_at(path: Path) -> type[BaseModel] | None:
+    """The model class that holds the field at `path` in a case (for "allowed" keys)."""
+    annotation: Any = Case
+    for part in path:
+        while get_origin(annotation) in (Union, types.UnionType):
+            models = [a for a in get_args(annotation) if isinstance(a, type)]
+            models = [a for a in models if issubclass(a, BaseModel)] or models
+            annotation = models[0] if models else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif get_origin(annotation) in (dict, list):
+            annotation = get_args(annotation)[-1]
+        else:
+            return None
+    while get_origin(annotation) in (Union, types.UnionType):
+        annotation = next((a for a in get_args(annotation) if isinstance(a, type)), None)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _problem(error: ErrorDetails, lines: dict[Path, int]) -> Problem:
+    path: Path = tuple(p for p in error["loc"] if p not in ("str", "int", "float"))
+    kind = error["type"]
+    ctx = error.get("ctx", {})
+    allowed = ""
+    message = error["msg"]
+    if kind == "literal_error":
+        allowed = str(ctx.get("expected", ""))
+    elif kind == "extra_forbidden":
+        model = _model_at(path[:-1])
+        message = "unknown field"
+        allowed = ", ".join(model.model_fields) if model else ""
+    elif kind == "missing":
+        message = "required field is missing"
+    elif kind == "string_pattern_mismatch":
+        allowed = "lower_snake_case ids starting with a letter"
+    elif kind == "value_error":
+        message = message.removeprefix("Value error, ")
+    return Problem(path, message, allowed, _line(lines, path))
+
+
+def _parse(text: str, file: str) -> tuple[Any, dict[Path, int]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise CaseError(file, [Problem((), f"not valid YAML/JSON: {exc}", line=line)]) from exc
+    lines: dict[Path, int] = {}
+    if node is not None:
+        _line_map(node, (), lines)
+    if not isinstance(data, dict):
+        raise CaseError(file, [Problem((), "a case file must be a mapping of fields")])
+    return data, lines
+
+
+@cache
+def formulary() -> dict[str, Intervention]:
+    """The shared drugs and fluids every case may use (a case can override any of them)."""
+    text = resources.files("rooms.case").joinpath(FORMULARY).read_text(encoding="utf-8")
+    data, _ = _parse(text, FORMULARY)
+    return dict(Formulary.model_validate(data).interventions)
+
+
+def parse_case(text: str, file: str = "<case>") -> Case:
+    """Validate case text; raise `CaseError` listing every problem found."""
+    data, lines = _parse(text, file)
+    problems = [
+        Problem(p.path, p.message, p.allowed, _line(lines, p.path)) for p in privacy.lint(data)
+    ]
+    try:
+        case = Case.model_validate(data)
+    except ValidationError as exc:
+        problems += [_problem(e, lines) for e in exc.errors()]
+        raise CaseError(file, problems) from exc
+    drugs = {**formulary(), **case.interventions}
+    problems += [
+        Problem(p.path, p.message, p.allowed, _line(lines, p.path))
+        for p in references.check(case, drugs)
+    ]
+    if problems:
+        raise CaseError(file, problems)
+    return case.model_copy(update={"interventions": drugs})
+
+
+def _shipped_dir() -> FsPath:
+    return FsPath(str(resources.files(CASES_PACKAGE)))
+
+
+def load_case(source: str | FsPath) -> Case:
+    """Load a case from a file path, or a shipped case by its id (e.g. "septic_shock_ed")."""
+    path = FsPath(source)
+    if not path.exists() and path.suffix == "" and len(path.parts) == 1:
+        path = _shipped_dir() / f"{source}.yaml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CaseError(str(source), [Problem((), f"cannot read file: {exc.strerror}")]) from exc
+    return parse_case(text, str(path))
+
+
+def shipped_case_files() -> list[FsPath]:
+    return sorted(_shipped_dir().glob("*.yaml"))
+
+
+def shipped_cases() -> list[Case]:
+    """Every case that ships with the project, by id."""
+    return sorted((load_case(p) for p in shipped_case_files()), key=lambda c: c.id)

@@ -1,0 +1,1 @@
+"""The synthetic cases that ship with Grand Rounds (YAML package data)."""
