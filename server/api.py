@@ -1,0 +1,114 @@
+"""The HTTP API: rooms, join tokens, health and metrics (docs/protocol.md, "HTTP API")."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from netcode.views import Role
+from server.http import HttpRequest, HttpResponse, error_response, json_response, static_file
+from server.scenarios import UnknownCase
+
+if TYPE_CHECKING:
+    from server.app import Server
+
+_ROOM_PATH = re.compile(r"^/api/rooms/([A-Za-z0-9_-]{1,64})(/tokens)?$")
+
+
+class CreateRoom(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(default="", max_length=120)
+    case: str = Field(default="demo", max_length=64)
+    seed: int | None = Field(default=None, ge=0, lt=2**63)
+
+
+class IssueToken(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Role
+    name: str = Field(default="", max_length=64)
+    ttl_seconds: int | None = Field(default=None, gt=0, le=30 * 24 * 3600)
+
+
+class Api:
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def _admin(self, request: HttpRequest) -> bool:
+        given = request.headers.get("authorization", "")
+        key = given.removeprefix("Bearer ").strip() or request.headers.get("x-admin-key", "")
+        return bool(key) and hmac.compare_digest(key, self.server.settings.admin_key)
+
+    async def route(self, request: HttpRequest) -> HttpResponse:
+        path, method = request.path, request.method
+        if path == "/healthz":
+            return json_response(200, {"ok": True, "rooms": len(self.server.rooms)})
+        if path == "/metrics":
+            self.server.refresh_gauges()
+            return HttpResponse(200, self.server.metrics.render(),
+                                "text/plain; version=0.0.4; charset=utf-8")
+        if path == "/api/rooms":
+            if method == "GET":
+                return json_response(200, {"rooms": [h.info() for h in self.server.rooms.values()]})
+            if method == "POST":
+                return self._create_room(request)
+            return error_response(405, "method_not_allowed", "use GET or POST on /api/rooms")
+        match = _ROOM_PATH.match(path)
+        if match:
+            return self._room(request, match.group(1), tokens=bool(match.group(2)))
+        if method == "GET" and not path.startswith("/api/"):
+            found = static_file(path)
+            if found is not None:
+                return found
+        return error_response(404, "not_found", f"nothing at {path}")
+
+    def _body(self, request: HttpRequest, model: type[BaseModel]) -> Any:
+        try:
+            data = json.loads(request.body or b"{}")
+            return model.model_validate(data)
+        except json.JSONDecodeError as exc:
+            return error_response(400, "bad_json", f"the body is not JSON: {exc.msg}")
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            return error_response(400, "bad_request", f"{where}: {first['msg']}")
+
+    def _create_room(self, request: HttpRequest) -> HttpResponse:
+        if not self._admin(request):
+            return error_response(401, "unauthorized", "creating a room needs the admin key")
+        body = self._body(request, CreateRoom)
+        if isinstance(body, HttpResponse):
+            return body
+        try:
+            host = self.server.create_room(body.title, body.case, body.seed)
+        except UnknownCase as exc:
+            return error_response(404, "unknown_case", str(exc))
+        except OverflowError as exc:
+            return error_response(503, "too_many_rooms", str(exc))
+        return json_response(201, {**host.info(), "join": self.server.join_bundle(host.room.id)})
+
+    def _room(self, request: HttpRequest, room_id: str, *, tokens: bool) -> HttpResponse:
+        host = self.server.rooms.get(room_id)
+        if host is None:
+            return error_response(404, "unknown_room", f"there is no room {room_id!r}")
+        if tokens:
+            if request.method != "POST":
+                return error_response(405, "method_not_allowed", "POST to issue a token")
+            if not self._admin(request):
+                return error_response(401, "unauthorized", "issuing tokens needs the admin key")
+            body = self._body(request, IssueToken)
+            if isinstance(body, HttpResponse):
+                return body
+            return json_response(201, self.server.join_entry(room_id, body.role, body.name,
+                                                              body.ttl_seconds))
+        if request.method == "GET":
+            return json_response(200, host.info())
+        if request.method == "DELETE":
+            if not self._admin(request):
+                return error_response(401, "unauthorized", "ending a room needs the admin key")
+            host.room.request_end("ended by an administrator")
+            return json_response(202, {"id": room_id, "status": "ending"})
+        return error_response(405, "method_not_allowed", "use GET or DELETE on a room")

@@ -1,0 +1,141 @@
+"""The server process: one port for HTTP and WebSocket, one nursery owning every room.
+
+`Server.run` listens, runs each room as a task of its own nursery, and on SIGINT or
+SIGTERM (or cancellation) ends every room, tells each client why, and returns with
+nothing left running.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import signal
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import trio
+
+from netcode.views import Role
+from rooms.room import Room, RoomConfig
+from server import tokens
+from server.api import Api
+from server.client_socket import binary_frame
+from server.config import Settings
+from server.http import handle_connection
+from server.metrics import Metrics
+from server.room_host import RoomHost
+from server.scenarios import make_scenario
+
+log = logging.getLogger(__name__)
+VERSION = "0.1.0"
+
+
+class Server:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings.with_secrets()
+        self.metrics = Metrics()
+        self.rooms: dict[str, RoomHost] = {}
+        self.api = Api(self)
+        self.port = self.settings.port
+        self._nursery: trio.Nursery | None = None
+        self._room_nursery: trio.Nursery | None = None
+        self.on_room_created: list[Callable[[RoomHost], None]] = []
+
+    # -- rooms ------------------------------------------------------------------
+    def create_room(self, title: str, case: str, seed: int | None = None,
+                    room_id: str | None = None) -> RoomHost:
+        if self._room_nursery is None:
+            raise RuntimeError("the server is not running")
+        live = sum(1 for h in self.rooms.values() if not h.ended)
+        if live >= self.settings.max_rooms:
+            raise OverflowError(f"this server runs at most {self.settings.max_rooms} rooms")
+        room_id = room_id or secrets.token_urlsafe(6).replace("-", "x").replace("_", "y")
+        seed = secrets.randbelow(2**31) if seed is None else seed
+        scenario = make_scenario(case, seed)
+        config = RoomConfig(tick_hz=self.settings.tick_hz,
+                            grace_seconds=self.settings.grace_seconds)
+        room = Room(room_id, scenario, seed=seed, config=config, framer=binary_frame,
+                    title=title or f"{case} room")
+        room.start({"server": VERSION})
+        host = RoomHost(room, self.settings, self.metrics)
+        self.rooms[room_id] = host
+        for hook in self.on_room_created:
+            hook(host)
+        self._room_nursery.start_soon(host.run, name=f"room {room_id}")
+        log.info("room %s created (case %s, seed %d)", room_id, case, seed)
+        return host
+
+    def issue_token(self, room_id: str, role: Role, name: str = "",
+                    ttl_seconds: int | None = None) -> str:
+        return tokens.issue(self.settings.secret, room_id, role, name or role.value.title(),
+                            ttl_seconds or self.settings.token_ttl_seconds)
+
+    def join_entry(self, room_id: str, role: Role, name: str = "",
+                   ttl_seconds: int | None = None) -> dict[str, Any]:
+        token = self.issue_token(room_id, role, name, ttl_seconds)
+        query = urlencode({"room": room_id, "token": token})
+        base = self.settings.base_url()
+        return {"role": role.value, "token": token, "link": f"{base}/?{query}",
+                "ws": base.replace("http", "ws", 1) + "/ws"}
+
+    def join_bundle(self, room_id: str) -> dict[str, dict[str, Any]]:
+        """A join link for each role, as `serve --demo` prints and the create API returns."""
+        return {role.value: self.join_entry(room_id, role) for role in Role}
+
+    def refresh_gauges(self) -> None:
+        statuses: dict[str, int] = {"running": 0, "paused": 0, "ended": 0, "created": 0}
+        for host in self.rooms.values():
+            statuses[host.room.status.value] = statuses.get(host.room.status.value, 0) + 1
+        for status, count in statuses.items():
+            self.metrics.rooms.labels(status).set(count)
+
+    # -- running ------------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+                  demo: bool = False, on_ready: Callable[[Server], None] | None = None) -> None:
+        """Serve until SIGINT/SIGTERM or cancellation, then shut down cleanly."""
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                listeners = await trio.open_tcp_listeners(self.settings.port,
+                                                          host=self.settings.host)
+                self.port = listeners[0].socket.getsockname()[1]
+                if self.settings.port == 0:
+                    self.settings = self.settings.model_copy(update={"port": self.port})
+                try:
+                    async with trio.open_nursery() as rooms:
+                        self._room_nursery = rooms
+                        async with trio.open_nursery() as clients:
+                            clients.start_soon(self._serve, listeners, clients)
+                            if demo:
+                                self.create_room("Demo grand round", "demo", room_id="demo")
+                            if on_ready is not None:
+                                on_ready(self)
+                            task_status.started(self.port)
+                            nursery.start_soon(self._watch_signals, signals, clients)
+                            await trio.sleep_forever()
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await self._end_all_rooms("the server is shutting down")
+                    nursery.cancel_scope.cancel()
+
+    async def _serve(self, listeners: list[trio.SocketListener], clients: trio.Nursery) -> None:
+        await trio.serve_listeners(lambda s: handle_connection(self, s), listeners,
+                                   handler_nursery=clients)
+
+    async def _watch_signals(self, signals: Any, clients: trio.Nursery) -> None:
+        async for signum in signals:
+            log.info("signal %s: shutting down", signal.Signals(signum).name)
+            await self._end_all_rooms("the server is shutting down")
+            clients.cancel_scope.cancel()
+            return
+
+    async def _end_all_rooms(self, reason: str) -> None:
+        for host in self.rooms.values():
+            if not host.ended:
+                host.room.request_end(reason)
+        with trio.move_on_after(5):
+            for host in list(self.rooms.values()):
+                await host.wait_stopped()
+        if self._room_nursery is not None:
+            self._room_nursery.cancel_scope.cancel()

@@ -1,0 +1,74 @@
+"""The `grandrounds` command: serve, bots, case and replay tools."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from server.app import Server
+from server.config import Settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port", "data_dir", "tick_hz"):
+        value = getattr(args, name)
+        if value is not None:
+            overrides[name] = value
+    settings = Settings(**overrides)
+
+    def announce(server: Server) -> None:
+        print(f"Grand Rounds is serving on {server.settings.base_url()}", flush=True)
+        if args.demo:
+            print("Demo room 'demo' is running. Join links:", flush=True)
+            for role, entry in server.join_bundle("demo").items():
+                print(f"  {role:<12} {entry['link']}", flush=True)
+        print(f"Admin key: stored in {server.settings.data_dir / 'secrets.json'}", flush=True)
+
+    server = Server(settings)
+    trio.run(lambda: server.run(demo=args.demo, on_ready=announce))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grandrounds", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port for HTTP and WebSocket (default 8765)")
+    serve.add_argument("--data-dir", type=Path, help="where secrets and sessions are kept")
+    serve.add_argument("--tick-hz", type=int, help="room tick rate (default 30)")
+    serve.add_argument("--demo", action="store_true", help="create a demo room and print links")
+    serve.set_defaults(func=_serve)
+
+    for module in ("clients.python.bots", "server.case_cli", "server.replay_cli"):
+        try:
+            importlib.import_module(module).register(commands)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        result: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Server configuration: flags override `GRANDROUNDS_*` environment variables.
+
+Without an admin key or a signing secret the server makes its own and keeps them in
+the data directory, so tokens handed out stay valid across a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GRANDROUNDS_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    data_dir: Path = Path("data")
+    public_url: str = ""
+    """Base URL put in join links; defaults to http://host:port."""
+    admin_key: str = ""
+    secret: str = ""
+    tick_hz: int = Field(default=30, ge=1, le=120)
+    grace_seconds: float = Field(default=30.0, gt=0)
+    idle_timeout_seconds: float = Field(default=600.0, gt=0)
+    token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
+    max_rooms: int = Field(default=64, ge=1)
+    max_clients_per_room: int = Field(default=2000, ge=1)
+    send_queue_bytes: int = Field(default=512 * 1024, ge=16 * 1024)
+    slow_drop_seconds: float = Field(default=5.0, gt=0)
+    client_timeout_seconds: float = Field(default=30.0, gt=0)
+    rate_per_second: float = Field(default=100.0, gt=0)
+    rate_burst: float = Field(default=200.0, gt=0)
+
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    def with_secrets(self) -> Settings:
+        """Fill in a missing admin key or secret from (or into) `data_dir/secrets.json`."""
+        if self.admin_key and self.secret:
+            return self
+        path = self.data_dir / "secrets.json"
+        stored: dict[str, str] = {}
+        if path.exists():
+            stored = json.loads(path.read_text())
+        changed = False
+        for name in ("admin_key", "secret"):
+            if not stored.get(name):
+                stored[name] = secrets.token_urlsafe(32)
+                changed = True
+        if changed:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(stored))
+            os.chmod(tmp, 0o600)
+            tmp.replace(path)
+        return self.model_copy(update={
+            "admin_key": self.admin_key or stored["admin_key"],
+            "secret": self.secret or stored["secret"],
+        })

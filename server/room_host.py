@@ -1,0 +1,261 @@
+"""Runs one room: its tick loop, the clients attached to it, and the fan-out.
+
+Fan-out is the hot path. After each tick every client gets the frame for its view and
+baseline; the publisher encodes each distinct (view, baseline) once, already framed
+for the WebSocket, and the same bytes are offered to every socket that shares them. A
+client whose socket is full is skipped (its baseline stays, so the next delta covers
+the gap); one that stays behind for `slow_drop_seconds` is dropped with a reason.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from netcode.codec import (
+    PROTOCOL_VERSION,
+    Ack,
+    Intent,
+    Ping,
+    PoseUpdate,
+    Resume,
+    Resync,
+    Rtc,
+    encode,
+)
+from netcode.views import Role
+from rooms.room import Member, Reply, Room, RoomStatus
+from rooms.scenario import IntentRefused
+from server.client_socket import ClientSocket
+from server.config import Settings
+from server.metrics import Metrics
+
+RtcHandler = Callable[["RoomHost", "Link", Rtc], None]
+
+
+@dataclass(eq=False, slots=True)
+class Link:
+    """A connected client of this room."""
+
+    member: Member
+    sock: ClientSocket
+    session: str
+    base: int | None = None
+    resume_op: int | None = None
+    behind_since: float | None = None
+    last_ack: int = 0
+    frames: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class RoomHost:
+    def __init__(self, room: Room, settings: Settings, metrics: Metrics) -> None:
+        self.room = room
+        self.settings = settings
+        self.metrics = metrics
+        self.links: dict[int, Link] = {}
+        self._sessions: dict[str, int] = {}
+        self.created_at = time.time()
+        self.rtc_handler: RtcHandler | None = None
+        self._stopped = trio.Event()
+
+    @property
+    def ended(self) -> bool:
+        return self.room.status is RoomStatus.ENDED
+
+    def info(self) -> dict[str, Any]:
+        counts = {role.value: 0 for role in Role}
+        for link in self.links.values():
+            counts[link.member.role.value] += 1
+        return {
+            "id": self.room.id, "title": self.room.title, "status": self.room.status.value,
+            "scenario": self.room.scenario.name, "tick": self.room.tick_no,
+            "tick_hz": self.room.config.tick_hz, "clients": counts,
+            "created_at": self.created_at,
+        }
+
+    # -- clients ----------------------------------------------------------------
+    def attach(self, sock: ClientSocket, role: Role, name: str, resume: Resume | None) -> Link:
+        """Admit a client (resuming its session when it can) and send welcome + first state."""
+        if len(self.links) >= self.settings.max_clients_per_room:
+            raise IntentRefused("room_full", "this room has as many clients as it can take")
+        member_id = self._sessions.get(resume.session) if resume else None
+        resumed = (
+            member_id is not None
+            and member_id not in self.links
+            and self.room.members.get(member_id) is not None
+            and self.room.members[member_id].role is role
+            and self.room.reconnect(member_id)
+        )
+        if resumed and resume is not None and member_id is not None:
+            member = self.room.members[member_id]
+            session = resume.session
+            link = Link(member, sock, session, base=resume.tick, resume_op=resume.op)
+        else:
+            member = self.room.join(role, name)
+            session = secrets.token_urlsafe(12)
+            self._sessions[session] = member.id
+            link = Link(member, sock, session)
+        self.links[member.id] = link
+        sock.send(encode({
+            "t": "welcome", "v": PROTOCOL_VERSION, "room": self.room.id,
+            "title": self.room.title, "role": role.value, "name": member.name,
+            "member": member.id, "session": session, "resumed": bool(resumed),
+            "tick_hz": self.room.config.tick_hz,
+            "checksum_every": self.room.config.checksum_every,
+            "grace_seconds": self.room.config.grace_seconds,
+        }))
+        self._send_state(link, time.monotonic())
+        self.metrics.clients.labels(role.value).inc()
+        return link
+
+    def detach(self, link: Link, *, left: bool = False) -> None:
+        """The client's connection ended: keep its session for the grace period."""
+        if self.links.get(link.member.id) is not link:
+            return
+        del self.links[link.member.id]
+        self.metrics.clients.labels(link.member.role.value).dec()
+        if self.ended:
+            return
+        if left:
+            self.room.leave(link.member.id)
+            self._sessions.pop(link.session, None)
+        else:
+            self.room.disconnect(link.member.id)
+
+    def handle(self, link: Link, message: Any) -> None:
+        """One validated message from an attached client."""
+        match message:
+            case PoseUpdate():
+                parts = {p: v for p in ("head", "left", "right")
+                         if (v := getattr(message, p)) is not None}
+                self.room.pose(link.member.id, parts, message.objects)
+            case Intent():
+                try:
+                    self.room.submit(link.member.id, message.id, message.do, message.args)
+                except IntentRefused as refused:
+                    self.reply(Reply(link.member.id, message.id, False, refused.code,
+                                     refused.message))
+            case Ack():
+                link.last_ack = message.tick
+            case Resync():
+                link.base = None
+                link.resume_op = None
+            case Ping():
+                link.sock.send(encode({"t": "pong", "id": message.id, "tick": self.room.tick_no}))
+            case Rtc():
+                if self.rtc_handler is None:
+                    raise IntentRefused("media_unavailable", "media is not enabled on this server")
+                self.rtc_handler(self, link, message)
+            case _:
+                raise IntentRefused("bad_message", "this message is not accepted after hello")
+
+    def reply(self, reply: Reply) -> None:
+        link = self.links.get(reply.member)
+        if link is None:
+            return
+        message: dict[str, Any] = {"t": "reply", "id": reply.id, "ok": reply.ok}
+        if not reply.ok:
+            message["code"] = reply.code
+            message["msg"] = reply.message
+            self.metrics.errors.labels(reply.code).inc()
+        link.sock.send(encode(message))
+
+    def send_to(self, member_id: int, message: dict[str, Any]) -> None:
+        link = self.links.get(member_id)
+        if link is not None:
+            link.sock.send(encode(message))
+
+    # -- the tick loop ------------------------------------------------------------
+    async def run(self) -> None:
+        """Tick until the room ends; then say goodbye to every client."""
+        period = 1.0 / self.room.config.tick_hz
+        idle_ticks = round(self.settings.idle_timeout_seconds * self.room.config.tick_hz)
+        deadline = trio.current_time()
+        try:
+            while True:
+                deadline += period
+                now = trio.current_time()
+                if deadline < now - 5 * period:
+                    deadline = now  # far behind (a stall): resume the cadence, do not burst
+                await trio.sleep_until(deadline)
+                started = time.perf_counter()
+                result = self.room.tick()
+                for reply in result.replies:
+                    self.reply(reply)
+                for member_id in result.removed:
+                    self._forget(member_id)
+                self._fan_out()
+                self.metrics.tick_seconds.observe(time.perf_counter() - started)
+                if result.ended:
+                    break
+                if self.room.tick_no - self.room.last_active_tick >= idle_ticks:
+                    self.room.request_end("idle timeout: nobody connected")
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._goodbye()
+            self._stopped.set()
+
+    def _forget(self, member_id: int) -> None:
+        for session, member in list(self._sessions.items()):
+            if member == member_id:
+                del self._sessions[session]
+
+    def _fan_out(self) -> None:
+        now = time.monotonic()
+        sent_bytes = frames = skipped = 0
+        encodes_before = self.room.publisher.encodes
+        for link in list(self.links.values()):
+            size = self._send_state(link, now)
+            if size:
+                sent_bytes += size
+                frames += 1
+            elif size == 0:
+                skipped += 1
+        self.metrics.bytes_sent.inc(sent_bytes)
+        self.metrics.frames_sent.inc(frames)
+        if skipped:
+            self.metrics.sends_skipped.inc(skipped)
+        self.metrics.frame_encodes.inc(self.room.publisher.encodes - encodes_before)
+
+    def _send_state(self, link: Link, now: float) -> int | None:
+        """Offer `link` its frame; the size sent, 0 if skipped, None if dropped."""
+        frame = self.room.publisher.frame(link.member.view, link.base, link.resume_op)
+        if link.sock.offer(frame):
+            link.base = self.room.tick_no
+            link.resume_op = None
+            link.behind_since = None
+            link.frames += 1
+            return len(frame)
+        if link.sock.closed:
+            return None
+        if link.behind_since is None:
+            link.behind_since = now
+        elif now - link.behind_since > self.settings.slow_drop_seconds:
+            self.drop(link, "too_slow", "your connection could not keep up with the room")
+            return None
+        return 0
+
+    def drop(self, link: Link, code: str, message: str) -> None:
+        """Tell a client why it is being disconnected, then cut it off."""
+        self.metrics.clients_dropped.labels(code).inc()
+        link.sock.send(encode({"t": "bye", "code": code, "msg": message}))
+        link.sock.close_reason = code
+        link.sock.abort(code)
+
+    async def _goodbye(self) -> None:
+        reason = self.room.end_reason or "the room has ended"
+        for link in list(self.links.values()):
+            link.sock.send(encode({"t": "bye", "code": "room_ended", "msg": reason}))
+        with trio.move_on_after(2):
+            async with trio.open_nursery() as nursery:
+                for link in list(self.links.values()):
+                    nursery.start_soon(link.sock.aclose, "room ended")
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
