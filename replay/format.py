@@ -74,39 +74,59 @@ class Damage:
 
     offset: int
     code: str
-    """torn-tail (incomplete last frame) | corrupt-record (bad checksum or length)"""
+    """torn-tail (nothing valid follows) | corrupt-record (valid frames follow the damage)"""
     detail: str
+
+
+def _frame_ok(view: memoryview, pos: int) -> bool:
+    size = len(view)
+    if size - pos < FRAME.size:
+        return False
+    length, crc = FRAME.unpack_from(view, pos)
+    end = pos + FRAME.size + length
+    return bool(0 < length <= MAX_PAYLOAD and end <= size and zlib.crc32(
+        view[pos + FRAME.size : end], zlib.crc32(view[pos : pos + 4])
+    ) == crc)
+
+
+def damage_kind(buf: bytes | memoryview, pos: int) -> str:
+    """torn-tail when no valid frame starts anywhere after `pos`, else corrupt-record.
+
+    A writer that dies mid-append leaves nothing valid after its last partial frame;
+    a flipped byte (in a length or a payload) leaves valid frames after the damage.
+    """
+    view = memoryview(buf)
+    return "corrupt-record" if any(
+        _frame_ok(view, p) for p in range(pos + 1, len(view) - FRAME.size)
+    ) else "torn-tail"
 
 
 def iter_frames(buf: bytes | memoryview, start: int = HEADER.size) -> Iterator[Frame | Damage]:
     """Yield frames from `start`; a final `Damage` if the segment does not end cleanly.
 
-    A frame whose bytes run past the end is a torn tail (the writer died mid-append).
-    A complete frame with a wrong checksum, or an impossible length, is corruption;
-    a damaged frame that ends exactly at the end of the data counts as a torn tail.
+    Damage is a torn tail when nothing valid follows it (see `damage_kind`), otherwise
+    corruption; either way it is located by the byte offset of the damaged frame.
     """
     view = memoryview(buf)
     size = len(view)
     pos = start
     while pos < size:
-        if size - pos < FRAME.size:
-            yield Damage(pos, "torn-tail", f"{size - pos} bytes of a frame header")
+        if not _frame_ok(view, pos):
+            length = FRAME.unpack_from(view, pos)[0] if size - pos >= FRAME.size else None
+            if length is None:
+                detail = f"{size - pos} bytes of a frame header"
+            elif length > MAX_PAYLOAD or length == 0:
+                detail = f"impossible record length {length}"
+            elif pos + FRAME.size + length > size:
+                detail = f"record of {length} bytes, {size - pos - FRAME.size} present"
+            else:
+                detail = "checksum mismatch"
+            yield Damage(pos, damage_kind(view, pos), detail)
             return
-        length, crc = FRAME.unpack_from(view, pos)
+        length = FRAME.unpack_from(view, pos)[0]
         end = pos + FRAME.size + length
-        if length > MAX_PAYLOAD:
-            yield Damage(pos, "corrupt-record", f"impossible record length {length}")
-            return
-        if end > size:
-            yield Damage(pos, "torn-tail", f"record of {length} bytes, {size - pos - 8} present")
-            return
-        payload = view[pos + FRAME.size : end]
-        if zlib.crc32(payload, zlib.crc32(view[pos : pos + 4])) != crc:
-            code = "torn-tail" if end == size else "corrupt-record"
-            yield Damage(pos, code, "checksum mismatch")
-            return
         try:
-            index, record = unpack_payload(bytes(payload))
+            index, record = unpack_payload(bytes(view[pos + FRAME.size : end]))
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
             yield Damage(pos, "corrupt-record", f"undecodable record: {exc}")
             return

@@ -1,33 +1,21 @@
 """Rebuilding the state at a moment: a keyframe plus the records that follow it.
 
-A keyframe record's data holds `case` (`CaseState.export()`), `poses` (the pose
-table), `scenario` (the scenario's `snapshot()`) and `room` (room-level state).
-Ops are re-applied through `CaseState`'s own methods, so a rebuilt state is the
-state the room had, field visibility and op numbering included.
+A keyframe record's data is `Room.export()`: `world` (`CaseState.export()`), `poses`
+(the published pose table), `members`, `leases`, `status`, `scenario`. Ops are
+re-applied through `CaseState`'s own methods, so a rebuilt state is the state the
+room had, field visibility, log tails and op numbering included.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from netcode.codec import checksum
 from netcode.state import CaseState, StateError
 from netcode.views import View
 from replay.errors import ReplayError
 from rooms.records import Record
-
-
-def ops_of(data: Mapping[str, Any]) -> Iterator[tuple[int | None, list[Any]]]:
-    """(seq, canonical op) pairs of an `op` record: one op, or a batch under `ops`."""
-    if "ops" in data:
-        for item in data["ops"]:
-            if isinstance(item, Mapping):
-                yield item.get("seq"), list(item["op"])
-            else:
-                yield item[0], list(item[1])
-    else:
-        yield data.get("seq"), list(data["op"])
 
 
 def apply_op(world: CaseState, op: list[Any]) -> None:
@@ -55,84 +43,86 @@ def apply_op(world: CaseState, op: list[Any]) -> None:
 
 @dataclass(slots=True)
 class ReplayState:
-    """What the room held at `tick`, as `view` sees it."""
+    """What the room held after `tick`, as `view` sees it."""
 
     tick: int
     seconds: float
     view: View
     case: dict[str, Any]
-    """`CaseState.view_state(view)`"""
-    poses: dict[Any, Any]
-    members: dict[Any, dict[str, Any]]
+    """`CaseState.view_state(view)`: {"e": entities, "l": log tails}"""
+    poses: dict[int, list[int]]
+    """Published (quantized) poses by entity id."""
     room: dict[str, Any]
-    scenario: dict[str, Any]
-    """The scenario snapshot of the keyframe the state was rebuilt from (facilitator data)."""
+    """Room-level state (status, members, leases, scenario) as of the keyframe used."""
+    keyframe_tick: int | None
+
+    def client_state(self) -> dict[str, Any]:
+        """What a client of this view holds ({e, l, p}), the form room checksums cover."""
+        return {**self.case, "p": self.poses}
+
+    def checksum(self) -> int:
+        return checksum(self.client_state())
 
 
 @dataclass(slots=True)
 class Reconstruction:
-    """A state being rolled forward record by record."""
+    """A state being rolled forward record by record (from the start or a keyframe)."""
 
     world: CaseState = field(default_factory=CaseState)
-    poses: dict[Any, Any] = field(default_factory=dict)
-    members: dict[Any, dict[str, Any]] = field(default_factory=dict)
+    poses: dict[int, list[int]] = field(default_factory=dict)
     room: dict[str, Any] = field(default_factory=dict)
-    scenario: dict[str, Any] = field(default_factory=dict)
-    tick: int = 0
+    keyframe_tick: int | None = None
 
     @classmethod
     def from_keyframe(cls, record: Record) -> Reconstruction:
         data = record.data
         try:
-            world = CaseState.restore(data["case"])
+            world = CaseState.restore(data["world"])
+            poses = {int(k): list(v) for k, v in data["poses"].items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise ReplayError("bad-keyframe", f"keyframe at tick {record.tick}: {exc}") from exc
-        room = dict(data.get("room") or {})
-        members = {m["member"]: dict(m) for m in room.get("members", []) if "member" in m}
-        return cls(
-            world, dict(data.get("poses") or {}), members, room,
-            dict(data.get("scenario") or {}), record.tick,
-        )
+        room = {k: v for k, v in data.items() if k not in ("world", "poses")}
+        return cls(world, poses, room, record.tick)
 
     def apply(self, record: Record) -> None:
-        self.tick = record.tick
+        """Roll forward by one record; records that do not change state are ignored."""
         kind, data = record.kind, record.data
         if kind == "op":
-            for seq, op in ops_of(data):
-                try:
-                    apply_op(self.world, op)
-                except (StateError, ValueError, TypeError, KeyError) as exc:
-                    raise ReplayError(
-                        "bad-op", f"op {seq} at tick {record.tick} does not apply: {exc}"
-                    ) from exc
-                if seq is not None and self.world.op_seq != seq:
-                    raise ReplayError(
-                        "bad-op", f"op {seq} at tick {record.tick} lands as {self.world.op_seq}"
-                    )
+            try:
+                apply_op(self.world, data["op"])
+            except (StateError, ValueError, TypeError, KeyError) as exc:
+                raise ReplayError(
+                    "bad-op", f"op {data.get('seq')} at tick {record.tick} does not apply: {exc}"
+                ) from exc
+            if self.world.op_seq != data.get("seq", self.world.op_seq):
+                raise ReplayError(
+                    "bad-op", f"op {data['seq']} at tick {record.tick} lands as {self.world.op_seq}"
+                )
             self.world.drain()
         elif kind == "poses":
-            for eid, pose in data.get("poses", data).items():
-                if pose is None:
-                    self.poses.pop(eid, None)
-                else:
-                    self.poses[eid] = pose
-        elif kind == "join":
-            self.members[data.get("member")] = dict(data)
-        elif kind == "leave":
-            member = self.members.pop(data.get("member"), None)
-            avatar = (member or {}).get("avatar", data.get("avatar"))
-            if avatar is not None:
-                self.poses.pop(avatar, None)
+            for eid, pose in data.get("p", {}).items():
+                self.poses[int(eid)] = list(pose)
+            for eid in data.get("g", []):
+                self.poses.pop(int(eid), None)
         elif kind == "keyframe":
             fresh = Reconstruction.from_keyframe(record)
-            self.world, self.poses, self.room = fresh.world, fresh.poses, fresh.room
-            self.scenario = fresh.scenario
-            if fresh.members:
-                self.members = fresh.members
+            self.world, self.poses = fresh.world, fresh.poses
+            self.room, self.keyframe_tick = fresh.room, fresh.keyframe_tick
 
-    def state(self, view: View, tick_hz: int) -> ReplayState:
+    def state(self, view: View, tick: int, tick_hz: int) -> ReplayState:
         return ReplayState(
-            self.tick, self.tick / (tick_hz or 1), view, self.world.view_state(view),
-            dict(self.poses), {k: dict(v) for k, v in self.members.items()},
-            dict(self.room), dict(self.scenario),
+            tick, tick / (tick_hz or 1), view, self.world.view_state(view),
+            {k: list(v) for k, v in self.poses.items()}, dict(self.room), self.keyframe_tick,
         )
+
+
+def keyframe_matches(recon: Reconstruction, record: Record) -> str | None:
+    """None when a keyframe agrees with the rolled-forward state, else what differs."""
+    fresh = Reconstruction.from_keyframe(record)
+    if fresh.world.export() != recon.world.export():
+        return "case state differs from the recorded ops"
+    if fresh.poses != recon.poses:
+        return "pose table differs from the recorded poses"
+    return None
+
+

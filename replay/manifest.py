@@ -55,30 +55,28 @@ class Manifest:
         """Fold one record into the manifest; True when it changed something."""
         data = record.data
         if record.kind == "start":
-            self.room_id = str(data.get("room", data.get("room_id", "")))
-            self.case = {
-                "name": data.get("scenario", data.get("case", "")),
-                "version": data.get("scenario_version", data.get("case_version")),
-            }
+            self.room_id = str(data.get("room", ""))
+            self.case = {"name": data.get("scenario", ""), "title": data.get("title", "")}
             self.seed = data.get("seed")
             self.tick_hz = int(data.get("tick_hz", 0))
-            self.versions = dict(data.get("versions", {}))
+            self.versions = dict(data.get("versions") or {})
+            self.case["version"] = self.versions.get("case", self.versions.get("scenario"))
             self.server_version = str(self.versions.get("server", self.server_version))
             return True
-        if record.kind in ("join", "leave"):
+        if record.kind in ("join", "leave", "expire"):
             member = data.get("member")
             key = pseudonym(self.session_id, member)
             entry = self.participants.setdefault(
                 key, {"pseudonym": key, "member": member, "role": data.get("role")}
             )
             if record.kind == "join":
-                entry["role"] = data.get("role", entry["role"])
-                entry.setdefault("joined_tick", record.tick)
+                entry["joined_tick"] = record.tick
             else:
                 entry["left_tick"] = record.tick
             return True
-        if record.kind == "end":
+        if record.kind == "ended":
             self.end_tick = record.tick
+            self.case["end_reason"] = data.get("reason")
             return True
         return False
 

@@ -87,6 +87,7 @@ class Session:
         self.tick_hz = int(self.manifest.tick_hz or 0)
         self.problems: list[Problem] = []
         self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._broken: dict[int, str] = {}
         indexed = {s.number: s for s in IndexFile.load(path).segments}
         self._segments: list[_Segment] = []
         next_record = 0
@@ -155,10 +156,8 @@ class Session:
             return self._cache[number]
         if sealed:
             buf, error = decompress(file)
-            if error is not None and not any(
-                p.segment == number and p.code == "corrupt-segment" for p in self.problems
-            ):
-                self.problems.append(Problem("corrupt-segment", number, len(buf), -1, None, error))
+            if error is not None:
+                self._broken[number] = error
         else:
             buf = file.read_bytes()
         self._cache[number] = buf
@@ -184,6 +183,14 @@ class Session:
                     raise ReplayError(code, problem.describe(self.tick_hz))
                 next_index, last_tick = item.index + 1, item.record.tick
                 yield seg.number, item
+            if seg.number in self._broken or (seg.sealed and len(buf) < seg.info.raw_bytes):
+                problem = Problem(
+                    "corrupt-segment", seg.number, len(buf), next_index, last_tick,
+                    self._broken.get(seg.number, "segment is shorter than its index says"),
+                )
+                if problem not in self.problems:
+                    self.problems.append(problem)
+                raise ReplayError(problem.code, problem.describe(self.tick_hz))
             damage = seg.damage
             if damage is not None and not (damage.code == "torn-tail" and seg is last):
                 raise ReplayError(damage.code, damage.describe(self.tick_hz))
@@ -219,9 +226,7 @@ class Session:
                 recon = Reconstruction.from_keyframe(record)
             else:
                 recon.apply(record)
-        state = recon.state(view, self.tick_hz)
-        state.tick, state.seconds = tick, self.seconds(tick)
-        return state
+        return recon.state(view, tick, self.tick_hz)
 
     def state_at(self, seconds: float, view: View = View.FACILITATOR) -> ReplayState:
         return self.state_at_tick(self.tick_of(seconds), view)

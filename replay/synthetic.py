@@ -1,131 +1,101 @@
-"""A synthetic GR-S-like session (members, poses, vitals, events, keyframes).
+"""A scripted GR-S session: a real `Room` with the demo scenario, driven by bots.
 
-Drives a real `CaseState` so ops and keyframes are genuine; used by the tests, the
-bench and the MCAP evaluation until (and besides) recordings of a real `Room`.
+Members join, move their head and hands every tick (poses at the tick rate), chat,
+grab and release objects and write notes; the demo scenario drifts seven vitals each
+second and logs an event every five. Deterministic for a seed, so tests can compare
+replays with the live room and re-simulate it; the bench uses it as the GR-S load.
 """
 
 from __future__ import annotations
 
 import random
-import zlib
 from collections.abc import Callable
 from typing import Any
 
-import msgpack
-
-from netcode.state import CaseState
-from netcode.views import ALL_VIEWS, View
-from rooms.records import Record, Recorder
-
-VITALS = ("hr", "sbp", "dbp", "spo2", "rr", "temp", "etco2")
-ROLES = ("facilitator", "participant", "spectator")
+from netcode.views import Role
+from rooms.demo import DemoScenario
+from rooms.records import Recorder
+from rooms.room import PARTS, Room, RoomConfig
 
 
-def view_checksums(world: CaseState) -> list[int]:
-    return [
-        zlib.crc32(msgpack.packb(world.view_state(v), default=repr)) for v in ALL_VIEWS
-    ]
+def make_room(
+    recorder: Recorder, seed: int = 1, tick_hz: int = 30, keyframe_seconds: float = 10.0,
+    checksum_every: int = 30, objects: int = 20,
+) -> Room:
+    return Room(
+        "synthetic", DemoScenario(seed, objects=objects), seed=seed, recorder=recorder,
+        config=RoomConfig(
+            tick_hz=tick_hz, keyframe_seconds=keyframe_seconds, checksum_every=checksum_every
+        ),
+    )
 
 
-class SyntheticSession:
-    """Deterministic for a seed; `run()` records `seconds` of session into `recorder`."""
+class Bots:
+    """Scripted members of a room; `run()` plays `seconds` of session."""
 
-    def __init__(
-        self,
-        seed: int = 1,
-        participants: int = 8,
-        objects: int = 20,
-        tick_hz: int = 30,
-        keyframe_every_s: float = 10.0,
-        checksum_every: int = 1,
-    ) -> None:
-        self.rng = random.Random(seed)
-        self.seed = seed
+    def __init__(self, room: Room, participants: int = 8, seed: int = 1) -> None:
+        self.room = room
+        self.rng = random.Random(seed * 7919)
         self.participants = participants
-        self.objects = objects
-        self.tick_hz = tick_hz
-        self.keyframe_every = max(1, int(keyframe_every_s * tick_hz))
-        self.checksum_every = checksum_every
-        self.world = CaseState()
-        self.poses: dict[int, list[int]] = {}
-        self.avatars: dict[int, int] = {}
-
-    def _ops(self, out: Recorder, tick: int) -> None:
-        for op in self.world.drain():
-            out.record(Record("op", tick, {"seq": op.seq, "op": list(op.canonical)}))
+        self.members: list[int] = []
+        self.held: dict[int, int] = {}
+        self._pose: dict[int, list[float]] = {}
 
     def run(
-        self,
-        out: Recorder,
-        seconds: float,
-        on_tick: Callable[[int, CaseState, dict[int, list[int]]], None] | None = None,
+        self, seconds: float, on_tick: Callable[[Room], None] | None = None, end: bool = True,
     ) -> None:
-        rng, world = self.rng, self.world
-        out.record(Record("start", 0, {
-            "room": "synthetic", "scenario": "synthetic-sepsis", "seed": self.seed,
-            "tick_hz": self.tick_hz, "versions": {"server": "0.1.0", "format": 1},
-        }))
-        patient = world.create(
-            "patient", {"name": "J. Doe", "dx": "sepsis", **{v: 80 for v in VITALS}},
-            {"dx": View.FACILITATOR},
-        )
-        for i in range(self.objects):
-            world.create("object", {"label": f"item{i}", "held": None})
-        for m in range(self.participants):
-            avatar = world.create("avatar", {"member": m})
-            self.avatars[m] = avatar
-            self.poses[avatar] = [0, 1600, 0, 0]
-            out.record(Record("join", 0, {
-                "member": m, "role": ROLES[min(m, 2)], "name": f"Dr {m}", "avatar": avatar,
-            }))
-        self._ops(out, 0)
-        ticks = int(seconds * self.tick_hz)
-        for tick in range(1, ticks + 1):
-            out.record(Record("tick", tick, {}))
-            changed: dict[int, list[int]] = {}
-            for m, avatar in self.avatars.items():
-                pose = self.poses[avatar]
-                pose = [pose[0] + rng.randint(-20, 20), pose[1], pose[2] + rng.randint(-20, 20),
-                        rng.getrandbits(32)]
-                out.record(Record("pose", tick, {"member": m, "pose": pose}))
-                self.poses[avatar] = pose
-                changed[avatar] = pose
-            if tick % self.tick_hz == 0:
-                for v in VITALS:
-                    world.set(patient, v, rng.randint(40, 160))
-            if tick % (5 * self.tick_hz) == 0:
-                m = rng.randrange(self.participants)
-                action = rng.choice(["give_fluids", "order_lactate", "give_antibiotics"])
-                ok = rng.random() < 0.9
-                out.record(Record("intent", tick, {
-                    "member": m, "action": action, "args": {"ml": 500}, "ok": ok,
-                    "code": None if ok else "not-allowed",
-                }))
-                if ok:
-                    world.log("events", {"t": tick, "who": m, "what": action})
-                    obj = rng.randrange(2, 2 + self.objects)
-                    world.set(obj, "held", m, View.PARTICIPANT)
-            self._ops(out, tick)
-            out.record(Record("poses", tick, {"poses": changed}))
-            if tick % self.checksum_every == 0:
-                out.record(Record("checksum", tick, {"crc": view_checksums(world)}))
-            if tick % self.keyframe_every == 0:
-                out.record(self.keyframe(tick))
+        room, rng = self.room, self.rng
+        room.start({"server": "0.1.0", "case": "demo-1"})
+        for i in range(self.participants):
+            role = Role.FACILITATOR if i == 0 else Role.PARTICIPANT
+            self.members.append(room.join(role, f"Dr {chr(65 + i)}").id)
+        room.join(Role.SPECTATOR, "Observer")
+        hz = room.config.tick_hz
+        objects = room.world.find("object")
+        for n in range(int(seconds * hz)):
+            if n > 0:
+                for m in self.members:
+                    self._move(m)
+            if n % (5 * hz) == 2 * hz:
+                self._act(rng.choice(self.members), objects, n)
+            room.tick()
             if on_tick is not None:
-                on_tick(tick, world, self.poses)
-        out.record(Record("end", ticks, {"reason": "finished", "debrief": self.debrief()}))
+                on_tick(room)
+        if end:
+            room.submit(self.members[0], 10**6, "end", {"reason": "debrief"})
+            room.tick()
+            if on_tick is not None:
+                on_tick(room)
 
-    def keyframe(self, tick: int) -> Record:
-        return Record("keyframe", tick, {
-            "case": self.world.export(), "poses": {k: list(v) for k, v in self.poses.items()},
-            "scenario": {"rng": self.rng.getstate()[1][:4]}, "room": {"phase": "running"},
-        })
+    def _move(self, member: int) -> None:
+        pose = self._pose.setdefault(member, [0.0, 1.6, 0.0])
+        pose[0] += self.rng.uniform(-0.01, 0.01)
+        pose[2] += self.rng.uniform(-0.01, 0.01)
+        parts = {p: [pose[0], pose[1] - 0.3 * (p != "head"), pose[2], 0.0, 0.0, 0.0, 1.0]
+                 for p in PARTS}
+        self.room.pose(member, parts)
 
-    def debrief(self) -> dict[str, Any]:
-        return {
-            "score": {"total": 7, "max": 10, "items": [
-                {"name": "antibiotics within 1h", "points": 4, "max": 5},
-                {"name": "fluids 30 ml/kg", "points": 3, "max": 5},
-            ]},
-            "critical_actions": ["give_antibiotics", "give_fluids"],
-        }
+    def _act(self, member: int, objects: list[int], n: int) -> None:
+        rng = self.rng
+        choice = rng.randrange(4)
+        args: dict[str, Any]
+        if choice == 0:
+            action, args = "chat", {"text": f"message {n}"}
+        elif choice == 1:
+            action, args = "note", {"text": f"note {n}"}
+        elif member in self.held:
+            action, args = "release", {"obj": self.held.pop(member)}
+        else:
+            obj = rng.choice(objects)
+            action, args = "grab", {"obj": obj}
+            self.held[member] = obj
+        self.room.submit(member, n, action, args)
+
+
+def run_session(
+    recorder: Recorder, seconds: float, *, participants: int = 8, seed: int = 1,
+    on_tick: Callable[[Room], None] | None = None, **room_kw: Any,
+) -> Room:
+    room = make_room(recorder, seed=seed, **room_kw)
+    Bots(room, participants, seed).run(seconds, on_tick)
+    return room

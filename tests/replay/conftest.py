@@ -1,4 +1,4 @@
-"""Shared fixtures: a recorded synthetic session and the live states it went through."""
+"""Shared fixtures: a real room's session, recorded, with the live states it went through."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from netcode.state import CaseState
 from netcode.views import ALL_VIEWS, View
-from replay.synthetic import SyntheticSession
+from replay.synthetic import run_session
 from replay.writer import SessionWriter
 from rooms.records import Record
+from rooms.room import Room
 
 
 @dataclass
@@ -23,8 +23,13 @@ class Recorded:
     live: dict[int, dict[View, Any]]
     poses: dict[int, dict[int, list[int]]]
 
+    def __repr__(self) -> str:
+        return f"Recorded({self.session_id}, {len(self.records)} records)"
+
 
 class Tee:
+    """Records into a writer and keeps a copy, as the room handed them over."""
+
     def __init__(self, writer: SessionWriter) -> None:
         self.writer = writer
         self.records: list[Record] = []
@@ -35,20 +40,21 @@ class Tee:
 
 
 def record_session(
-    data_dir: Path, session_id: str = "s1", seconds: float = 20, close: bool = True, **kw: Any
+    data_dir: Path, session_id: str = "s1", seconds: float = 20, close: bool = True,
+    **kw: Any,
 ) -> Recorded:
-    writer = SessionWriter(data_dir, session_id, fsync=False, segment_bytes=60_000)
+    writer = SessionWriter(data_dir, session_id, fsync=False, segment_bytes=40_000)
     tee = Tee(writer)
     live: dict[int, dict[View, Any]] = {}
     poses: dict[int, dict[int, list[int]]] = {}
 
-    def on_tick(tick: int, world: CaseState, table: dict[int, list[int]]) -> None:
-        live[tick] = {v: world.view_state(v) for v in ALL_VIEWS}
-        poses[tick] = {k: list(p) for k, p in table.items()}
+    def on_tick(room: Room) -> None:
+        live[room.tick_no] = {v: room.world.view_state(v) for v in ALL_VIEWS}
+        poses[room.tick_no] = {k: list(p) for k, p in room.poses.published.items()}
 
-    SyntheticSession(tick_hz=10, keyframe_every_s=2, participants=3, objects=4, **kw).run(
-        tee, seconds, on_tick
-    )
+    kw.setdefault("participants", 3)
+    run_session(tee, seconds, tick_hz=10, keyframe_seconds=2, checksum_every=5,
+                on_tick=on_tick, **kw)
     writer.flush()
     if close:
         writer.close()

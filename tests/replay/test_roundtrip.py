@@ -26,14 +26,14 @@ def test_reads_back_record_for_record(recorded: Recorded) -> None:
 def test_manifest_describes_the_session(recorded: Recorded) -> None:
     m = Session.open(recorded.data_dir, recorded.session_id).manifest
     assert m.status == "sealed"
-    assert m.seed == 1 and m.tick_hz == 10 and m.case["name"] == "synthetic-sepsis"
-    assert len(m.participants) == 3
+    assert m.seed == 1 and m.tick_hz == 10 and m.case["name"] == "demo"
+    assert len(m.participants) == 4 and m.end_tick == 201
     assert all(p["pseudonym"].startswith("p-") and "name" not in p for p in m.participants.values())
     assert m.records == len(recorded.records)
 
 
 @settings(max_examples=40, deadline=None)
-@given(tick=st.integers(min_value=0, max_value=200), view=st.sampled_from(ALL_VIEWS))
+@given(tick=st.integers(min_value=0, max_value=201), view=st.sampled_from(ALL_VIEWS))
 def test_state_at_equals_live_state(recorded: Recorded, tick: int, view: View) -> None:
     session = Session.open(recorded.data_dir, recorded.session_id)
     state = session.state_at(tick / 10, view)
@@ -48,4 +48,4 @@ def test_records_from_a_tick_start_at_that_tick(recorded: Recorded) -> None:
     got = list(session.records(from_tick=55, to_tick=60))
     want = [r for r in recorded.records if 55 <= r.tick <= 60]
     assert [(r.kind, r.tick) for r in got] == [(r.kind, r.tick) for r in want]
-    assert session.time_range() == (0.0, 20.0)
+    assert session.time_range() == (0.0, 20.1)

@@ -1,0 +1,102 @@
+"""Re-simulation: a fresh room fed a session's recorded inputs must make its outputs.
+
+A fresh `Room` is built from the `start` record (scenario by name, seed, tick rate,
+config) and driven with `Room.replay_inputs`, one recorded input at a time; every
+record it makes is compared, in order, with the recorded stream. The first record
+that differs is the divergence.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from replay.errors import ReplayError
+from replay.format import data_equal
+from rooms.demo import DemoScenario
+from rooms.records import MemoryRecorder, Record
+from rooms.room import Room, RoomConfig
+from rooms.scenario import Scenario
+
+INPUT_KINDS = frozenset(
+    {"start", "tick", "join", "reconnect", "disconnect", "leave", "intent", "pose", "end"}
+)
+"""Record kinds that `Room.replay_inputs` consumes; every other kind is an output."""
+
+ScenarioFactory = Callable[[int], Scenario]
+_SCENARIOS: dict[str, ScenarioFactory] = {"demo": DemoScenario}
+
+
+def register_scenario(name: str, factory: ScenarioFactory) -> None:
+    """Let verify rebuild rooms running scenario `name` (factory takes the seed)."""
+    _SCENARIOS[name] = factory
+
+
+def room_from_start(start: Record, recorder: MemoryRecorder) -> Room:
+    data = start.data
+    factory = _SCENARIOS.get(str(data.get("scenario")))
+    if factory is None:
+        raise ReplayError(
+            "unknown-scenario",
+            f"cannot re-simulate scenario {data.get('scenario')!r}: no factory registered",
+        )
+    config = RoomConfig(tick_hz=int(data["tick_hz"]), **dict(data.get("config") or {}))
+    return Room(
+        str(data.get("room", "replay")), factory(int(data["seed"])), seed=int(data["seed"]),
+        config=config, recorder=recorder, title=str(data.get("title", "")),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Divergence:
+    """The first record where the re-simulated room and the recording disagree."""
+
+    index: int
+    tick: int
+    seconds: float
+    expected: Record | None
+    got: Record | None
+
+    def describe(self) -> str:
+        def show(r: Record | None) -> str:
+            return "nothing" if r is None else f"{r.kind} {_short(r.data)}"
+
+        return (
+            f"record {self.index} (tick {self.tick}, t={self.seconds:.3f}s): "
+            f"recorded {show(self.expected)}, re-simulation made {show(self.got)}"
+        )
+
+
+def _short(data: Any, limit: int = 300) -> str:
+    text = repr(data)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+RoomFactory = Callable[[Record, MemoryRecorder], Room]
+
+
+def resimulate(
+    records: Iterable[Record], room_factory: RoomFactory = room_from_start
+) -> Divergence | None:
+    """Compare a recorded stream with a fresh room's; None when they agree record for record."""
+    made = MemoryRecorder()
+    room: Room | None = None
+    pending: deque[Record] = deque()
+    hz = 1
+    for index, recorded in enumerate(records):
+        if room is None:
+            if recorded.kind != "start":
+                return Divergence(index, recorded.tick, 0.0, recorded, None)
+            room = room_factory(recorded, made)
+            hz = room.config.tick_hz
+        if recorded.kind in INPUT_KINDS:
+            room.replay_inputs([recorded])
+            pending.extend(made.records)
+            made.records.clear()
+        got = pending.popleft() if pending else None
+        if got is None or got.kind != recorded.kind or got.tick != recorded.tick \
+                or not data_equal(got.data, recorded.data):
+            return Divergence(index, recorded.tick, recorded.tick / hz, recorded, got)
+    return None  # records left pending: the recording stopped within the last input's outputs
