@@ -1,0 +1,32 @@
+"""Guard: fails loudly, naming the attribute, if aiortc's internals move."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiortc
+
+from media import aiortc_internals
+from media.aiortc_internals import AIORTC_VERSION, REQUIRED, missing_internals
+
+
+def test_aiortc_is_the_pinned_version() -> None:
+    assert aiortc.__version__ == AIORTC_VERSION, (
+        f"aiortc {aiortc.__version__} installed, media/aiortc_internals.py is written for "
+        f"{AIORTC_VERSION}: re-check every attribute in REQUIRED before changing the pin"
+    )
+
+
+def test_every_internal_the_forwarder_uses_exists() -> None:
+    missing = asyncio.run(missing_internals())
+    assert not missing, "aiortc internals changed; missing: " + ", ".join(missing)
+
+
+def test_the_guard_names_a_missing_attribute(monkeypatch: object) -> None:
+    import pytest
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    monkeypatch.setattr(
+        aiortc_internals, "REQUIRED", (*REQUIRED, ("RTCRtpSender", "_no_such_thing"))
+    )
+    assert asyncio.run(missing_internals()) == ["RTCRtpSender._no_such_thing"]
