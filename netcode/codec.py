@@ -132,6 +132,7 @@ class Hello(BaseModel):
     t: Literal["hello"]
     v: int
     token: str = Field(max_length=4096)
+    room: str | None = Field(default=None, max_length=64)
     resume: Resume | None = None
 
 
