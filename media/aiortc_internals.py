@@ -116,7 +116,7 @@ def use_host_addresses(addresses: list[str] | None) -> None:
     def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
         return [a for a in fixed if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
-    aioice.ice.get_host_addresses = get_host_addresses  # type: ignore[assignment]
+    aioice.ice.get_host_addresses = get_host_addresses
 
 
 class CodecGuard:
@@ -127,8 +127,8 @@ class CodecGuard:
         self.decoders = 0
 
     def install(self) -> None:
-        make_encoder = aiortc.rtcrtpsender.get_encoder
-        make_decoder = aiortc.rtcrtpreceiver.get_decoder
+        make_encoder = aiortc.rtcrtpsender.get_encoder  # type: ignore[attr-defined]
+        make_decoder = aiortc.rtcrtpreceiver.get_decoder  # type: ignore[attr-defined]
 
         def get_encoder(codec: RTCRtpCodecParameters) -> Any:
             self.encoders += 1
@@ -188,7 +188,9 @@ class ReceiverTap:
             original_ssrc = self._get("rtx_ssrc").get(packet.ssrc)
             apt = codec.parameters.get("apt")
             codecs = self._get("codecs")
-            if original_ssrc is None or len(packet.payload) < 2 or apt not in codecs:
+            if original_ssrc is None or len(packet.payload) < 2 or not isinstance(apt, int):
+                return
+            if apt not in codecs:
                 return
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
             codec = codecs[apt]

@@ -178,7 +178,8 @@ class TrackOutput:
         self._waiting_keyframe = self.source.kind == "video"
 
     async def forward(self, packet: RtpPacket, keyframe_start: bool, ntp: int | None) -> None:
-        if not self.tap.ready.is_set() or self.tap.codec is None:
+        codec = self.tap.codec
+        if not self.tap.ready.is_set() or codec is None or codec.payloadType is None:
             return
         if self._waiting_keyframe:
             if not keyframe_start:
@@ -188,7 +189,7 @@ class TrackOutput:
             if self._rewriter is not None:
                 self._rewriter.rebase()
         if self._rewriter is None:
-            self._rewriter = RtpRewriter(self.tap.ssrc, self.tap.codec.payloadType)
+            self._rewriter = RtpRewriter(self.tap.ssrc, codec.payloadType)
         header = self._rewriter.rewrite(packet.sequence_number, packet.timestamp)
         if header is None:
             return

@@ -76,9 +76,10 @@ def remux(path: Path) -> dict[str, Any]:
     try:
         if video:
             size = keyframe_size(frames[order[0]][3]) or (0, 0)
-            stream = container.add_stream("libvpx")
-            stream.width, stream.height = size
-            stream.pix_fmt = "yuv420p"
+            video_stream = container.add_stream("libvpx")
+            video_stream.width, video_stream.height = size
+            video_stream.pix_fmt = "yuv420p"
+            stream: av.stream.Stream = video_stream
         else:
             stream = container.add_stream("libopus", rate=48000)
             stream.codec_context.extradata = opus_head(int(header.get("channels", 2)))

@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ def _require(message: dict[str, Any], key: str, kind: type, pc: str | None = Non
 
 
 def _pc_id(message: dict[str, Any]) -> str:
-    pc = _require(message, "pc", str)
+    pc: str = _require(message, "pc", str)
     if not _ID.match(pc):
         raise SignalError(errors.BAD_MESSAGE, "'pc' must be 1-64 of [A-Za-z0-9_.:-]")
     return pc
@@ -159,7 +160,7 @@ class Room:
                 raise SignalError(
                     errors.FORBIDDEN, f"a {member.role} may not publish {kind}", pc_id
                 )
-            media = by_mid.get(mid)
+            media = by_mid.get(mid) if isinstance(mid, str) else None
             if media is None or media.kind != kind:
                 raise SignalError(
                     errors.UNKNOWN_TRACK, f"no {kind} section with mid {mid!r} in the offer", pc_id
@@ -241,7 +242,7 @@ class Room:
             tap = SenderTap(
                 transceiver.sender,
                 on_keyframe_request=source.request_keyframe,
-                on_remb=lambda bitrate, s=source, k=key: s.on_remb(k, bitrate),
+                on_remb=partial(source.on_remb, key),
             )
             peer.outputs.append(TrackOutput(source, tap, key))
             pairs.append((transceiver, source))

@@ -65,8 +65,14 @@ class WorkerProcess:
         self._server = await asyncio.start_unix_server(on_connect, self.path)
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "media.worker", "--control", self.path,
-            "--ice-host", "127.0.0.1", env=env,
+            sys.executable,
+            "-m",
+            "media.worker",
+            "--control",
+            self.path,
+            "--ice-host",
+            "127.0.0.1",
+            env=env,
         )
         self.reader, self.writer = await asyncio.wait_for(connected, TIMEOUT)
         self._read_task = asyncio.ensure_future(self._read())
@@ -91,7 +97,9 @@ class WorkerProcess:
         await self.writer.drain()
         return await asyncio.wait_for(future, TIMEOUT)
 
-    async def signal(self, room: str, member: str, role: str, msg: dict[str, Any]) -> list[dict[str, Any]]:
+    async def signal(
+        self, room: str, member: str, role: str, msg: dict[str, Any]
+    ) -> list[dict[str, Any]]:
         reply = await self.request("signal", room=room, member=member, role=role, msg=msg)
         assert reply["ok"], reply
         return list(reply["replies"])
@@ -100,7 +108,9 @@ class WorkerProcess:
         """Next event of a given rtc op, skipping others."""
         deadline = time.monotonic() + timeout
         while True:
-            event = await asyncio.wait_for(self.events.get(), max(deadline - time.monotonic(), 0.01))
+            event = await asyncio.wait_for(
+                self.events.get(), max(deadline - time.monotonic(), 0.01)
+            )
             if event.get("msg", {}).get("op") == op:
                 return event
 
@@ -108,10 +118,12 @@ class WorkerProcess:
         self.writer.close()
         assert self.proc is not None
         try:
+            # Closing the control socket is all it takes for the worker to exit.
             await asyncio.wait_for(self.proc.wait(), 10)
         except TimeoutError:
             self.proc.kill()
             await self.proc.wait()
+            raise AssertionError("worker did not exit when its control socket closed") from None
         self._read_task.cancel()
         self._server.close()
         self._dir.cleanup()
@@ -135,7 +147,9 @@ class ToneTrack(MediaStreamTrack):
         t = (np.arange(960) + self._pts) / 48000
         amp = 12000 if self.loud else 0
         samples = (amp * np.sin(2 * math.pi * 440 * t)).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(np.repeat(samples, 2).reshape(1, -1), format="s16", layout="stereo")
+        frame = av.AudioFrame.from_ndarray(
+            np.repeat(samples, 2).reshape(1, -1), format="s16", layout="stereo"
+        )
         frame.sample_rate = 48000
         frame.pts = self._pts
         frame.time_base = fractions.Fraction(1, 48000)
@@ -197,13 +211,20 @@ def frame_hashes(packets: list[tuple[int, int, bool, bytes]], kind: str) -> list
 class Publisher:
     pc: RTCPeerConnection
     tracks: dict[str, str]  # kind -> track id
-    sent: dict[str, list[tuple[int, int, bool, bytes]]] = field(default_factory=lambda: defaultdict(list))
+    sent: dict[str, list[tuple[int, int, bool, bytes]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     video: StereoTrack | None = None
 
 
 async def publish(
-    worker: WorkerProcess, room: str, member: str, role: str, audio: bool = True,
-    video: bool = True, pc_id: str = "pub",
+    worker: WorkerProcess,
+    room: str,
+    member: str,
+    role: str,
+    audio: bool = True,
+    video: bool = True,
+    pc_id: str = "pub",
 ) -> Publisher:
     pc = new_pc()
     announced = []
@@ -218,7 +239,9 @@ async def publish(
         layout = "side-by-side" if t.kind == "video" else "mono"
         announced.append({"mid": t.mid, "kind": t.kind, "layout": layout})
     replies = await worker.signal(
-        room, member, role,
+        room,
+        member,
+        role,
         {"op": "publish", "pc": pc_id, "sdp": pc.localDescription.sdp, "tracks": announced},
     )
     (reply,) = replies
@@ -261,8 +284,14 @@ class Subscriber:
 
 
 async def subscribe(
-    worker: WorkerProcess, room: str, member: str, role: str = "spectator",
-    tracks: list[str] | None = None, loss: float = 0.0, pc_id: str = "sub", seed: int = 1,
+    worker: WorkerProcess,
+    room: str,
+    member: str,
+    role: str = "spectator",
+    tracks: list[str] | None = None,
+    loss: float = 0.0,
+    pc_id: str = "sub",
+    seed: int = 1,
 ) -> Subscriber:
     msg: dict[str, Any] = {"op": "subscribe", "pc": pc_id}
     if tracks is not None:
@@ -292,12 +321,16 @@ async def subscribe(
         received = subscriber.received[mid_track[t.mid]] = Received(t.kind)
         _observe(t.receiver, received, rtx_types, loss, rng)
     await pc.setLocalDescription(await pc.createAnswer())
-    (ack,) = await worker.signal(room, member, role, {"op": "answer", "pc": pc_id, "sdp": pc.localDescription.sdp})
+    (ack,) = await worker.signal(
+        room, member, role, {"op": "answer", "pc": pc_id, "sdp": pc.localDescription.sdp}
+    )
     assert ack["op"] == "ack", ack
     return subscriber
 
 
-def _observe(receiver: Any, received: Received, rtx_types: set[int], loss: float, rng: random.Random) -> None:
+def _observe(
+    receiver: Any, received: Received, rtx_types: set[int], loss: float, rng: random.Random
+) -> None:
     handle = receiver._handle_rtp_packet
 
     async def observe(packet: RtpPacket, arrival_time_ms: int) -> None:

@@ -29,7 +29,10 @@ def test_audio_and_stereo_video_reach_subscribers_byte_identical() -> None:
                     got = frame_hashes(sub.received[track_id].packets, kind)
                     assert len(got) > 10, (kind, len(got))
                     assert set(got) <= sent[kind], kind
-            stats = (await worker.request("stats"))
+            speaking = await worker.room_events("speaking")
+            assert speaking["room"] == "r1" and speaking["member"] is None
+            assert speaking["msg"]["member"] == "alice" and speaking["msg"]["speaking"] is True
+            stats = await worker.request("stats")
             assert stats["encoders"] == 0 and stats["decoders"] == 0, stats
             assert stats["outputs"] == 6
             # The subscribers' aiortc stacks decode what they got: it is real VP8.

@@ -20,8 +20,9 @@ pytestmark = pytest.mark.slow
 def test_recording_remuxes_to_webm_and_ogg() -> None:
     async def scenario(directory: Path) -> list[str]:
         async with WorkerProcess() as worker:
-            await worker.request("record_start", room="r1", dir=str(directory),
-                                 session_start=time.time())
+            await worker.request(
+                "record_start", room="r1", dir=str(directory), session_start=time.time()
+            )
             publisher = await publish(worker, "r1", "alice", "presenter")
             assert publisher.video is not None
             await asyncio.sleep(2.0)
@@ -34,8 +35,11 @@ def test_recording_remuxes_to_webm_and_ogg() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         *files, sent_video_s, sent_audio_s = asyncio.run(scenario(Path(tmp)))
         out = subprocess.run(
-            [sys.executable, "-m", "media.remux", *files], cwd=ROOT, check=True,
-            capture_output=True, text=True,
+            [sys.executable, "-m", "media.remux", *files],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         import json
 

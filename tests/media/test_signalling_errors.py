@@ -39,49 +39,141 @@ def test_bad_signalling_gets_coded_errors_and_the_room_carries_on() -> None:
 
             sdp, tracks = await _offer(audio=True, video=True)
             # malformed SDP
-            assert await error_of("carol", "participant", {
-                "op": "publish", "pc": "p", "sdp": "v=0\r\nthis is not sdp", "tracks": tracks[:1],
-            }) == "bad_sdp"
+            assert (
+                await error_of(
+                    "carol",
+                    "participant",
+                    {
+                        "op": "publish",
+                        "pc": "p",
+                        "sdp": "v=0\r\nthis is not sdp",
+                        "tracks": tracks[:1],
+                    },
+                )
+                == "bad_sdp"
+            )
             # publishing without the role: spectator audio, participant video
-            assert await error_of("sam", "spectator", {
-                "op": "publish", "pc": "p", "sdp": sdp, "tracks": tracks,
-            }) == "forbidden_role"
-            assert await error_of("carol", "participant", {
-                "op": "publish", "pc": "p", "sdp": sdp, "tracks": tracks,
-            }) == "forbidden_role"
+            assert (
+                await error_of(
+                    "sam",
+                    "spectator",
+                    {
+                        "op": "publish",
+                        "pc": "p",
+                        "sdp": sdp,
+                        "tracks": tracks,
+                    },
+                )
+                == "forbidden_role"
+            )
+            assert (
+                await error_of(
+                    "carol",
+                    "participant",
+                    {
+                        "op": "publish",
+                        "pc": "p",
+                        "sdp": sdp,
+                        "tracks": tracks,
+                    },
+                )
+                == "forbidden_role"
+            )
             # unknown track: subscribing, muting, announcing a mid not offered
-            assert await error_of("carol", "participant", {
-                "op": "subscribe", "pc": "s", "tracks": ["nobody:x:9"],
-            }) == "unknown_track"
-            assert await error_of("alice", "presenter", {
-                "op": "mute", "track": "nobody:x:9", "muted": True,
-            }) == "unknown_track"
-            assert await error_of("alice", "presenter", {
-                "op": "publish", "pc": "p2", "sdp": sdp,
-                "tracks": [{"mid": "7", "kind": "audio"}, *tracks],
-            }) == "unknown_track"
+            assert (
+                await error_of(
+                    "carol",
+                    "participant",
+                    {
+                        "op": "subscribe",
+                        "pc": "s",
+                        "tracks": ["nobody:x:9"],
+                    },
+                )
+                == "unknown_track"
+            )
+            assert (
+                await error_of(
+                    "alice",
+                    "presenter",
+                    {
+                        "op": "mute",
+                        "track": "nobody:x:9",
+                        "muted": True,
+                    },
+                )
+                == "unknown_track"
+            )
+            assert (
+                await error_of(
+                    "alice",
+                    "presenter",
+                    {
+                        "op": "publish",
+                        "pc": "p2",
+                        "sdp": sdp,
+                        "tracks": [{"mid": "7", "kind": "audio"}, *tracks],
+                    },
+                )
+                == "unknown_track"
+            )
             # oversize message
-            assert await error_of("carol", "participant", {
-                "op": "publish", "pc": "p", "sdp": "x" * 100_000, "tracks": tracks,
-            }) == "too_large"
+            assert (
+                await error_of(
+                    "carol",
+                    "participant",
+                    {
+                        "op": "publish",
+                        "pc": "p",
+                        "sdp": "x" * 100_000,
+                        "tracks": tracks,
+                    },
+                )
+                == "too_large"
+            )
             # muting someone else without being facilitator
-            assert await error_of("bob", "participant", {
-                "op": "mute", "track": audio_id, "muted": True,
-            }) == "forbidden_role"
+            assert (
+                await error_of(
+                    "bob",
+                    "participant",
+                    {
+                        "op": "mute",
+                        "track": audio_id,
+                        "muted": True,
+                    },
+                )
+                == "forbidden_role"
+            )
             # unknown op, unknown pc, missing fields
             assert await error_of("bob", "participant", {"op": "dance"}) == "bad_message"
-            assert await error_of("bob", "participant", {
-                "op": "answer", "pc": "nope", "sdp": sdp,
-            }) == "unknown_pc"
+            assert (
+                await error_of(
+                    "bob",
+                    "participant",
+                    {
+                        "op": "answer",
+                        "pc": "nope",
+                        "sdp": sdp,
+                    },
+                )
+                == "unknown_pc"
+            )
             assert await error_of("bob", "participant", {"op": "publish"}) == "bad_message"
 
             # Nothing else broke: the existing subscriber still receives audio,
             # the facilitator can mute, and nothing half-created lingers.
             count = len(sub.received[audio_id].packets)
             await wait_for(lambda: len(sub.received[audio_id].packets) > count + 20)
-            (ack,) = await worker.signal("r1", "fay", "facilitator", {
-                "op": "mute", "track": audio_id, "muted": True,
-            })
+            (ack,) = await worker.signal(
+                "r1",
+                "fay",
+                "facilitator",
+                {
+                    "op": "mute",
+                    "track": audio_id,
+                    "muted": True,
+                },
+            )
             assert ack["op"] == "ack"
             stats = await worker.request("stats")
             assert stats["tracks"] == 2 and stats["outputs"] == 2, stats

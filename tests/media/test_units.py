@@ -12,8 +12,13 @@ from media.speaking import HANGOVER_S, SpeakingDetector
 from media.vp8 import is_keyframe_start, keyframe_size
 
 
-@given(st.lists(st.dictionaries(st.text(max_size=5), st.integers(-(2**63), 2**64 - 1), max_size=4), max_size=5),
-       st.integers(min_value=1, max_value=7))
+@given(
+    st.lists(
+        st.dictionaries(st.text(max_size=5), st.integers(-(2**63), 2**64 - 1), max_size=4),
+        max_size=5,
+    ),
+    st.integers(min_value=1, max_value=7),
+)
 def test_frames_survive_any_chunking(messages: list[dict[str, int]], chunk: int) -> None:
     data = b"".join(encode_frame(m) for m in messages)
     decoder = FrameDecoder()

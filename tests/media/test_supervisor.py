@@ -1,0 +1,114 @@
+"""The trio supervisor: real worker processes, restarts, renegotiation, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from server.media_supervisor import MediaConfig, MediaSupervisor
+from tests.media.harness import new_pc
+
+pytestmark = pytest.mark.slow
+
+
+async def _audio_offer() -> tuple[str, list[dict[str, Any]]]:
+    pc = new_pc()
+    pc.addTransceiver("audio", direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    tracks = [{"mid": t.mid, "kind": t.kind} for t in pc.getTransceivers()]
+    await pc.close()
+    return sdp, tracks
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); count it as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def test_killed_worker_is_restarted_and_rooms_renegotiate(tmp_path: Path) -> None:
+    events: list[tuple[str, str | None, dict[str, Any]]] = []
+    renegotiate = trio.Event()
+
+    async def on_event(room: str, member: str | None, message: dict[str, Any]) -> None:
+        events.append((room, member, message))
+        if message.get("op") == "renegotiate":
+            renegotiate.set()
+
+    config = MediaConfig(
+        data_dir=tmp_path, workers=2, ice_host_addresses=["127.0.0.1"], backoff_initial_s=0.05
+    )
+    supervisor = MediaSupervisor(config, on_event)
+    sdp, tracks = await trio.to_thread.run_sync(asyncio.run, _audio_offer())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(supervisor.run)
+        pids = supervisor.worker_pids()
+        assert all(pids) and len(set(pids)) == 2
+
+        publish = {"op": "publish", "pc": "p1", "sdp": sdp, "tracks": tracks}
+        (answer,) = await supervisor.signal("room-a", "alice", "participant", publish)
+        assert answer["op"] == "answer", answer
+        (other,) = await supervisor.signal("room-b", "bob", "participant", publish)
+        assert other["op"] == "answer"
+        assert {e[2]["op"] for e in events} >= {"tracks"}
+
+        # Kill room-a's worker outright.
+        victim = supervisor._assigned["room-a"]
+        old_pid = pids[victim]
+        assert old_pid is not None
+        os.kill(old_pid, signal.SIGKILL)
+        with trio.fail_after(20):
+            await renegotiate.wait()
+        reneg = [e for e in events if e[2]["op"] == "renegotiate"]
+        assert reneg == [("room-a", None, {"op": "renegotiate", "reason": "worker_restarted"})]
+        new_pid = supervisor.worker_pids()[victim]
+        assert new_pid is not None and new_pid != old_pid
+
+        # Signalling works again (state was lost, so the same pc id is new again),
+        # and the other room's worker never noticed.
+        (again,) = await supervisor.signal("room-a", "alice", "participant", publish)
+        assert again["op"] == "answer", again
+        stats = await supervisor.stats()
+        assert [s["tracks"] for s in stats if "tracks" in s] and all(
+            s.get("ok", True) for s in stats
+        )
+        # Oversize and malformed messages are answered by the supervisor itself.
+        (big,) = await supervisor.signal(
+            "room-a", "alice", "participant", {"op": "publish", "sdp": "x" * 70_000}
+        )
+        assert big["code"] == "too_large"
+        nursery.cancel_scope.cancel()
+
+    # Clean shutdown: no worker process survives the supervisor.
+    for pid in [p for p in [*pids, new_pid] if p]:
+        with trio.fail_after(10):
+            while _alive(pid):
+                await trio.sleep(0.05)
+
+
+async def test_recording_through_the_supervisor(tmp_path: Path) -> None:
+    async def on_event(room: str, member: str | None, message: dict[str, Any]) -> None:
+        pass
+
+    config = MediaConfig(data_dir=tmp_path / "run", ice_host_addresses=["127.0.0.1"])
+    supervisor = MediaSupervisor(config, on_event)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(supervisor.run)
+        await supervisor.start_recording("r", tmp_path / "session" / "media", 0.0)
+        # No media published: stopping yields an empty manifest, not an error.
+        assert await supervisor.stop_recording("r") == []
+        nursery.cancel_scope.cancel()
