@@ -25,28 +25,33 @@ INPUT_KINDS = frozenset(
 )
 """Record kinds that `Room.replay_inputs` consumes; every other kind is an output."""
 
-ScenarioFactory = Callable[[int], Scenario]
-_SCENARIOS: dict[str, ScenarioFactory] = {"demo": DemoScenario}
+ScenarioLookup = Callable[[str, int], Scenario]
+"""(scenario name as recorded, seed) -> a fresh scenario; raises ReplayError if unknown."""
 
 
-def register_scenario(name: str, factory: ScenarioFactory) -> None:
-    """Let verify rebuild rooms running scenario `name` (factory takes the seed)."""
-    _SCENARIOS[name] = factory
+def demo_scenarios(name: str, seed: int) -> Scenario:
+    """The scenarios the replay package knows itself; the server passes its own lookup."""
+    if name == "demo":
+        return DemoScenario(seed)
+    raise ReplayError("unknown-scenario", f"cannot re-simulate scenario {name!r}")
 
 
-def room_from_start(start: Record, recorder: MemoryRecorder) -> Room:
-    data = start.data
-    factory = _SCENARIOS.get(str(data.get("scenario")))
-    if factory is None:
-        raise ReplayError(
-            "unknown-scenario",
-            f"cannot re-simulate scenario {data.get('scenario')!r}: no factory registered",
+RoomFactory = Callable[[Record, MemoryRecorder], Room]
+
+
+def room_factory(scenarios: ScenarioLookup = demo_scenarios) -> RoomFactory:
+    """Build fresh rooms from a `start` record: scenario, seed, tick rate and config."""
+
+    def build(start: Record, recorder: MemoryRecorder) -> Room:
+        data = start.data
+        seed = int(data["seed"])
+        config = RoomConfig(tick_hz=int(data["tick_hz"]), **dict(data.get("config") or {}))
+        return Room(
+            str(data.get("room", "replay")), scenarios(str(data.get("scenario")), seed),
+            seed=seed, config=config, recorder=recorder, title=str(data.get("title", "")),
         )
-    config = RoomConfig(tick_hz=int(data["tick_hz"]), **dict(data.get("config") or {}))
-    return Room(
-        str(data.get("room", "replay")), factory(int(data["seed"])), seed=int(data["seed"]),
-        config=config, recorder=recorder, title=str(data.get("title", "")),
-    )
+
+    return build
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +79,7 @@ def _short(data: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-RoomFactory = Callable[[Record, MemoryRecorder], Room]
-
-
-def resimulate(
-    records: Iterable[Record], room_factory: RoomFactory = room_from_start
-) -> Divergence | None:
+def resimulate(records: Iterable[Record], make_room: RoomFactory) -> Divergence | None:
     """Compare a recorded stream with a fresh room's; None when they agree record for record."""
     made = MemoryRecorder()
     room: Room | None = None
@@ -89,7 +89,7 @@ def resimulate(
         if room is None:
             if recorded.kind != "start":
                 return Divergence(index, recorded.tick, 0.0, recorded, None)
-            room = room_factory(recorded, made)
+            room = make_room(recorded, made)
             hz = room.config.tick_hz
         if recorded.kind in INPUT_KINDS:
             room.replay_inputs([recorded])

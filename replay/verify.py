@@ -15,7 +15,7 @@ from netcode.views import ALL_VIEWS
 from replay.errors import ReplayError
 from replay.keyframes import Reconstruction, keyframe_matches
 from replay.reader import Session
-from replay.resim import Divergence, RoomFactory, resimulate, room_from_start
+from replay.resim import Divergence, RoomFactory, resimulate, room_factory
 from rooms.records import Record
 
 
@@ -93,7 +93,7 @@ def _checked(session: Session, report: VerifyReport) -> Iterator[Record]:
 def verify(
     session: Session,
     resim: bool = True,
-    room_factory: RoomFactory = room_from_start,
+    make_room: RoomFactory | None = None,
 ) -> VerifyReport:
     report = VerifyReport(session.session_id)
     report.problems.extend(
@@ -106,7 +106,7 @@ def verify(
     records = _checked(session, report)
     if resim:
         try:
-            report.divergence = resimulate(records, room_factory)
+            report.divergence = resimulate(records, make_room or room_factory())
             report.resimulated = True
         except ReplayError as exc:
             report.problems.append(exc.message)

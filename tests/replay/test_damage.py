@@ -38,7 +38,9 @@ def _frame_starts(buf: bytes) -> list[int]:
     return [f.offset for f in fmt.iter_frames(buf) if isinstance(f, fmt.Frame)]
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(cut=st.floats(min_value=0.0, max_value=1.0))
 def test_a_cut_loses_only_what_follows_and_is_located(
     unsealed: Recorded, tmp_path: Path, cut: float
