@@ -90,7 +90,8 @@ def _parse(text: str, file: str) -> tuple[Any, dict[Path, int]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise CaseError(file, [Problem((), f"not valid YAML/JSON: {exc}", line=line)]) from exc
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CaseError(file, [Problem((), f"not valid YAML/JSON: {problem}", line=line)]) from exc
     lines: dict[Path, int] = {}
     if node is not None:
         _line_map(node, (), lines)

@@ -46,8 +46,7 @@ PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
         "a street address",
         re.compile(
             r"\b\d{1,5}\s+(?:[A-Z][\w'-]*\s+){1,3}"
-            r"(?:street|st|road|rd|avenue|ave|lane|ln|boulevard|blvd|drive|court|close|way|place)\b",
-            re.IGNORECASE,
+            r"(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Boulevard|Blvd|Drive|Court|Close|Way|Place)\b"
         ),
     ),
     (
