@@ -187,6 +187,20 @@ class ClientSocket:
             self._ws.receive_data(data)
 
     # -- closing --------------------------------------------------------------
+    async def _linger(self) -> None:
+        """Half-close, then read until the peer closes too.
+
+        Closing a socket with unread input makes the kernel send a reset, and the
+        client may lose the `bye` it had not read yet; draining first avoids that.
+        """
+        try:
+            self._raw.shutdown(socket.SHUT_WR)
+            while await self._stream.receive_some(_READ_SIZE):
+                pass
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError,
+                trio.BusyResourceError):
+            return
+
     def abort(self, reason: str) -> None:
         """Close at once, without a goodbye (the client is gone or hopelessly behind)."""
         if self.closed:
@@ -208,6 +222,7 @@ class ClientSocket:
                 pass
             with trio.move_on_after(CLOSE_GRACE_SECONDS):
                 await self._flushed.wait()
+                await self._linger()
             self.abort(reason)
         with trio.CancelScope(shield=True):
             await self._stream.aclose()

@@ -22,3 +22,11 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
         await nursery.start(lambda task_status: instance.run(task_status=task_status, demo=True))
         yield instance
         nursery.cancel_scope.cancel()
+
+
+def ws_url(server: Server) -> str:
+    return f"ws://127.0.0.1:{server.port}/ws"
+
+
+def http_url(server: Server) -> str:
+    return f"http://127.0.0.1:{server.port}"

@@ -109,7 +109,8 @@ class RoomClient:
         self.welcome = message
         self._ws = ws
         self._closed = trio.Event()
-        self._awaiting_snapshot = not resume
+        # A fresh session starts from a snapshot; until it comes the mirror is stale.
+        self._awaiting_snapshot = not message.get("resumed", False)
         self._nursery.start_soon(self._read, ws)
 
     async def close(self) -> None:
@@ -262,15 +263,23 @@ class RoomClient:
 @contextlib.asynccontextmanager
 async def connect(url: str, token: str, **options: Any) -> AsyncIterator[RoomClient]:
     """Connect to a room for the duration of the block; everything is closed after it."""
+    refused: Exception | None = None
     async with trio.open_nursery() as nursery:
         client = RoomClient(url, token, nursery, **options)
-        await client.open()
         try:
-            yield client
-        finally:
-            with trio.CancelScope(shield=True):
-                await client.close()
+            await client.open()
+        except (ServerRefused, OSError, trio.TooSlowError) as exc:
+            refused = exc  # raised below, outside the nursery, as itself
             nursery.cancel_scope.cancel()
+        else:
+            try:
+                yield client
+            finally:
+                with trio.CancelScope(shield=True):
+                    await client.close()
+                nursery.cancel_scope.cancel()
+    if refused is not None:
+        raise refused
 
 
 def still_pose(x: float, y: float, z: float) -> tuple[float, ...]:
