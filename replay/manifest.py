@@ -59,6 +59,7 @@ class Manifest:
             self.case = {"name": data.get("scenario", ""), "title": data.get("title", "")}
             self.seed = data.get("seed")
             self.tick_hz = int(data.get("tick_hz", 0))
+            self.keyframe_interval_s = float((data.get("config") or {}).get("keyframe_seconds", 0))
             self.versions = dict(data.get("versions") or {})
             self.case["version"] = self.versions.get("case", self.versions.get("scenario"))
             self.server_version = str(self.versions.get("server", self.server_version))

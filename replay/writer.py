@@ -70,7 +70,6 @@ class SessionWriter:
         session_id: str | None = None,
         *,
         server_version: str = "",
-        keyframe_interval_s: float = 10.0,
         segment_bytes: int = 4 * 1024 * 1024,
         max_buffer_bytes: int = 32 * 1024 * 1024,
         max_block_s: float = 0.02,
@@ -107,11 +106,7 @@ class SessionWriter:
             session_id=self.session_id,
             started_at=utc_iso(time.time()),
             server_version=server_version,
-            keyframe_interval_s=keyframe_interval_s,
         )
-        self._keyframe_interval = keyframe_interval_s
-        self._last_keyframe_tick: int | None = None
-        self._keyframe_requested = True
         self._index = IndexFile([])
         self._seg_no = 0
         self._seg_info = SegmentInfo(0, 0)
@@ -139,9 +134,6 @@ class SessionWriter:
                 frame = fmt.encode_frame(fmt.pack_payload(index, record))
             self._next_index = index + 1
             is_keyframe = record.kind == "keyframe"
-            if is_keyframe:
-                self._last_keyframe_tick = record.tick
-                self._keyframe_requested = False
             self._buffer.append((is_keyframe, index, record.tick, frame))
             self._buffered += len(frame)
             if self._buffered > self._stats["buffer_peak"]:
@@ -150,19 +142,6 @@ class SessionWriter:
                 self._manifest_dirty = True
 
     record = write
-
-    def keyframe_due(self, tick: int) -> bool:
-        """True when the room should record a keyframe now (interval elapsed or asked)."""
-        with self._lock:
-            if self._keyframe_requested or self._last_keyframe_tick is None:
-                return True
-            hz = self.manifest.tick_hz or 1
-            return (tick - self._last_keyframe_tick) >= self._keyframe_interval * hz
-
-    def request_keyframe(self) -> None:
-        """Ask for a keyframe at the next `keyframe_due` (e.g. on a phase change)."""
-        with self._lock:
-            self._keyframe_requested = True
 
     def _wait_for_room(self, size: int) -> bool:
         self._stats["waits"] += 1

@@ -15,7 +15,7 @@ from rooms.room import Room
 
 
 def main(data_dir: str) -> None:
-    writer = SessionWriter(data_dir, "crash", keyframe_interval_s=1.0)
+    writer = SessionWriter(data_dir, "crash")
     writer.start_flusher(0.25)
     room = make_room(writer, tick_hz=30, keyframe_seconds=1.0)
     started = time.monotonic()

@@ -1,0 +1,79 @@
+"""The writer never blocks the room for long and never loses a record silently."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+
+from replay.reader import Session
+from replay.synthetic import run_session
+from replay.verify import verify
+from replay.writer import SessionWriter
+from rooms.records import Record
+
+
+def test_a_full_buffer_is_reported_and_leaves_a_gap(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = SessionWriter(tmp_path, "full", fsync=False, max_buffer_bytes=2000, max_block_s=0)
+    with caplog.at_level(logging.ERROR, "grandrounds.replay"):
+        run_session(writer, 2, participants=2, tick_hz=10)  # nobody flushes: the buffer fills
+        writer.flush()
+        writer.write(Record("tick", 999, {}))
+        writer.close()
+    stats = writer.stats()
+    assert stats["dropped"] > 0 and stats["gaps"] >= 1
+    assert "dropping records" in caplog.text
+    session = Session.open(tmp_path, "full")
+    gaps = [r for r in session.records() if r.kind == "gap"]
+    assert len(gaps) == stats["gaps"]
+    assert sum(g.data["count"] for g in gaps) == stats["dropped"]
+    assert session.manifest.writer["dropped"] == stats["dropped"]
+    report = verify(session, resim=False)
+    assert not report.intact and any("dropped" in p for p in report.problems)
+
+
+def test_a_flusher_thread_keeps_up_without_loss(tmp_path: Path) -> None:
+    writer = SessionWriter(tmp_path, "threads", fsync=False, segment_bytes=20_000)
+    writer.start_flusher(0.005)
+    room = run_session(writer, 15, participants=4, tick_hz=10)
+    writer.close()
+    assert writer.stats()["dropped"] == 0
+    session = Session.open(tmp_path, "threads")
+    assert session.record_count == writer.stats()["records"]
+    assert verify(session).intact
+    assert session.tick_range()[1] == room.tick_no
+
+
+def test_media_tracks_can_be_added_from_another_thread(tmp_path: Path) -> None:
+    writer = SessionWriter(tmp_path, "media", fsync=False)
+    worker = threading.Thread(target=writer.add_media_track, args=("mic-1", "audio"),
+                              kwargs={"member": 2, "uri": "media/mic-1.ogg",
+                                      "clock_offset_ms": -12.5})
+    worker.start()
+    worker.join()
+    writer.add_media_track("cam-1", "video", member=3, clock_offset_ms=40)
+    writer.add_media_track("mic-1", "audio", member=2, clock_offset_ms=-10)
+    writer.close()
+    tracks = Session.open(tmp_path, "media").manifest.media_tracks
+    assert [(t["id"], t["clock_offset_ms"]) for t in tracks] == [("cam-1", 40), ("mic-1", -10)]
+
+
+def test_play_paces_records_from_a_moment(tmp_path: Path) -> None:
+    writer = SessionWriter(tmp_path, "play", fsync=False)
+    run_session(writer, 6, participants=2, tick_hz=10, keyframe_seconds=2)
+    writer.close()
+    session = Session.open(tmp_path, "play")
+    now = [100.0]
+    waits: list[float] = []
+
+    def sleep(dt: float) -> None:
+        waits.append(dt)
+        now[0] += dt
+
+    played = list(session.play(3.0, speed=2.0, clock=lambda: now[0], sleep=sleep))
+    assert played[0].tick == 30 and played[-1].tick == session.tick_range()[1]
+    assert now[0] - 100.0 == pytest.approx((played[-1].tick / 10 - 3.0) / 2.0)
