@@ -60,12 +60,15 @@ class ClientSocket:
         queue_bytes: int,
         receive_timeout: float,
         leftover: bytes = b"",
+        send_buffer: int = 0,
     ) -> None:
         self._stream = stream
         self._ws = ws
         # A duplicate descriptor of the same (non-blocking) socket, for synchronous sends.
         self._raw = socket.socket(fileno=os.dup(stream.socket.fileno()))
         self._raw.setblocking(False)
+        if send_buffer:
+            self._raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         self._outbox: deque[memoryview] = deque()
         self._outbox_bytes = 0
         self._queue_bytes = queue_bytes

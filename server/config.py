@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
     max_rooms: int = Field(default=64, ge=1)
     max_clients_per_room: int = Field(default=2000, ge=1)
+    socket_send_buffer: int = Field(default=0, ge=0)
+    """SO_SNDBUF for client sockets (0: the OS default); caps kernel memory per client."""
     send_queue_bytes: int = Field(default=512 * 1024, ge=16 * 1024)
     slow_drop_seconds: float = Field(default=5.0, gt=0)
     client_timeout_seconds: float = Field(default=30.0, gt=0)

@@ -145,6 +145,7 @@ async def _upgrade(
         queue_bytes=server.settings.send_queue_bytes,
         receive_timeout=server.settings.client_timeout_seconds,
         leftover=bytes(leftover),
+        send_buffer=server.settings.socket_send_buffer,
     )
     await Session(server, sock).run()
 
