@@ -1,0 +1,100 @@
+"""GR-S against a real server process: prints the figures DESIGN.md holds us to.
+
+One room; 8 participants sending head and hands at 30 Hz (two moving their hands, the
+rest still with sub-millimetre jitter, one carrying an object); 20 shared objects;
+7 vitals changing each second; an event every 5 s; 200 spectators.
+
+    python bench/grs.py [--spectators 200] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import trio
+
+from clients.python.bots import report, run_bots
+
+
+def encode_microbench(ticks: int = 3000) -> str:
+    """Cost of one GR-S tick in the room and publisher alone (no sockets)."""
+    from netcode.views import ALL_VIEWS, Role
+    from rooms.demo import DemoScenario
+    from rooms.room import Room
+
+    room = Room("bench", DemoScenario(1), seed=1)
+    room.start()
+    members = [room.join(Role.PARTICIPANT, f"p{i}") for i in range(8)]
+    room.tick()
+    started = time.perf_counter()
+    for tick in range(ticks):
+        for index, member in enumerate(members):
+            x = (tick * 3 % 1000) / 1000 if index < 2 else 0.0001 * (tick % 3)
+            room.pose(member.id, {"head": [index, 1.6, 0, 0, 0, 0, 1],
+                                  "left": [x, 1.1, 0.3, 0, 0, 0, 1],
+                                  "right": [index + 0.2, 1.1, 0.3, 0, 0, 0, 1]})
+        room.tick()
+        for view in ALL_VIEWS:
+            room.publisher.frame(view, room.tick_no - 1)
+    per_tick = (time.perf_counter() - started) / ticks * 1e6
+    frame = len(room.publisher.frame(ALL_VIEWS[0], room.tick_no - 1))
+    return f"encode micro-benchmark: {per_tick:.0f} us per GR-S tick (8 pose inputs, tick, 3 view frames); spectator delta {frame} bytes"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--spectators", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+
+    print(encode_microbench())
+    with tempfile.TemporaryDirectory() as data_dir:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--demo", "--port", "0",
+             "--data-dir", data_dir], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True)
+        try:
+            url = ""
+            assert server.stdout is not None
+            for line in server.stdout:
+                if "serving on" in line:
+                    url = line.split("serving on ")[1].strip()
+                    break
+            key = json.loads((Path(data_dir) / "secrets.json").read_text())["admin_key"]
+            process = psutil.Process(server.pid)
+
+            async def measured() -> tuple[object, float, float]:
+                async with trio.open_nursery() as nursery:
+                    box: list[object] = []
+
+                    async def bots() -> None:
+                        box.append(await run_bots(url, key, "demo", 8, args.spectators,
+                                                  args.seconds, moving=2, resumes=1))
+
+                    nursery.start_soon(bots)
+                    await trio.sleep(3.0)  # everyone joined: measure the steady state
+                    cpu0, wall0 = sum(process.cpu_times()[:2]), time.perf_counter()
+                    await trio.sleep(args.seconds - 4.0)
+                    cpu1, wall1 = sum(process.cpu_times()[:2]), time.perf_counter()
+                return box[0], cpu1 - cpu0, wall1 - wall0
+
+            tally, cpu, wall = trio.run(measured)
+            print(f"GR-S: 8 participants (2 moving, 1 carrying), {args.spectators} spectators, "
+                  f"{args.seconds:.0f} s")
+            for line in report(tally, args.seconds):  # type: ignore[arg-type]
+                print(line)
+            print(f"server CPU:                 {cpu / wall:.3f} CPU-seconds per second")
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+if __name__ == "__main__":
+    main()
