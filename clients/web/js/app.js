@@ -1,0 +1,213 @@
+// The browser app's entry point: join from the page URL (?room=…&token=…), keep a
+// mirror of the room, and drive the panels for the role the server gave us.
+import { RoomConnection, wsUrl } from "./connection.js";
+import { Monitor } from "./monitor.js";
+import { RoomScene } from "./scene.js";
+import { DesktopMover, XrSession } from "./movement.js";
+import { actionsFor, buildActionForms } from "./actions.js";
+import { eventText, renderCase, renderChat, renderEvents, renderInspector, renderPeople, timeline } from "./panels.js";
+import { renderAnswerKey, renderQuestions, wireControls, wireJoinLinks } from "./facilitator.js";
+import { label } from "./render.js";
+import { HIDDEN, isHidden } from "./wire.js";
+
+const $ = (id) => document.getElementById(id);
+const PANEL_MS = 250;
+const LOW_BANDWIDTH_FRAME_MS = 500;
+const CAPTION_CHANNELS = new Set(["events", "case", "hints", "script"]);
+
+const params = new URLSearchParams(location.search);
+const room = params.get("room") || "";
+const token = params.get("token") || "";
+
+function showProblem(text) {
+  const box = $("problem");
+  box.textContent = text;
+  box.hidden = false;
+}
+
+function announce(text) {
+  const node = $("announcer");
+  node.textContent = "";
+  setTimeout(() => { node.textContent = text; }, 50);
+}
+
+function start() {
+  if (!token) {
+    const form = $("join");
+    form.hidden = false;
+    $("conn-status").textContent = "Not joined";
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const query = new URLSearchParams({ room: $("join-room").value.trim(), token: $("join-token").value.trim() });
+      location.search = query.toString();
+    });
+    return;
+  }
+  const conn = new RoomConnection({ url: wsUrl(), token, room });
+  const app = new App(conn);
+  window.grandRounds = { conn, app, HIDDEN, isHidden, get mirror() { return conn.mirror; } };
+  conn.open();
+}
+
+class App {
+  constructor(conn) {
+    this.conn = conn;
+    this.lowBandwidth = localStorage.getItem("gr.lowBandwidth") === "1";
+    this.scene = new RoomScene($("scene"));
+    this.monitor = new Monitor($("monitor"), $("alarm-text"), announce);
+    this.moved = new Set();
+    this.dirty = true;
+    this.lastPanels = 0;
+    this.lastFrame = 0;
+    this.forms = null;
+    this.scenario = null;
+    this.mover = null;
+    this.xr = null;
+    this.monitorFields = null;
+
+    const toggle = $("low-bandwidth");
+    toggle.checked = this.lowBandwidth;
+    toggle.addEventListener("change", () => {
+      this.lowBandwidth = toggle.checked;
+      localStorage.setItem("gr.lowBandwidth", toggle.checked ? "1" : "0");
+      announce(toggle.checked ? "Low-bandwidth mode on" : "Low-bandwidth mode off");
+    });
+
+    conn.addEventListener("status", (e) => { $("conn-status").textContent = e.detail; });
+    conn.addEventListener("welcome", (e) => this.onWelcome(e.detail));
+    conn.addEventListener("state", (e) => this.onState(e.detail));
+    conn.addEventListener("error-msg", (e) => showProblem(`The server refused a message (${e.detail.code}): ${e.detail.msg}`));
+    conn.addEventListener("bye", (e) => {
+      showProblem(`Disconnected by the server (${e.detail.code}): ${e.detail.msg}`);
+      announce(`Disconnected: ${e.detail.msg}`);
+    });
+
+    $("inspector").closest("details").addEventListener("toggle", () => { this.dirty = true; });
+    const loop = (now, frame) => this.frame(now, frame);
+    if (this.scene.ok) this.scene.renderer.setAnimationLoop(loop);
+    else {
+      const raf = (now) => { loop(now, null); requestAnimationFrame(raf); };
+      requestAnimationFrame(raf);
+    }
+  }
+
+  onWelcome(welcome) {
+    const role = welcome.role;
+    document.body.dataset.role = role;
+    $("main").hidden = false;
+    $("room-title").textContent = welcome.title || "Grand Rounds";
+    document.title = `${welcome.title || "Grand Rounds"} — Grand Rounds`;
+    $("role-badge").textContent = label(role);
+    $("participant-panel").hidden = role !== "participant";
+    $("facilitator-panel").hidden = role !== "facilitator";
+    $("ask-panel").hidden = !(role === "spectator" || role === "participant");
+    $("chat-form").hidden = role === "spectator";
+    $("scene-help").hidden = role === "spectator";
+    if (this.wired) return;
+    this.wired = true;
+    this.wireForms(role);
+    if (role !== "spectator" && this.scene.ok) {
+      this.mover = new DesktopMover(this.scene, this.conn);
+      this.xr = new XrSession(this.scene, this.conn, $("enter-vr"), $("vr-status"));
+      this.xr.probe();
+    }
+  }
+
+  wireForms(role) {
+    const report = (text, bad) => (bad ? showProblem(text) : announce(text));
+    $("chat-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const input = $("chat-text");
+      if (!input.value.trim()) return;
+      const reply = await this.conn.intent("chat", { text: input.value });
+      if (reply.ok) input.value = ""; else report(`Chat refused (${reply.code}): ${reply.msg}`, true);
+    });
+    $("ask-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const input = $("ask-text");
+      if (!input.value.trim()) return;
+      const reply = await this.conn.intent("ask", { text: input.value });
+      if (reply.ok) { input.value = ""; announce("Question sent to the facilitator."); }
+      else report(`Question refused (${reply.code}): ${reply.msg}`, true);
+    });
+    if (role === "facilitator") {
+      wireControls(this.conn, report);
+      wireJoinLinks(room || this.conn.welcome.room, report);
+    }
+  }
+
+  onState(changes) {
+    const mirror = this.conn.mirror;
+    if (changes.full) for (const id of mirror.poses.keys()) this.moved.add(id);
+    for (const id of changes.poses) this.moved.add(id);
+    if (changes.full || changes.ops.length) this.dirty = true;
+    for (const op of changes.ops) {
+      if (op[0] === "log" && CAPTION_CHANNELS.has(op[1])) this.caption(op[2]);
+    }
+    if (changes.full) {
+      const items = timeline(mirror);
+      if (items.length) $("caption").textContent = eventText(items[items.length - 1].entry);
+    }
+    if (!this.forms) {
+      const roomEntity = mirror.first("room");
+      if (roomEntity && this.conn.role) {
+        this.scenario = roomEntity.fields.scenario;
+        const container = this.conn.role === "facilitator" ? $("fac-actions") : $("actions");
+        this.forms = buildActionForms(container, actionsFor(this.conn.role, this.scenario), mirror,
+          (action, args) => this.conn.intent(action, args));
+      }
+    }
+  }
+
+  caption(entry) {
+    $("caption").textContent = eventText(entry);
+  }
+
+  frame(now, xrFrame) {
+    const interval = this.lowBandwidth && !(this.xr && this.xr.active) ? LOW_BANDWIDTH_FRAME_MS : 0;
+    if (now - this.lastFrame < interval) return;
+    const dt = Math.min(0.1, (now - (this.lastFrame || now)) / 1000);
+    this.lastFrame = now;
+    if (this.dirty && now - this.lastPanels >= (this.lowBandwidth ? 1000 : PANEL_MS)) {
+      this.dirty = false;
+      this.lastPanels = now;
+      this.renderPanels();
+    }
+    if (this.scene.ok) {
+      this.scene.sync(this.conn.mirror, this.moved, now);
+      this.moved.clear();
+      if (this.xr && this.xr.active) this.xr.onFrame(xrFrame, now);
+      else if (this.mover) this.mover.step(dt, now);
+      this.scene.render(now);
+    }
+    this.monitor.draw(now);
+  }
+
+  renderPanels() {
+    const mirror = this.conn.mirror;
+    const roomEntity = mirror.first("room");
+    if (roomEntity) {
+      const status = String(roomEntity.fields.status);
+      if (status !== this.status) {
+        if (this.status) announce(`The case is ${status}`);
+        this.status = status;
+      }
+      $("room-status").textContent = label(status);
+      $("room-status").dataset.status = status;
+    }
+    const monitor = mirror.first("monitor");
+    if (monitor) this.monitor.update(monitor.fields);
+    renderCase($("case-panel"), mirror);
+    renderPeople($("participants"), mirror, this.conn.welcome?.member);
+    renderEvents($("events"), timeline(mirror));
+    renderChat($("chat"), mirror.logs.chat || []);
+    if (this.conn.role === "facilitator") {
+      renderAnswerKey($("answer-key"), mirror);
+      renderQuestions($("questions"), mirror.logs.questions || []);
+    }
+    if (this.forms) this.forms.refresh();
+    if ($("inspector").closest("details").open) renderInspector($("inspector"), mirror);
+  }
+}
+
+start();

@@ -1,0 +1,202 @@
+// One WebSocket session with a room: hello/welcome, state frames into a Mirror (acks,
+// resync on desync), intents with replies, poses, and resume after a dropped link.
+// Events (EventTarget): "welcome", "state" (detail: changes), "reply-error", "error-msg",
+// "bye", "status" (detail: text), "rtc" (detail: message).
+import { decode, encode, encodeSingle } from "./wire.js";
+import { Desync, Mirror } from "./mirror.js";
+
+const PROTOCOL_VERSION = 1;
+const ACK_EVERY_TICKS = 10;
+const KEEPALIVE_MS = 10_000;
+const REPLY_TIMEOUT_MS = 10_000;
+const MAX_PENDING_REPLIES = 64;
+const MAX_RECONNECTS = 6;
+const FATAL_BYE = new Set([
+  "bad_token", "token_expired", "wrong_room", "unknown_room", "room_ended", "room_full",
+  "version_mismatch", "too_many_errors",
+]);
+
+export function wsUrl() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}/ws`;
+}
+
+export class RoomConnection extends EventTarget {
+  constructor({ url, token, room }) {
+    super();
+    this.url = url;
+    this.token = token;
+    this.room = room;
+    this.mirror = new Mirror();
+    this.welcome = null;
+    this.bye = null;
+    this.frames = 0;
+    this.bytes = 0;
+    this.resyncs = 0;
+    this.ws = null;
+    this.nextId = 1;
+    this.pending = new Map();
+    this.awaitingSnapshot = true;
+    this.lastAck = 0;
+    this.lastSent = 0;
+    this.reconnects = 0;
+    this.keepalive = setInterval(() => this.keepAlive(), KEEPALIVE_MS);
+  }
+
+  get role() { return this.welcome ? this.welcome.role : null; }
+  get connected() { return this.ws !== null && this.ws.readyState === WebSocket.OPEN; }
+
+  open(resume = false) {
+    this.status(resume ? "Reconnecting…" : "Connecting…");
+    const ws = new WebSocket(this.url);
+    ws.binaryType = "arraybuffer";
+    this.ws = ws;
+    ws.onopen = () => {
+      const hello = { t: "hello", v: PROTOCOL_VERSION, token: this.token };
+      if (this.room) hello.room = this.room;
+      if (resume && this.welcome && this.mirror.tick !== null) {
+        hello.resume = { session: this.welcome.session, tick: this.mirror.tick, op: this.mirror.op };
+      }
+      this.awaitingSnapshot = !resume;
+      this.send(hello);
+    };
+    ws.onmessage = (event) => {
+      this.bytes += event.data.byteLength;
+      let message;
+      try {
+        message = decode(event.data);
+      } catch (err) {
+        this.emit("error-msg", { code: "bad_frame", msg: `undecodable message from the server (${err.message})` });
+        return;
+      }
+      this.handle(message);
+    };
+    ws.onclose = () => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.failPending("the connection closed before the reply came");
+      if (this.bye && FATAL_BYE.has(this.bye.code)) {
+        this.status("Disconnected");
+        return;
+      }
+      if (this.reconnects >= MAX_RECONNECTS) {
+        this.status("Disconnected: could not reconnect");
+        return;
+      }
+      this.reconnects++;
+      this.status("Connection lost; reconnecting…");
+      setTimeout(() => this.open(this.welcome !== null), Math.min(8000, 500 * 2 ** this.reconnects));
+    };
+  }
+
+  close() {
+    clearInterval(this.keepalive);
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) ws.close();
+  }
+
+  send(message) {
+    if (!this.connected) return false;
+    this.ws.send(encode(message));
+    this.lastSent = performance.now();
+    return true;
+  }
+
+  keepAlive() {
+    if (this.connected && performance.now() - this.lastSent > KEEPALIVE_MS && this.mirror.tick !== null) {
+      this.send({ t: "ack", tick: this.mirror.tick });
+    }
+  }
+
+  /** Send an intent; resolves to the reply {ok, code, msg}. */
+  intent(action, args = {}) {
+    if (this.pending.size >= MAX_PENDING_REPLIES) {
+      return Promise.resolve({ ok: false, code: "busy", msg: "Too many actions are waiting for an answer." });
+    }
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        resolve({ ok: false, code: "timeout", msg: "The server did not answer in time." });
+      }, REPLY_TIMEOUT_MS);
+      this.pending.set(id, (reply) => { clearTimeout(timer); resolve(reply); });
+      if (!this.send({ t: "intent", id, do: action, args })) {
+        this.pending.get(id)({ ok: false, code: "offline", msg: "Not connected to the room." });
+        this.pending.delete(id);
+      }
+    });
+  }
+
+  /** parts: {head?, left?, right?, objects?} each [x, y, z, qx, qy, qz, qw] in metres. */
+  sendPose(parts) {
+    if (!this.connected) return;
+    this.ws.send(encodeSingle({ t: "pose", ...parts }));
+    this.lastSent = performance.now();
+  }
+
+  sendRtc(message) {
+    return this.send({ t: "rtc", ...message });
+  }
+
+  failPending(msg) {
+    for (const resolve of this.pending.values()) resolve({ ok: false, code: "offline", msg });
+    this.pending.clear();
+  }
+
+  handle(message) {
+    switch (message.t) {
+      case "welcome":
+        this.welcome = message;
+        this.reconnects = 0;
+        this.status(message.resumed ? "Connected (resumed)" : "Connected");
+        this.emit("welcome", message);
+        break;
+      case "s":
+        this.frames++;
+        this.applyFrame(message);
+        if (message.k - this.lastAck >= ACK_EVERY_TICKS) {
+          this.lastAck = message.k;
+          this.send({ t: "ack", tick: message.k });
+        }
+        break;
+      case "reply": {
+        const resolve = this.pending.get(message.id);
+        if (resolve) {
+          this.pending.delete(message.id);
+          resolve({ ok: !!message.ok, code: message.code || "", msg: message.msg || "" });
+        }
+        break;
+      }
+      case "error":
+        this.emit("error-msg", { code: message.code, msg: message.msg });
+        break;
+      case "bye":
+        this.bye = { code: message.code, msg: message.msg };
+        this.emit("bye", this.bye);
+        break;
+      case "rtc":
+        this.emit("rtc", message);
+        break;
+      default:
+        break;
+    }
+  }
+
+  applyFrame(frame) {
+    if ("full" in frame) this.awaitingSnapshot = false;
+    else if (this.awaitingSnapshot) return;
+    try {
+      const changes = this.mirror.apply(frame);
+      this.emit("state", changes);
+    } catch (err) {
+      if (!(err instanceof Desync)) throw err;
+      this.resyncs++;
+      this.awaitingSnapshot = true;
+      this.send({ t: "resync", reason: "desync" });
+    }
+  }
+
+  status(text) { this.emit("status", text); }
+  emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
+}

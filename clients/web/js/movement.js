@@ -1,0 +1,134 @@
+// Moving your own avatar. On a desktop: keyboard (W A S D / arrows, Q E turn, R F look)
+// and mouse drag on the 3D view move a first-person head; hands follow the head.
+// In a headset: "Enter VR" starts an immersive-vr WebXR session and the head and hand
+// poses come from the XR frame. Poses are sent at most SEND_HZ times a second, float32.
+import { rawPose, yawQuaternion } from "./poses.js";
+
+const SEND_HZ = 20;
+const SPEED = 1.2;   // metres per second
+const TURN = 1.6;    // radians per second
+const EYE = 1.6;
+
+export class DesktopMover {
+  constructor(scene, conn) {
+    this.scene = scene;
+    this.conn = conn;
+    this.x = 0.6 - Math.random() * 1.2;
+    this.z = 1.4;
+    this.yaw = 0;
+    this.pitch = -0.25;
+    this.keys = new Set();
+    this.dirty = true;
+    this.lastSend = 0;
+    const canvas = scene.renderer.domElement;
+    canvas.addEventListener("keydown", (e) => {
+      if (["KeyW", "KeyA", "KeyS", "KeyD", "KeyQ", "KeyE", "KeyR", "KeyF", "ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight"].includes(e.code)) {
+        this.keys.add(e.code);
+        e.preventDefault();
+      }
+    });
+    canvas.addEventListener("keyup", (e) => this.keys.delete(e.code));
+    canvas.addEventListener("blur", () => this.keys.clear());
+    canvas.addEventListener("pointerdown", (e) => { canvas.focus(); canvas.setPointerCapture(e.pointerId); this.drag = [e.clientX, e.clientY]; });
+    canvas.addEventListener("pointerup", () => { this.drag = null; });
+    canvas.addEventListener("pointermove", (e) => {
+      if (!this.drag) return;
+      this.yaw -= (e.clientX - this.drag[0]) * 0.005;
+      this.pitch = Math.max(-1.2, Math.min(1.2, this.pitch - (e.clientY - this.drag[1]) * 0.005));
+      this.drag = [e.clientX, e.clientY];
+      this.dirty = true;
+    });
+  }
+
+  step(dt, now) {
+    const k = (code) => this.keys.has(code);
+    const forward = (k("KeyW") || k("ArrowUp") ? 1 : 0) - (k("KeyS") || k("ArrowDown") ? 1 : 0);
+    const strafe = (k("KeyD") ? 1 : 0) - (k("KeyA") ? 1 : 0);
+    const turn = (k("KeyQ") || k("ArrowLeft") ? 1 : 0) - (k("KeyE") || k("ArrowRight") ? 1 : 0);
+    const look = (k("KeyR") ? 1 : 0) - (k("KeyF") ? 1 : 0);
+    if (forward || strafe || turn || look) {
+      this.yaw += turn * TURN * dt;
+      this.pitch = Math.max(-1.2, Math.min(1.2, this.pitch + look * TURN * dt));
+      const s = Math.sin(this.yaw), c = Math.cos(this.yaw);
+      this.x += (-s * forward + c * strafe) * SPEED * dt;
+      this.z += (-c * forward - s * strafe) * SPEED * dt;
+      this.dirty = true;
+    }
+    const camera = this.scene.camera;
+    camera.position.set(this.x, EYE, this.z);
+    camera.quaternion.set(...yawQuaternion(this.yaw, this.pitch));
+    if (this.dirty && now - this.lastSend >= 1000 / SEND_HZ && this.conn.connected) {
+      this.dirty = false;
+      this.lastSend = now;
+      this.conn.sendPose(this.poses());
+    }
+  }
+
+  poses() {
+    const q = yawQuaternion(this.yaw, 0);
+    const s = Math.sin(this.yaw), c = Math.cos(this.yaw);
+    const hand = (side) => rawPose([this.x + c * 0.22 * side - s * 0.3, EYE - 0.5, this.z - s * 0.22 * side - c * 0.3], q);
+    return { head: rawPose([this.x, EYE, this.z], yawQuaternion(this.yaw, this.pitch)), left: hand(-1), right: hand(1) };
+  }
+}
+
+export class XrSession {
+  constructor(scene, conn, button, statusNode) {
+    this.scene = scene;
+    this.conn = conn;
+    this.button = button;
+    this.statusNode = statusNode;
+    this.session = null;
+    this.lastSend = 0;
+    button.addEventListener("click", () => (this.session ? this.session.end() : this.start()));
+  }
+
+  async probe() {
+    this.button.hidden = false;
+    let supported = false;
+    try {
+      supported = !!navigator.xr && (await navigator.xr.isSessionSupported("immersive-vr"));
+    } catch {
+      supported = false;
+    }
+    this.button.disabled = !supported;
+    this.statusNode.textContent = supported ? "" : "VR is not available in this browser; use the keyboard or mouse to move.";
+  }
+
+  async start() {
+    try {
+      const session = await navigator.xr.requestSession("immersive-vr", { optionalFeatures: ["local-floor"] });
+      this.scene.renderer.xr.setReferenceSpaceType("local-floor");
+      await this.scene.renderer.xr.setSession(session);
+      this.session = session;
+      this.button.textContent = "Exit VR";
+      this.statusNode.textContent = "In VR";
+      session.addEventListener("end", () => {
+        this.session = null;
+        this.button.textContent = "Enter VR";
+        this.statusNode.textContent = "";
+      });
+    } catch (err) {
+      this.statusNode.textContent = `Could not start VR: ${err.message}`;
+    }
+  }
+
+  get active() { return this.session !== null; }
+
+  /** Called from the render loop with the XRFrame while presenting. */
+  onFrame(frame, now) {
+    if (!frame || now - this.lastSend < 1000 / SEND_HZ) return;
+    const space = this.scene.renderer.xr.getReferenceSpace();
+    const viewer = frame.getViewerPose(space);
+    if (!viewer) return;
+    const toRaw = (t) => [t.position.x, t.position.y, t.position.z, t.orientation.x, t.orientation.y, t.orientation.z, t.orientation.w];
+    const message = { head: toRaw(viewer.transform) };
+    for (const source of frame.session.inputSources) {
+      if (!source.gripSpace || (source.handedness !== "left" && source.handedness !== "right")) continue;
+      const pose = frame.getPose(source.gripSpace, space);
+      if (pose) message[source.handedness] = toRaw(pose.transform);
+    }
+    this.lastSend = now;
+    this.conn.sendPose(message);
+  }
+}

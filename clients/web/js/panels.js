@@ -1,0 +1,102 @@
+// The read-only panels every role sees: case (case, patient, results, decisions),
+// people (avatars with connection and speaking state), events with captions, chat,
+// and an inspector listing every entity of the view by kind.
+import { clockText, el, fieldList, fillList, label, valueNode } from "./render.js";
+import { isHidden } from "./wire.js";
+
+
+export function renderCase(root, mirror) {
+  const parts = [];
+  const kase = mirror.first("case");
+  if (kase) {
+    const f = kase.fields;
+    parts.push(el("h3", { text: isHidden(f.title) ? "Case" : String(f.title ?? "Case") }));
+    parts.push(el("p", { class: "phase" }, el("strong", { text: "Phase: " }),
+      valueNode(f.phase_title ?? f.phase), document.createTextNode(`  ·  case time ${clockText(f.time_s)}`),
+      f.time_scale && f.time_scale !== 1 ? document.createTextNode(`  ·  ×${f.time_scale}`) : null));
+    if (f.narrative && !isHidden(f.narrative)) parts.push(el("p", { class: "narrative", text: String(f.narrative) }));
+  }
+  const patient = mirror.first("patient");
+  if (patient) {
+    parts.push(el("h3", { text: "Patient" }), fieldList(patient.fields, 0, []));
+  }
+  const results = [...mirror.find("result").values()];
+  if (results.length) {
+    parts.push(el("h3", { text: "Results" }));
+    parts.push(el("ul", { class: "results" }, ...results.map((r) =>
+      el("li", {}, el("strong", { text: `${r.name ?? r.test}: ` }), valueNode(r.text),
+        r.values && !isHidden(r.values) && Object.keys(r.values).length ? fieldList(r.values) : null))));
+  }
+  const decisions = [...mirror.find("decision").values()];
+  if (decisions.length) {
+    parts.push(el("h3", { text: "Decisions" }));
+    parts.push(el("ul", {}, ...decisions.map((d) => el("li", {}, document.createTextNode(`${d.prompt} — `),
+      d.chosen ? el("strong", { text: String(d.options?.[d.chosen] ?? d.chosen) }) : el("span", { class: "muted", text: "open" })))));
+  }
+  if (!kase && !patient) parts.push(el("p", { class: "muted", text: "Waiting for the case…" }));
+  root.replaceChildren(...parts.filter((p) => p !== undefined && p !== null));
+}
+
+export function renderPeople(list, mirror, selfMember) {
+  const avatars = [...mirror.find("avatar").entries()];
+  if (!avatars.length) {
+    list.replaceChildren(el("li", { class: "muted", text: "Nobody with an avatar yet." }));
+    return;
+  }
+  list.replaceChildren(...avatars.map(([id, a]) => {
+    const state = a.connected === false ? "disconnected" : a.speaking ? "speaking" : "connected";
+    const icon = state === "speaking" ? "🔊" : state === "disconnected" ? "⨯" : "●";
+    return el("li", { class: `person ${state}`, "data-avatar": id },
+      el("span", { class: "person-icon", "aria-hidden": "true", text: icon }),
+      el("span", { class: "person-name", text: String(a.name) + (a.member === selfMember ? " (you)" : "") }),
+      el("span", { class: "person-role", text: label(String(a.role)) }),
+      el("span", { class: "person-state", text: state }));
+  }));
+}
+
+export function eventText(entry) {
+  if (entry === null || typeof entry !== "object") return String(entry);
+  const who = entry.by ? `${entry.by}: ` : "";
+  const text = entry.text ?? entry.kind ?? JSON.stringify(entry);
+  return `${who}${text}`;
+}
+
+/** All case-like log channels merged by time: events, case, hints, script. */
+export function timeline(mirror) {
+  const out = [];
+  for (const channel of ["events", "case", "hints", "script"]) {
+    for (const entry of mirror.logs[channel] || []) out.push({ channel, entry });
+  }
+  return out.sort((a, b) => (a.entry.t ?? 0) - (b.entry.t ?? 0)).slice(-50);
+}
+
+export function renderEvents(list, items) {
+  fillList(list, items, ({ channel, entry }) => {
+    const frag = document.createDocumentFragment();
+    frag.append(el("span", { class: "time", text: clockText(entry.t) }), " ",
+      el("span", { class: `tag tag-${entry.kind ?? channel}`, text: entry.override ? "override" : entry.kind ?? channel }), " ",
+      document.createTextNode(eventText(entry)));
+    return frag;
+  });
+}
+
+export function renderChat(list, entries) {
+  fillList(list, entries, (entry) => {
+    const frag = document.createDocumentFragment();
+    frag.append(el("strong", { text: `${entry.from ?? entry.by ?? "?"}: ` }), document.createTextNode(String(entry.text ?? "")));
+    return frag;
+  });
+}
+
+export function renderInspector(root, mirror) {
+  const byKind = new Map();
+  for (const [id, [kind, fields]] of mirror.entities) {
+    if (!byKind.has(kind)) byKind.set(kind, []);
+    byKind.get(kind).push([id, fields]);
+  }
+  const sections = [...byKind.entries()].sort().map(([kind, items]) =>
+    el("details", {}, el("summary", { text: `${kind} (${items.length})` }),
+      ...items.slice(0, 40).map(([id, fields]) => el("div", { class: "entity" },
+        el("p", { class: "entity-id", text: `#${id}` }), fieldList(fields)))));
+  root.replaceChildren(...sections);
+}
