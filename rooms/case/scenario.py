@@ -42,6 +42,8 @@ SAMPLE_EVERY_S: Final = 15
 UPCOMING_SHOWN: Final = 5
 NOISE_MEMORY: Final = 0.6
 TIME_SCALES: Final = (0.25, 10.0)
+EPSILON_S: Final = 1e-6
+"""Tolerance for summed tick lengths (ten 0.1 s ticks must make a whole second)."""
 
 
 def _rounded(signals: Mapping[str, float]) -> dict[str, int | float]:
@@ -153,10 +155,10 @@ class CaseScenario:
         h = clock.dt * self._scale
         self._t += h
         self._acc += h
-        while self._acc >= STEP_S:
+        while self._acc >= STEP_S - EPSILON_S:
             self._physio.step(STEP_S)
             self._acc -= STEP_S
-        while self._t >= self._next_second:
+        while self._t >= self._next_second - EPSILON_S:
             self._second(world)
             self._next_second += 1
 
