@@ -175,8 +175,30 @@ def test_bad_signalling_gets_coded_errors_and_the_room_carries_on() -> None:
                 },
             )
             assert ack["op"] == "ack"
+            muted = await worker.room_events("muted")
+            assert muted["msg"] == {"op": "muted", "track": audio_id, "muted": True, "by": "fay"}
+            await asyncio.sleep(0.3)
+            count = len(sub.received[audio_id].packets)
+            await asyncio.sleep(0.5)
+            assert len(sub.received[audio_id].packets) == count  # muted: nothing forwarded
+            await worker.signal(
+                "r1",
+                "fay",
+                "facilitator",
+                {
+                    "op": "mute",
+                    "track": audio_id,
+                    "muted": False,
+                },
+            )
+            await wait_for(lambda: len(sub.received[audio_id].packets) > count + 10)
             stats = await worker.request("stats")
             assert stats["tracks"] == 2 and stats["outputs"] == 2, stats
+            # Leaving closes the member's pcs and tells the room.
+            await worker.request("leave", room="r1", member="alice")
+            gone = await worker.room_events("tracks")
+            assert set(gone["msg"]["removed"]) == set(publisher.tracks.values())
+            assert (await worker.request("stats"))["tracks"] == 0
             await sub.pc.close()
             await publisher.pc.close()
 
