@@ -1,11 +1,11 @@
 """The session writer: the room's `Recorder`, never waiting on the disk.
 
 Threads. `write()` (alias `record()`) is called from the room's thread: it encodes
-the record (msgpack, a few microseconds) and appends the frame to an in-memory
-buffer under a lock. `flush()` is called from one worker thread (the server's, or
-the one `start_flusher()` starts) at least once a second: it takes the buffer,
-appends it to the current segment, fsyncs, rolls and seals segments (zstd) and
-rewrites the manifest and index. `add_media_track()` and `stats()` may be called
+the record (msgpack, a couple of microseconds) and appends it to an in-memory buffer
+under a lock. `flush()` is called from one worker thread (the server's, or the one
+`start_flusher()` starts) at least once a second: it takes the buffer, frames and
+checksums it, appends it to the current segment, fsyncs, rolls and seals segments
+(zstd) and rewrites the manifest and index. `add_media_track()` and `stats()` may be called
 from any thread. `close()` flushes, seals and marks the session sealed.
 
 Overflow policy. The buffer holds at most `max_buffer_bytes`. A write that does not
@@ -35,6 +35,7 @@ from replay.manifest import Manifest, utc_iso
 from rooms.records import Record
 
 log = logging.getLogger("grandrounds.replay")
+MANIFEST_KINDS = frozenset({"start", "join", "leave", "expire", "ended"})
 
 
 def new_session_id(room_id: str = "room") -> str:
@@ -92,7 +93,7 @@ class SessionWriter:
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)
         self._flush_lock = threading.Lock()
-        self._buffer: list[tuple[bool, int, int, bytes]] = []  # (keyframe?, index, tick, frame)
+        self._buffer: list[tuple[bool, int, int, bytes]] = []  # (keyframe?, index, tick, payload)
         self._buffered = 0
         self._next_index = 0
         self._gap: dict[str, int] | None = None
@@ -121,24 +122,20 @@ class SessionWriter:
         with self._lock:
             if self._closed:
                 raise ReplayError("closed", f"session {self.session_id} is closed")
+            if self._gap is not None and self._buffered < self._max_buffer:
+                self._append_gap()
             index = self._next_index
-            frame = fmt.encode_frame(fmt.pack_payload(index, record))
-            if self._buffered + len(frame) > self._max_buffer and not self._wait_for_room(
-                len(frame)
-            ):
+            payload = fmt.pack_payload(index, record)
+            size = len(payload) + fmt.FRAME.size
+            if self._buffered + size > self._max_buffer and not self._wait_for_room(size):
                 self._drop(record)
                 return
-            if self._gap is not None:
-                self._append_gap()
-                index = self._next_index
-                frame = fmt.encode_frame(fmt.pack_payload(index, record))
             self._next_index = index + 1
-            is_keyframe = record.kind == "keyframe"
-            self._buffer.append((is_keyframe, index, record.tick, frame))
-            self._buffered += len(frame)
+            self._buffer.append((record.kind == "keyframe", index, record.tick, payload))
+            self._buffered += size
             if self._buffered > self._stats["buffer_peak"]:
                 self._stats["buffer_peak"] = self._buffered
-            if self.manifest.observe(record):
+            if record.kind in MANIFEST_KINDS and self.manifest.observe(record):
                 self._manifest_dirty = True
 
     record = write
@@ -168,9 +165,9 @@ class SessionWriter:
         gap, self._gap = self._gap, None
         index = self._next_index
         self._next_index += 1
-        frame = fmt.encode_frame(fmt.pack_payload(index, Record("gap", gap["last_tick"], gap)))
-        self._buffer.append((False, index, gap["last_tick"], frame))
-        self._buffered += len(frame)
+        payload = fmt.pack_payload(index, Record("gap", gap["last_tick"], gap))
+        self._buffer.append((False, index, gap["last_tick"], payload))
+        self._buffered += len(payload) + fmt.FRAME.size
         self._stats["gaps"] += 1
         log.error("replay %s: %d records dropped (gap recorded)", self.session_id, gap["count"])
 
@@ -205,10 +202,11 @@ class SessionWriter:
                 manifest_dirty, self._manifest_dirty = self._manifest_dirty, False
             if self._file.closed:
                 return
-            for is_keyframe, index, tick, frame in batch:
+            for is_keyframe, index, tick, payload in batch:
                 size = self._seg_info.raw_bytes
                 if size >= 4 * self._segment_bytes or (is_keyframe and size >= self._segment_bytes):
                     self._roll()
+                frame = fmt.encode_frame(payload)
                 self._place(is_keyframe, index, tick, len(frame))
                 self._file.write(frame)
             self._file.flush()
@@ -220,7 +218,7 @@ class SessionWriter:
             with self._lock:
                 self._stats["flushes"] += 1
                 self._stats["records"] += len(batch)
-                self._stats["bytes"] += sum(len(b[3]) for b in batch)
+                self._stats["bytes"] += sum(len(b[3]) + fmt.FRAME.size for b in batch)
                 self._stats["flush_s_max"] = max(self._stats["flush_s_max"], elapsed)
 
     def _place(self, is_keyframe: bool, index: int, tick: int, size: int) -> None:
