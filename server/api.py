@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from netcode.views import Role
 from server.http import HttpRequest, HttpResponse, error_response, json_response, static_file
-from server.scenarios import UnknownCase
+from server.scenarios import DEFAULT_CASE, UnknownCase, available_cases
 
 if TYPE_CHECKING:
     from server.app import Server
@@ -22,7 +22,7 @@ _ROOM_PATH = re.compile(r"^/api/rooms/([A-Za-z0-9_-]{1,64})(/tokens)?$")
 class CreateRoom(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str = Field(default="", max_length=120)
-    case: str = Field(default="demo", max_length=64)
+    case: str = Field(default=DEFAULT_CASE, max_length=64)
     seed: int | None = Field(default=None, ge=0, lt=2**63)
 
 
@@ -50,6 +50,8 @@ class Api:
             self.server.refresh_gauges()
             return HttpResponse(200, self.server.metrics.render(),
                                 "text/plain; version=0.0.4; charset=utf-8")
+        if path == "/api/cases" and method == "GET":
+            return json_response(200, {"cases": available_cases()})
         if path == "/api/rooms":
             if method == "GET":
                 return json_response(200, {"rooms": [h.info() for h in self.server.rooms.values()]})

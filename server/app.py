@@ -25,7 +25,7 @@ from server.config import Settings
 from server.http import handle_connection
 from server.metrics import Metrics
 from server.room_host import RoomHost
-from server.scenarios import make_scenario
+from server.scenarios import DEFAULT_CASE, make_scenario
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
@@ -92,7 +92,7 @@ class Server:
 
     # -- running ------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
-                  demo: bool = False, on_ready: Callable[[Server], None] | None = None) -> None:
+                  demo: bool = False, demo_case: str = DEFAULT_CASE, on_ready: Callable[[Server], None] | None = None) -> None:
         """Serve until SIGINT/SIGTERM or cancellation, then shut down cleanly."""
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
@@ -108,7 +108,7 @@ class Server:
                         async with trio.open_nursery() as clients:
                             clients.start_soon(self._serve, listeners, clients)
                             if demo:
-                                self.create_room("Demo grand round", "demo", room_id="demo")
+                                self.create_room("Demo grand round", demo_case, room_id="demo")
                             if on_ready is not None:
                                 on_ready(self)
                             task_status.started(self.port)

@@ -14,6 +14,7 @@ import trio
 
 from server.app import Server
 from server.config import Settings
+from server.scenarios import DEFAULT_CASE
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -33,7 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"Admin key: stored in {server.settings.data_dir / 'secrets.json'}", flush=True)
 
     server = Server(settings)
-    trio.run(lambda: server.run(demo=args.demo, on_ready=announce))
+    trio.run(lambda: server.run(demo=args.demo, demo_case=args.demo_case, on_ready=announce))
     return 0
 
 
@@ -48,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, help="where secrets and sessions are kept")
     serve.add_argument("--tick-hz", type=int, help="room tick rate (default 30)")
     serve.add_argument("--demo", action="store_true", help="create a demo room and print links")
+    serve.add_argument("--demo-case", default=DEFAULT_CASE,
+                       help=f"case the demo room runs (default {DEFAULT_CASE}; 'minimal' is GR-S)")
     serve.set_defaults(func=_serve)
 
     for module in ("clients.python.bots", "server.case_cli", "server.replay_cli"):

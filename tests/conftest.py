@@ -19,7 +19,8 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
                         grace_seconds=2.0, slow_drop_seconds=2.0)
     instance = Server(settings)
     async with trio.open_nursery() as nursery:
-        await nursery.start(lambda task_status: instance.run(task_status=task_status, demo=True))
+        await nursery.start(lambda task_status: instance.run(task_status=task_status, demo=True,
+                                                                demo_case="minimal"))
         yield instance
         nursery.cancel_scope.cancel()
 

@@ -25,7 +25,8 @@ async def tight_server(tmp_path: Path) -> AsyncIterator[Server]:
                         socket_send_buffer=4096)
     instance = Server(settings)
     async with trio.open_nursery() as nursery:
-        await nursery.start(lambda task_status: instance.run(task_status=task_status, demo=True))
+        await nursery.start(lambda task_status: instance.run(task_status=task_status, demo=True,
+                                                                demo_case="minimal"))
         yield instance
         nursery.cancel_scope.cancel()
 

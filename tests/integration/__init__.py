@@ -1,0 +1,1 @@
+"""Cross-package tests through the real server."""
