@@ -62,13 +62,19 @@ def _model_at(path: Path) -> type[BaseModel] | None:
     return None
 
 
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "constrained-str", "list", "dict"})
+
+
 def _problem(error: ErrorDetails, lines: dict[Path, int]) -> Problem:
-    path: Path = tuple(p for p in error["loc"] if p not in ("str", "int", "float"))
+    """One pydantic error as a `Problem` whose path is the path in the file."""
+    loc = error["loc"]
+    path: Path = tuple(p for p in loc if p not in _TYPE_TAGS and not str(p).endswith("]"))
     kind = error["type"]
     ctx = error.get("ctx", {})
     allowed = ""
     message = error["msg"]
-    if kind == "literal_error":
+    if kind in ("literal_error", "enum"):
+        message = "not an allowed key" if loc[-1:] == ("[key]",) else "not an allowed value"
         allowed = str(ctx.get("expected", ""))
     elif kind == "extra_forbidden":
         model = _model_at(path[:-1])
@@ -81,6 +87,19 @@ def _problem(error: ErrorDetails, lines: dict[Path, int]) -> Problem:
     elif kind == "value_error":
         message = message.removeprefix("Value error, ")
     return Problem(path, message, allowed, _line(lines, path))
+
+
+def _merged(problems: list[Problem]) -> list[Problem]:
+    """One problem per path: a value that fits no member of a union fails once per member."""
+    by_path: dict[Path, Problem] = {}
+    for p in problems:
+        seen = by_path.get(p.path)
+        if seen is None:
+            by_path[p.path] = p
+        elif p.message not in seen.message:
+            options = p.message.removeprefix("Input should be ")
+            by_path[p.path] = Problem(p.path, f"{seen.message} or {options}", seen.allowed, p.line)
+    return list(by_path.values())
 
 
 def _parse(text: str, file: str) -> tuple[Any, dict[Path, int]]:
@@ -117,7 +136,7 @@ def parse_case(text: str, file: str = "<case>") -> Case:
     try:
         case = Case.model_validate(data)
     except ValidationError as exc:
-        problems += [_problem(e, lines) for e in exc.errors()]
+        problems += _merged([_problem(e, lines) for e in exc.errors()])
         raise CaseError(file, problems) from exc
     drugs = {**formulary(), **case.interventions}
     problems += [

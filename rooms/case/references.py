@@ -28,11 +28,11 @@ class _Checker:
         self.phases = [p.id for p in case.phases]
         self.problems: list[Problem] = []
 
-    def ref(self, path: Path, value: str, ids: Iterable[str], what: str) -> bool:
+    def ref(self, path: Path, value: str, ids: Iterable[str], what: str, of: str = "") -> bool:
         ids = list(ids)
         if value in ids:
             return True
-        self.problems.append(Problem(path, f"unknown {what} {value!r}", _allowed(ids)))
+        self.problems.append(Problem(path, f"unknown {what} {value!r}{of}", _allowed(ids)))
         return False
 
     def action_key(self, path: Path, key: str) -> None:
@@ -62,11 +62,12 @@ class _Checker:
         for i, key in enumerate(keys):
             where = (*path, "action", i) if isinstance(m.action, list) else (*path, "action")
             self.action_key(where, key)
-        drugs = [self.interventions.get(k.partition(":")[2]) for k in keys if k.startswith("give:")]
+        drugs = [k.partition(":")[2] for k in keys if k.startswith("give:")]
         if len(drugs) == len(keys):
-            for drug in filter(None, drugs):
+            for drug in (d for d in drugs if d in self.interventions):
+                routes = self.interventions[drug].routes
                 for i, route in enumerate(m.routes):
-                    self.ref((*path, "routes", i), route, drug.routes, "route for " + drug.name)
+                    self.ref((*path, "routes", i), route, routes, "route", f" for {drug}")
         elif m.routes or m.dose_min is not None or m.dose_max is not None:
             self.problems.append(Problem(path, "routes and doses only apply to give:DRUG"))
 
