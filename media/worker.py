@@ -34,7 +34,7 @@ logger = logging.getLogger("media.worker")
 
 #: Largest rtc message (encoded) accepted from a client.
 MAX_MESSAGE_BYTES = 64 * 1024
-#: Requests handled at once; further ones wait for a slot.
+#: Requests handled at once; beyond this the worker stops reading its socket.
 MAX_CONCURRENT_REQUESTS = 64
 #: Events queued for the supervisor before new ones are dropped.
 MAX_PENDING_EVENTS = 1024
@@ -141,7 +141,6 @@ class Worker:
 async def serve(control: str, worker: Worker) -> None:
     reader, writer = await asyncio.open_unix_connection(control)
     write_lock = asyncio.Lock()
-    slots = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
     tasks: set[asyncio.Task[None]] = set()
 
     async def send(message: dict[str, Any]) -> None:
@@ -150,17 +149,16 @@ async def serve(control: str, worker: Worker) -> None:
             await writer.drain()
 
     async def answer(request: dict[str, Any]) -> None:
-        async with slots:
-            try:
-                reply = {"id": request.get("id"), "ok": True, **await worker.handle(request)}
-            except SignalError as exc:
-                reply = {"id": request.get("id"), "ok": False, "error": exc.to_message()}
-            except Exception as exc:
-                logger.exception("request failed")
-                error = SignalError(errors.INTERNAL, f"{type(exc).__name__}: {exc}")
-                reply = {"id": request.get("id"), "ok": False, "error": error.to_message()}
-            with contextlib.suppress(ConnectionError):
-                await send(reply)
+        try:
+            reply = {"id": request.get("id"), "ok": True, **await worker.handle(request)}
+        except SignalError as exc:
+            reply = {"id": request.get("id"), "ok": False, "error": exc.to_message()}
+        except Exception as exc:
+            logger.exception("request failed")
+            error = SignalError(errors.INTERNAL, f"{type(exc).__name__}: {exc}")
+            reply = {"id": request.get("id"), "ok": False, "error": error.to_message()}
+        with contextlib.suppress(ConnectionError):
+            await send(reply)
 
     async def pump_events() -> None:
         while True:
@@ -177,6 +175,9 @@ async def serve(control: str, worker: Worker) -> None:
     try:
         await send({"ev": "hello", "pid": os.getpid()})
         while not orphan.done():
+            if len(tasks) >= MAX_CONCURRENT_REQUESTS:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                continue
             read = asyncio.ensure_future(reader.read(65536))
             await asyncio.wait({read, orphan, pump}, return_when=asyncio.FIRST_COMPLETED)
             if not read.done():

@@ -215,6 +215,7 @@ class Publisher:
         default_factory=lambda: defaultdict(list)
     )
     video: StereoTrack | None = None
+    feedback: list[Any] = field(default_factory=list)  # RTCP the publisher's senders got
 
 
 async def publish(
@@ -262,14 +263,27 @@ async def publish(
         await send_rtp(data)
 
     transport._send_rtp = capture  # type: ignore[method-assign]
+    for sender in pc.getSenders():
+        _observe_rtcp(sender, publisher.feedback)
     await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
     return publisher
+
+
+def _observe_rtcp(endpoint: Any, into: list[Any]) -> None:
+    handle = endpoint._handle_rtcp_packet
+
+    async def observe(packet: Any) -> None:
+        into.append(packet)
+        await handle(packet)
+
+    endpoint._handle_rtcp_packet = observe
 
 
 @dataclass
 class Received:
     kind: str
     packets: list[tuple[int, int, bool, bytes]] = field(default_factory=list)
+    rtcp: list[Any] = field(default_factory=list)
     dropped: set[int] = field(default_factory=set)
     recovered: set[int] = field(default_factory=set)
     first_packet_at: float | None = None
@@ -320,6 +334,7 @@ async def subscribe(
     for t in pc.getTransceivers():
         received = subscriber.received[mid_track[t.mid]] = Received(t.kind)
         _observe(t.receiver, received, rtx_types, loss, rng)
+        _observe_rtcp(t.receiver, received.rtcp)
     await pc.setLocalDescription(await pc.createAnswer())
     (ack,) = await worker.signal(
         room, member, role, {"op": "answer", "pc": pc_id, "sdp": pc.localDescription.sdp}

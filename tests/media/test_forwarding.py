@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, RtcpPsfbPacket, RtcpSrPacket, unpack_remb_fci
 
 from tests.media.harness import WorkerProcess, frame_hashes, publish, subscribe, wait_for
 
@@ -35,6 +36,20 @@ def test_audio_and_stereo_video_reach_subscribers_byte_identical() -> None:
             stats = await worker.request("stats")
             assert stats["encoders"] == 0 and stats["decoders"] == 0, stats
             assert stats["outputs"] == 6
+            # Feedback reached the publisher: keyframe requests (new subscribers)
+            # and one combined bandwidth estimate for its video.
+            video_ssrc = next(s._ssrc for s in publisher.pc.getSenders() if s.kind == "video")
+            await wait_for(lambda: _remb_for(publisher.feedback, video_ssrc), timeout=15)
+            assert any(
+                isinstance(p, RtcpPsfbPacket) and p.fmt == RTCP_PSFB_PLI for p in publisher.feedback
+            )
+            # Sender reports a subscriber gets describe the stream it gets.
+            sub = subscribers[0]
+            video_received = sub.received[publisher.tracks["video"]]
+            await wait_for(lambda: any(isinstance(p, RtcpSrPacket) for p in video_received.rtcp))
+            report = next(p for p in video_received.rtcp if isinstance(p, RtcpSrPacket))
+            stamps = [ts for _, ts, _, _ in video_received.packets]
+            assert min(stamps) - 90000 <= report.sender_info.rtp_timestamp <= max(stamps) + 90000
             # The subscribers' aiortc stacks decode what they got: it is real VP8.
             video = subscribers[0].tracks[publisher.tracks["video"]]
             frame = await asyncio.wait_for(video.recv(), 10)
@@ -44,3 +59,12 @@ def test_audio_and_stereo_video_reach_subscribers_byte_identical() -> None:
             await publisher.pc.close()
 
     asyncio.run(scenario())
+
+
+def _remb_for(feedback: list[object], ssrc: int) -> bool:
+    for packet in feedback:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            if ssrc in ssrcs and bitrate > 0:
+                return True
+    return False
