@@ -18,7 +18,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import zstandard
 
@@ -251,13 +250,3 @@ class Session:
             if delay > 0:
                 sleep(delay)
             yield record
-
-
-def describe_problems(session: Session) -> list[str]:
-    return [p.describe(session.tick_hz) for p in session.problems]
-
-
-def manifest_of(data_dir: str | os.PathLike[str], session_id: str) -> dict[str, Any]:
-    path = layout.session_dir(data_dir, session_id)
-    obj: dict[str, Any] = layout.read_json(path / "manifest.json")
-    return obj

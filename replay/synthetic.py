@@ -77,7 +77,7 @@ class Bots:
 
     def _act(self, member: int, objects: list[int], n: int) -> None:
         rng = self.rng
-        choice = rng.randrange(4)
+        choice = rng.randrange(4 if objects else 2)
         args: dict[str, Any]
         if choice == 0:
             action, args = "chat", {"text": f"message {n}"}

@@ -22,7 +22,7 @@ from replay.errors import ReplayError
 from replay.export_jsonl import write_jsonl
 from replay.reader import Session
 from replay.repair import repair
-from replay.resim import room_factory
+from replay.resim import demo_scenarios, room_factory
 from replay.verify import verify
 from replay.xapi import post, statements, validate
 from rooms.scenario import Scenario
@@ -32,12 +32,13 @@ USAGE_CODES = frozenset({"unknown-session", "bad-session-id", "bad-range", "bad-
 
 
 def _scenario(name: str, seed: int) -> Scenario:
+    """The server's cases by id, else the scenarios replay knows (the demo room)."""
     from server.scenarios import make_scenario
 
     try:
         return make_scenario(name, seed)
-    except LookupError as exc:
-        raise ReplayError("unknown-scenario", f"cannot re-simulate: {exc}") from None
+    except LookupError:
+        return demo_scenarios(name, seed)
 
 
 def _open(args: argparse.Namespace) -> Session:
