@@ -23,8 +23,8 @@ def test_worked_example_validates_and_runs() -> None:
     case = parse_case(example(), "hypoglycaemia_demo.yaml")
     run = Run(CaseScenario(case, seed=1), CaseState())
     run.scenario.start(run.world, Clock(0, run.hz))
-    run.play([(30, TEAM, "order", {"test": "glucose"}),
-              (60, TEAM, "give", {"drug": "glucose_10", "dose": 150, "route": "iv"})], 900)  # fmt: skip
+    glucose = {"drug": "glucose_10", "dose": 150, "route": "iv"}
+    run.play([(30, TEAM, "order", {"test": "glucose"}), (60, TEAM, "give", glucose)], 900)
     debrief = run.scenario.debrief()
     assert debrief["outcome"]["good"] and debrief["score"]["percent"] == 100
 
