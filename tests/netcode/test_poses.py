@@ -30,8 +30,7 @@ def rotated(pose: RawPose, axis: int, angle: float) -> RawPose:
     return as_raw_pose([*pose[:3], *q])
 
 
-START_Q = st.tuples(*[st.floats(-1, 1, allow_nan=False)] * 4).filter(
-    lambda q: sum(c * c for c in q) > 0.1)
+START_Q = st.tuples(*[st.floats(-1, 1, allow_nan=False)] * 3, st.sampled_from([-1.0, 0.4, 1.0]))
 
 
 @settings(max_examples=100, deadline=None)

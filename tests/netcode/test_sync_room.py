@@ -1,0 +1,109 @@
+"""Issue 2's key property on a real Room: every client's mirror equals its view.
+
+Clients join, move, act, drop, resume (inside and outside the history), have their
+grace period run out, and have frames skipped; after every delivered frame their
+mirror holds exactly what the server holds for their role.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from netcode.mirror import Mirror
+from netcode.views import VIEW_OF_ROLE, Role
+from rooms.room import Room, RoomConfig
+from rooms.scenario import IntentRefused
+from tests.netcode.room_helpers import POSE, TICK_HZ, make_room
+from tests.netcode.sync_helpers import assert_mirror_matches, decode, frame_kind
+
+ROLES = st.sampled_from([Role.PARTICIPANT, Role.PARTICIPANT, Role.FACILITATOR, Role.SPECTATOR])
+
+
+@dataclass
+class Client:
+    member: int
+    role: Role
+    mirror: Mirror = field(default_factory=Mirror)
+    connected: bool = True
+    base: int | None = None
+    resume_op: int | None = None
+
+
+def deliver(room: Room, client: Client) -> None:
+    view = VIEW_OF_ROLE[client.role]
+    frame = decode(room.publisher.frame(view, client.base, client.resume_op))
+    event(f"frame kind: {frame_kind(frame)}")
+    client.mirror.apply(frame)  # never a Desync
+    client.base, client.resume_op = room.tick_no, None
+    assert_mirror_matches(client.mirror, room.publisher, view)
+
+
+def act(data: st.DataObject, room: Room, client: Client, reply_id: int) -> None:
+    objects = room.world.find("object")
+    action = data.draw(st.sampled_from(
+        ["chat", "ask", "note", "grab", "release", "pause", "resume", "pose", "carry", "end"]))
+    if action == "end" and data.draw(st.integers(0, 9)) != 0:
+        action = "chat"
+    if action == "pose" or action == "carry":
+        carried = {}
+        if action == "carry":
+            held = [o for o in objects if room.leases.holder(o) == client.member]
+            if held:
+                carried = {data.draw(st.sampled_from(held)): data.draw(POSE)}
+        try:
+            room.pose(client.member, {"head": data.draw(POSE), "right": data.draw(POSE)},
+                      carried)
+        except IntentRefused as refused:  # spectators, or before the avatar exists
+            assert refused.code == "forbidden"
+            assert client.role is Role.SPECTATOR or room.members[client.member].avatar is None
+        return
+    args: dict[str, object] = {"text": data.draw(st.text(max_size=12))}
+    if action in ("grab", "release"):
+        args = {"obj": data.draw(st.sampled_from(objects))}
+    room.submit(client.member, reply_id, action, args)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_room_clients_always_hold_their_view(data: st.DataObject) -> None:
+    history = data.draw(st.sampled_from([None, 3]), label="history_ticks")
+    config = RoomConfig(tick_hz=TICK_HZ, grace_seconds=data.draw(st.sampled_from([0.5, 30.0])),
+                        lease_seconds=1.0, checksum_every=data.draw(st.sampled_from([1, 4])),
+                        keyframe_seconds=2.0)
+    room = make_room(data.draw(st.integers(0, 3)), config=config, history_ticks=history,
+                     op_ring=None if history is None else 40)
+    clients: list[Client] = []
+    reply_id = 0
+    for _ in range(data.draw(st.integers(5, 35), label="ticks")):
+        for _ in range(data.draw(st.integers(0, 4))):
+            reply_id += 1
+            choice = data.draw(st.sampled_from(
+                ["join", "act", "act", "act", "drop", "back", "back"]))
+            if choice == "join" or not clients:
+                role = data.draw(ROLES)
+                client = Client(room.join(role, f"m{len(clients)}").id, role)
+                clients.append(client)
+                deliver(room, client)  # welcome comes with the current state
+                continue
+            client = data.draw(st.sampled_from(clients))
+            if choice == "act" and client.connected:
+                act(data, room, client, reply_id)
+            elif choice == "drop" and client.connected:
+                room.disconnect(client.member)
+                client.connected = False
+            elif choice == "back" and not client.connected:
+                client.connected = True
+                if room.reconnect(client.member):
+                    client.base, client.resume_op = client.mirror.tick, client.mirror.op
+                else:  # the grace period ran out: a new member, from a snapshot
+                    client.member = room.join(client.role, "again").id
+                    client.base = client.resume_op = None
+                    event("session expired")
+                deliver(room, client)
+        room.tick()
+        for client in clients:
+            if client.connected and data.draw(st.integers(0, 4)) != 0:
+                deliver(room, client)
