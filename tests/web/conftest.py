@@ -114,6 +114,7 @@ def open_page(browser: Any) -> Iterator[Callable[[str], Any]]:
     def opener(url: str) -> Any:
         context = browser.new_context(viewport={"width": 1360, "height": 1000})
         contexts.append(context)
+        context.set_default_timeout(10_000)
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(url)

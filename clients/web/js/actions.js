@@ -36,7 +36,7 @@ const CASE_PARTICIPANT = ["examine", "order", "give", "oxygen", "call_help", "de
 const CASE_FACILITATOR = ["time_scale", "inject", "override", "reveal", "advance", "hint", "score"];
 
 export function actionsFor(role, scenario) {
-  if (scenario === "demo") return role === "facilitator" || role === "participant" ? ["note"] : [];
+  if (scenario === "demo" || scenario === "minimal") return role === "facilitator" || role === "participant" ? ["note"] : [];
   if (role === "participant") return CASE_PARTICIPANT;
   if (role === "facilitator") return CASE_FACILITATOR;
   return [];

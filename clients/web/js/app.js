@@ -93,6 +93,7 @@ class App {
 
   onWelcome(welcome) {
     const role = welcome.role;
+    this.joined = false;
     document.body.dataset.role = role;
     $("main").hidden = false;
     $("room-title").textContent = welcome.title || "Grand Rounds";
@@ -148,6 +149,10 @@ class App {
       const items = timeline(mirror);
       if (items.length) $("caption").textContent = eventText(items[items.length - 1].entry);
     }
+    if (!this.joined && this.conn.welcome) {
+      const member = this.conn.welcome.member;
+      this.joined = [...mirror.find("avatar").values()].some((a) => a.member === member);
+    }
     if (!this.forms) {
       const roomEntity = mirror.first("room");
       if (roomEntity && this.conn.role) {
@@ -177,7 +182,7 @@ class App {
       this.scene.sync(this.conn.mirror, this.moved, now);
       this.moved.clear();
       if (this.xr && this.xr.active) this.xr.onFrame(xrFrame, now);
-      else if (this.mover) this.mover.step(dt, now);
+      else if (this.mover) this.mover.step(dt, now, this.joined);
       this.scene.render(now);
     }
     this.monitor.draw(now);

@@ -40,7 +40,8 @@ export class DesktopMover {
     });
   }
 
-  step(dt, now) {
+  /** Move by the keys held for `dt` seconds; send the pose once the room has our avatar. */
+  step(dt, now, joined) {
     const k = (code) => this.keys.has(code);
     const forward = (k("KeyW") || k("ArrowUp") ? 1 : 0) - (k("KeyS") || k("ArrowDown") ? 1 : 0);
     const strafe = (k("KeyD") ? 1 : 0) - (k("KeyA") ? 1 : 0);
@@ -57,7 +58,7 @@ export class DesktopMover {
     const camera = this.scene.camera;
     camera.position.set(this.x, EYE, this.z);
     camera.quaternion.set(...yawQuaternion(this.yaw, this.pitch));
-    if (this.dirty && now - this.lastSend >= 1000 / SEND_HZ && this.conn.connected) {
+    if (joined && this.dirty && now - this.lastSend >= 1000 / SEND_HZ && this.conn.connected) {
       this.dirty = false;
       this.lastSend = now;
       this.conn.sendPose(this.poses());

@@ -1,0 +1,175 @@
+"""The browser app against a real server: what a spectator sees, what a participant can
+do, what the facilitator's console controls, and that each view passes axe-core."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import Any
+
+import pytest
+
+from rooms.case import shipped_cases
+from server.scenarios import DEFAULT_CASE
+from tests.web.bot import WalkingBot
+from tests.web.conftest import ROOT, WebServer, axe_violations, screenshot
+
+pytestmark = pytest.mark.slow
+
+CASE = next(c for c in shipped_cases() if c.id == DEFAULT_CASE)
+SECRET = CASE.summary  # the answer key's summary: facilitator only
+VITALS_JS = "() => [...document.querySelectorAll('.vital .value')].map(n => n.textContent).join(' ')"
+DOC_SHOTS = ROOT / "docs" / "screenshots"
+
+
+def vitals_over(page: Any, seconds: float) -> set[str]:
+    seen = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen.add(page.evaluate(VITALS_JS))
+        time.sleep(0.2)
+    return seen
+
+
+def head_of(page: Any, member: int) -> Any:
+    return page.evaluate(
+        """(member) => {
+            const m = window.grandRounds.mirror;
+            const avatar = [...m.find('avatar')].find(([, a]) => a.member === member);
+            if (!avatar) return null;
+            const head = [...m.find('part')].find(([, p]) => p.avatar === avatar[0] && p.part === 'head');
+            return head ? window.grandRounds.app.scene.positionOf(head[0]) : null;
+        }""",
+        member,
+    )
+
+
+def keep(path: Any, name: str) -> None:
+    DOC_SHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, DOC_SHOTS / name)
+
+
+def test_spectator_sees_vitals_and_a_moving_avatar_but_no_hidden_fields(
+    web_server: WebServer, open_page: Any
+) -> None:
+    page = open_page(web_server.page_url("spectator"))
+    page.wait_for_function("() => document.querySelector('.vital .value').textContent !== '--'")
+    assert len(vitals_over(page, 2.5)) > 1, "the monitor's numbers did not change"
+
+    with WalkingBot(web_server.ws, web_server.token("participant", "Dr Bot")) as bot:
+        assert bot.member is not None
+        page.wait_for_function(
+            "(name) => document.querySelector('#participants').textContent.includes(name)", arg="Dr Bot")
+        positions = set()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(positions) < 4:
+            pos = head_of(page, bot.member)
+            if pos is not None:
+                positions.add(round(pos[0], 3))
+            time.sleep(0.1)
+        assert len(positions) >= 4, f"the bot's head did not move on the page: {positions}"
+        assert all(-0.55 <= x <= 0.5 for x in positions)
+        shot = screenshot(page, "spectator")
+
+    hidden = page.evaluate("""() => {
+        const key = window.grandRounds.mirror.first('answer_key');
+        return key && Object.values(key.fields).every(v => window.grandRounds.isHidden(v));
+    }""")
+    assert hidden, "the spectator's state should hold the answer key's fields as HIDDEN"
+    page.click("details:has(#inspector) > summary")
+    page.wait_for_selector("#inspector details")
+    assert SECRET[:40] not in page.evaluate("() => document.body.innerText")
+    assert SECRET[:40] not in page.content()
+    assert page.evaluate("() => window.grandRounds.conn.resyncs") == 0, "checksums disagreed"
+    keep(shot, "spectator.png")
+
+
+def test_participant_moves_by_keyboard_chats_and_documents(web_server: WebServer, open_page: Any) -> None:
+    page = open_page(web_server.page_url("participant", "Dr Keys"))
+    page.wait_for_selector("#act-note")
+    before = head_of(page, page.evaluate("() => window.grandRounds.conn.welcome.member"))
+    page.focus("#scene canvas")
+    page.keyboard.down("KeyW")
+    time.sleep(0.8)
+    page.keyboard.up("KeyW")
+    member = page.evaluate("() => window.grandRounds.conn.welcome.member")
+    page.wait_for_function(
+        """([member, z]) => {
+            const m = window.grandRounds.mirror;
+            const avatar = [...m.find('avatar')].find(([, a]) => a.member === member);
+            const head = avatar && [...m.find('part')].find(([, p]) => p.avatar === avatar[0] && p.part === 'head');
+            const pose = head && m.poses.get(head[0]);
+            return pose && (z === null || pose[2] < z * 1000 - 300);
+        }""",
+        arg=[member, before[2] if before else None],
+    )
+    page.fill("#chat-text", "Lactate please")
+    page.press("#chat-text", "Enter")
+    page.wait_for_function("() => document.querySelector('#chat').textContent.includes('Lactate please')")
+    page.fill("#act-note-text", "Started antibiotics at 0:40")
+    page.click("#act-note button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#act-note-status').textContent.includes('done')")
+    shot = screenshot(page, "participant")
+    keep(shot, "participant.png")
+
+
+def test_facilitator_pause_freezes_the_spectators_monitor(web_server: WebServer, open_page: Any) -> None:
+    spectator = open_page(web_server.page_url("spectator"))
+    spectator.fill("#ask-text", "Why not start with a CT?")
+    spectator.click("#ask-form button")
+    console = open_page(web_server.page_url("facilitator", "Dr Lead"))
+    console.wait_for_function("() => document.querySelector('#questions').textContent.includes('CT?')")
+    assert SECRET[:40] in console.evaluate("() => document.querySelector('#answer-key').textContent")
+
+    console.click("#ctl-pause")
+    spectator.wait_for_function("() => document.querySelector('#room-status').textContent === 'Paused'")
+    time.sleep(0.5)
+    assert len(vitals_over(spectator, 3.0)) == 1, "the vitals changed while the case was paused"
+
+    console.fill("#admin-key", web_server.admin_key)
+    console.click("#links-form button")
+    console.wait_for_function("() => document.querySelectorAll('#join-links li').length === 3")
+    shot = screenshot(console, "facilitator")
+    keep(shot, "facilitator.png")
+
+    console.click("#ctl-resume")
+    spectator.wait_for_function("() => document.querySelector('#room-status').textContent === 'Running'")
+    assert len(vitals_over(spectator, 3.0)) > 1, "the vitals did not change after resuming"
+
+    console.select_option("#act-override-signal", "hr")
+    console.fill("#act-override-value", "163")
+    console.fill("#act-override-for_s", "120")
+    console.click("#act-override button[type=submit]")
+    console.wait_for_function("() => document.querySelector('#act-override-status').textContent.includes('done')")
+    spectator.wait_for_function("""() => {
+        const tile = document.querySelector('.vital[data-signal=hr]');
+        return tile.querySelector('.value').textContent === '163' && tile.classList.contains('overridden')
+            && tile.textContent.includes('HIGH');
+    }""")
+    spectator.wait_for_function("() => document.querySelector('#events').textContent.includes('facilitator override')")
+
+    test_id, investigation = next(iter(CASE.investigations.items()))
+    console.fill("#act-reveal-test", test_id)
+    console.click("#act-reveal button[type=submit]")
+    spectator.wait_for_function(
+        "(name) => document.querySelector('#case-panel').textContent.includes(name)", arg=investigation.name)
+    keep(screenshot(spectator, "spectator-after-override"), "spectator-override.png")
+
+
+@pytest.mark.parametrize("role", ["spectator", "participant", "facilitator"])
+def test_each_view_passes_axe(web_server: WebServer, open_page: Any, role: str) -> None:
+    page = open_page(web_server.page_url(role))
+    page.wait_for_function("() => document.querySelector('.vital .value').textContent !== '--'")
+    page.click("details:has(#inspector) > summary")
+    violations = axe_violations(page)
+    summary = [(v["id"], v["impact"], [n["target"] for n in v["nodes"][:3]]) for v in violations]
+    assert not violations, f"serious or critical accessibility violations: {summary}"
+
+
+def test_a_bad_token_shows_the_servers_reason(web_server: WebServer, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(f"{web_server.base}/?room=demo&token=not-a-token")
+    page.wait_for_selector("#problem:not([hidden])")
+    text = page.inner_text("#problem")
+    assert "bad_token" in text
+    page.close()
