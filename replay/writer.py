@@ -17,6 +17,7 @@ log gets a `gap` record (first/last tick, count) before the next record that fit
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -101,7 +102,7 @@ class SessionWriter:
         self._manifest_dirty = True
         self._stats: dict[str, Any] = {
             "records": 0, "bytes": 0, "flushes": 0, "waits": 0, "dropped": 0,
-            "gaps": 0, "buffer_peak": 0, "flush_s_max": 0.0,
+            "gaps": 0, "buffer_peak": 0, "flush_s_max": 0.0, "write_errors": 0,
         }
         self.manifest = Manifest(
             session_id=self.session_id,
@@ -192,7 +193,11 @@ class SessionWriter:
 
     # -- flusher thread ----------------------------------------------------------
     def flush(self) -> None:
-        """Append everything buffered to disk durably; call at least once a second."""
+        """Append everything buffered to disk durably; call at least once a second.
+
+        Raises OSError if the disk refuses; nothing is lost (the records stay buffered
+        and the next flush retries), but the buffer fills if the disk stays broken.
+        """
         with self._flush_lock:
             started = time.monotonic()
             with self._lock:
@@ -202,16 +207,9 @@ class SessionWriter:
                 manifest_dirty, self._manifest_dirty = self._manifest_dirty, False
             if self._file.closed:
                 return
-            for is_keyframe, index, tick, payload in batch:
-                size = self._seg_info.raw_bytes
-                if size >= 4 * self._segment_bytes or (is_keyframe and size >= self._segment_bytes):
-                    self._roll()
-                frame = fmt.encode_frame(payload)
-                self._place(is_keyframe, index, tick, len(frame))
-                self._file.write(frame)
-            self._file.flush()
-            if self._fsync:
-                os.fsync(self._file.fileno())
+            done = 0
+            while done < len(batch):
+                done = self._append_run(batch, done)
             if manifest_dirty or batch:
                 self._write_manifest(batch_records=len(batch))
             elapsed = time.monotonic() - started
@@ -220,6 +218,46 @@ class SessionWriter:
                 self._stats["records"] += len(batch)
                 self._stats["bytes"] += sum(len(b[3]) + fmt.FRAME.size for b in batch)
                 self._stats["flush_s_max"] = max(self._stats["flush_s_max"], elapsed)
+
+    def _append_run(self, batch: list[tuple[bool, int, int, bytes]], start: int) -> int:
+        """Append records from `start` up to the next segment roll, durably; the index
+        after the run. On a write error the segment is cut back to where the run began,
+        the unwritten records go back to the front of the buffer, and the error is raised.
+        """
+        size = self._seg_info.raw_bytes
+        first_keyframe = batch[start][0]
+        if size >= 4 * self._segment_bytes or (first_keyframe and size >= self._segment_bytes):
+            self._roll()
+        base = self._seg_info.raw_bytes
+        frames: list[bytes] = []
+        end = start
+        grown = base
+        while end < len(batch):
+            is_keyframe, _, _, payload = batch[end]
+            if end > start and (grown >= 4 * self._segment_bytes
+                                or (is_keyframe and grown >= self._segment_bytes)):
+                break
+            frames.append(fmt.encode_frame(payload))
+            grown += len(frames[-1])
+            end += 1
+        try:
+            self._file.write(b"".join(frames))
+            self._file.flush()
+            if self._fsync:
+                os.fsync(self._file.fileno())
+        except OSError:
+            log.exception("replay %s: cannot write the recording", self.session_id)
+            with contextlib.suppress(OSError):
+                self._file.truncate(base)
+                self._file.seek(base)
+            with self._lock:
+                self._buffer[:0] = batch[start:]
+                self._buffered += sum(len(b[3]) + fmt.FRAME.size for b in batch[start:])
+                self._stats["write_errors"] += 1
+            raise
+        for (is_keyframe, index, tick, _), frame in zip(batch[start:end], frames, strict=True):
+            self._place(is_keyframe, index, tick, len(frame))
+        return end
 
     def _place(self, is_keyframe: bool, index: int, tick: int, size: int) -> None:
         info = self._seg_info

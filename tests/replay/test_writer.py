@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,3 +78,34 @@ def test_play_paces_records_from_a_moment(tmp_path: Path) -> None:
     played = list(session.play(3.0, speed=2.0, clock=lambda: now[0], sleep=sleep))
     assert played[0].tick == 30 and played[-1].tick == session.tick_range()[1]
     assert now[0] - 100.0 == pytest.approx((played[-1].tick / 10 - 3.0) / 2.0)
+
+
+class _FullDisk:
+    """A segment file whose next write fails like a full disk, once."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.failed = real, False
+
+    def write(self, data: bytes) -> int:
+        if not self.failed:
+            self.failed = True
+            self.real.write(data[: len(data) // 2])  # a partial append, as ENOSPC leaves
+            raise OSError(28, "No space left on device")
+        written: int = self.real.write(data)
+        return written
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_a_failed_flush_keeps_the_records_for_the_next(tmp_path: Path) -> None:
+    writer = SessionWriter(tmp_path, "enospc", fsync=False)
+    run_session(writer, 3, participants=2, tick_hz=10)
+    writer._file = _FullDisk(writer._file)  # type: ignore[assignment]
+    with pytest.raises(OSError):
+        writer.flush()
+    assert writer.stats()["write_errors"] == 1 and writer.stats()["buffered"] > 0
+    writer.flush()
+    writer.close()
+    session = Session.open(tmp_path, "enospc")
+    assert session.problems == [] and verify(session).intact
