@@ -25,9 +25,9 @@ NOTE_MAX_CHARS: Final = 1000
 
 
 def check_role(action: str, role: Role) -> None:
-    if action in PARTICIPANT_ACTIONS and role is not Role.PARTICIPANT:
+    if action in PARTICIPANT_ACTIONS and role != Role.PARTICIPANT:
         raise IntentRefused("forbidden", f"only participants may {action.replace('_', ' ')}")
-    if action in FACILITATOR_ACTIONS and role is not Role.FACILITATOR:
+    if action in FACILITATOR_ACTIONS and role != Role.FACILITATOR:
         raise IntentRefused("forbidden", f"only the facilitator may use {action}")
 
 

@@ -396,12 +396,13 @@ class CaseScenario:
                 f"{dose:g} {d.unit} of {drug.name} is outside {d.min:g}-{d.max:g} {d.unit}"
                 " (doses are given in the unit shown, per kg where it says /kg)",
             )
-        self._record(actor, "give", drug_id, dose=dose, route=route)
+        kind = "stop" if dose == 0 else "give"  # stopping an infusion is not giving it
+        self._record(actor, kind, drug_id, dose=dose, route=route)
         self._physio.apply(Give(drug_id, route, dose / d.typical))
         total = f" ({dose * self.case.patient.weight_kg:.4g} total)" if d.per_kg else ""
-        world.log("case", {"t": self._now(), "kind": "give", "by": actor.name,
-                           "drug": drug_id, "dose": dose, "unit": d.unit, "route": route,
-                           "text": f"{drug.name} {dose:g} {d.unit}{total} {route}"})
+        text = f"{drug.name} {dose:g} {d.unit}{total} {route}" if dose else f"{drug.name} stopped"
+        world.log("case", {"t": self._now(), "kind": kind, "by": actor.name, "drug": drug_id,
+                           "dose": dose, "unit": d.unit, "route": route, "text": text})
 
     def _oxygen(self, world: CaseState, actor: Actor, args: Mapping[str, Any]) -> None:
         device = act.choice(args, "device", DEVICES, "bad_device")
@@ -493,9 +494,9 @@ class CaseScenario:
     def _hint(self, world: CaseState, actor: Actor, args: Mapping[str, Any]) -> None:
         hints = self.case.notes.hints
         if "index" in args:
-            hint = hints[int(act.number(args, "index", 0, len(hints) - 1))] if hints else ""
-            if not hint:
+            if not hints:
                 raise IntentRefused("bad_args", "this case has no prepared hints")
+            hint = hints[int(act.number(args, "index", 0, len(hints) - 1))]
         else:
             hint = act.text(args, "text", 500)
         world.log("hints", {"t": self._now(), "by": actor.name, "text": hint}, View.PARTICIPANT)

@@ -217,3 +217,14 @@ def test_untreated_minute_costs_few_ops() -> None:
     before = len(run.ops)
     run.advance(60)
     assert len(run.ops) - before < 60 * 8
+
+
+def test_stopping_an_infusion_does_not_count_as_starting_it() -> None:
+    run = Run.start("septic_shock_ed")
+    run.act(TEAM, "give", drug="norepinephrine", dose=0, route="ivinf")
+    run.advance(1)
+    [director] = entities(run, View.FACILITATOR, "director")
+    vasopressor = next(c for c in director["score"]["critical"] if c["id"] == "vasopressor")
+    assert vasopressor["status"] == "pending"
+    assert "stopped" in log(run, View.SPECTATOR, "case")[-1]["text"]
+    assert refused(run, TEAM, "give", drug="epinephrine", dose=0, route="im") == "bad_dose"
