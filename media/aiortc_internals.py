@@ -17,11 +17,11 @@ from typing import Any
 
 import aioice.ice
 import aiortc
-import aiortc.rtcrtpreceiver
-import aiortc.rtcrtpsender
+import aiortc.codecs.base
 from aiortc import RTCPeerConnection, RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender
 from aiortc import clock as aiortc_clock
 from aiortc.codecs import is_rtx
+from aiortc.codecs.base import Decoder, Encoder
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
@@ -73,8 +73,8 @@ REQUIRED: tuple[tuple[str, str], ...] = (
     ("RTCRtpSender", _S + "octet_count"),
     ("RTCRtpSender", _S + "packet_count"),
     ("RTCDtlsTransport", "_send_rtp"),
-    ("aiortc.rtcrtpsender", "get_encoder"),
-    ("aiortc.rtcrtpreceiver", "get_decoder"),
+    ("aiortc.codecs.base", "Encoder"),
+    ("aiortc.codecs.base", "Decoder"),
     ("aioice.ice", "get_host_addresses"),
 )
 
@@ -91,8 +91,7 @@ async def missing_internals() -> list[str]:
             "RTCRtpReceiver": transceiver.receiver,
             "RTCRtpSender": transceiver.sender,
             "RTCDtlsTransport": transceiver.sender.transport,
-            "aiortc.rtcrtpsender": aiortc.rtcrtpsender,
-            "aiortc.rtcrtpreceiver": aiortc.rtcrtpreceiver,
+            "aiortc.codecs.base": aiortc.codecs.base,
             "aioice.ice": aioice.ice,
         }
         for owner, name in REQUIRED:
@@ -120,26 +119,37 @@ def use_host_addresses(addresses: list[str] | None) -> None:
 
 
 class CodecGuard:
-    """Counts (and can forbid) encoder/decoder creation on aiortc's media path."""
+    """Counts every aiortc encoder and decoder constructed in this process.
+
+    The forwarder must never create one; the worker reports the counts in its
+    stats so tests (and operators) can check. Every concrete codec class of
+    ``aiortc.codecs`` is wrapped, whatever path would construct it.
+    """
 
     def __init__(self) -> None:
         self.encoders = 0
         self.decoders = 0
 
     def install(self) -> None:
-        make_encoder = aiortc.rtcrtpsender.get_encoder  # type: ignore[attr-defined]
-        make_decoder = aiortc.rtcrtpreceiver.get_decoder  # type: ignore[attr-defined]
+        for base, counter in ((Encoder, "encoders"), (Decoder, "decoders")):
+            for cls in _subclasses(base):
+                if "__init__" in vars(cls):
+                    cls.__init__ = self._counting(cls.__init__, counter)  # type: ignore[misc]
 
-        def get_encoder(codec: RTCRtpCodecParameters) -> Any:
-            self.encoders += 1
-            return make_encoder(codec)
+    def _counting(self, init: Callable[..., None], counter: str) -> Callable[..., None]:
+        def counted_init(codec: object, *args: Any, **kwargs: Any) -> None:
+            setattr(self, counter, getattr(self, counter) + 1)
+            init(codec, *args, **kwargs)
 
-        def get_decoder(codec: RTCRtpCodecParameters) -> Any:
-            self.decoders += 1
-            return make_decoder(codec)
+        return counted_init
 
-        aiortc.rtcrtpsender.get_encoder = get_encoder  # type: ignore[attr-defined]
-        aiortc.rtcrtpreceiver.get_decoder = get_decoder  # type: ignore[attr-defined]
+
+def _subclasses(cls: type) -> list[type]:
+    found: list[type] = []
+    sub: type
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
 
 
 OnRtp = Callable[[RtpPacket, RTCRtpCodecParameters, int], Awaitable[None]]
