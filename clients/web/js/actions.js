@@ -30,7 +30,7 @@ export const ACTIONS = {
   reveal: { fields: [{ name: "test" }, { name: "region" }] },
   advance: { fields: [{ name: "phase" }] },
   hint: { fields: [{ name: "text" }, { name: "index", type: "number" }] },
-  score: { fields: [{ name: "item", required: true }, { name: "points", type: "number", required: true }, { name: "comment" }] },
+  score: { fields: [{ name: "item", required: true, choices: (m) => (m.first("director")?.fields.score?.manual ?? []).map((x) => x.id) }, { name: "points", type: "number", required: true }, { name: "comment" }] },
 };
 const CASE_PARTICIPANT = ["examine", "order", "give", "oxygen", "call_help", "decide", "note"];
 const CASE_FACILITATOR = ["time_scale", "inject", "override", "reveal", "advance", "hint", "score"];

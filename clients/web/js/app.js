@@ -6,7 +6,7 @@ import { RoomScene } from "./scene.js";
 import { DesktopMover, XrSession } from "./movement.js";
 import { actionsFor, buildActionForms } from "./actions.js";
 import { eventText, renderCase, renderChat, renderEvents, renderInspector, renderPeople, timeline } from "./panels.js";
-import { renderAnswerKey, renderQuestions, wireControls, wireJoinLinks } from "./facilitator.js";
+import { renderAnswerKey, renderQuestions, renderScore, wireControls, wireJoinLinks } from "./facilitator.js";
 import { label } from "./render.js";
 import { HIDDEN, isHidden } from "./wire.js";
 
@@ -208,6 +208,7 @@ class App {
     renderChat($("chat"), mirror.logs.chat || []);
     if (this.conn.role === "facilitator") {
       renderAnswerKey($("answer-key"), mirror);
+      renderScore($("score"), mirror);
       renderQuestions($("questions"), mirror.logs.questions || []);
     }
     if (this.forms) this.forms.refresh();

@@ -1,7 +1,7 @@
 // The facilitator console: room controls (pause, resume, end), the answer key and the
 // live score (facilitator-only fields), the audience's questions, and join links made
 // through the admin API (`POST /api/rooms/{id}/tokens`) with copy buttons.
-import { clockText, el, fieldList, fillList } from "./render.js";
+import { clockText, el, fieldList, fillList, label, valueNode } from "./render.js";
 
 const ROLES = ["participant", "spectator", "facilitator"];
 
@@ -17,12 +17,59 @@ export function wireControls(conn, report) {
   });
 }
 
+/** The answer key: its summary open, every other field behind a disclosure (kept open across updates). */
 export function renderAnswerKey(root, mirror) {
-  const parts = [];
-  for (const kind of ["answer_key", "director"]) {
-    for (const fields of mirror.find(kind).values()) parts.push(fieldList(fields));
+  const key = mirror.first("answer_key");
+  if (!key) {
+    root.replaceChildren(el("p", { class: "muted", text: "No answer key in this room." }));
+    return;
   }
-  root.replaceChildren(...(parts.length ? parts : [el("p", { class: "muted", text: "No answer key in this room." })]));
+  const open = new Set([...root.querySelectorAll("details[open]")].map((d) => d.dataset.field));
+  const parts = [];
+  for (const [name, value] of Object.entries(key.fields)) {
+    if (name === "summary" || typeof value !== "object" || value === null) {
+      parts.push(fieldList({ [name]: value }));
+      continue;
+    }
+    parts.push(el("details", { "data-field": name, open: open.has(name) },
+      el("summary", { text: label(name) }), valueNode(value)));
+  }
+  const director = mirror.first("director");
+  if (director) {
+    const rest = Object.fromEntries(Object.entries(director.fields).filter(([name]) => name !== "score"));
+    parts.push(el("details", { "data-field": "director", open: open.has("director") },
+      el("summary", { text: "Director: upcoming events and severity" }), fieldList(rest)));
+  }
+  root.replaceChildren(...parts);
+}
+
+/** The live score from the director (cases) or the answer key (the minimal room). */
+export function renderScore(root, mirror) {
+  const score = mirror.first("director")?.fields.score ?? mirror.first("answer_key")?.fields.score;
+  if (score === undefined || score === null) {
+    root.replaceChildren(el("p", { class: "muted", text: "No score in this room." }));
+    return;
+  }
+  if (typeof score !== "object") {
+    root.replaceChildren(el("p", { class: "score-head", text: `Score: ${score}` }));
+    return;
+  }
+  const head = el("p", { class: "score-head",
+    text: `${score.earned} of ${score.max} points (${score.percent}%) — ${score.passed ? "passing" : "not yet passing"}` });
+  const rows = (score.critical || []).map((c) => el("tr", {},
+    el("td", { text: c.description }),
+    el("td", { class: `st-${c.status}`, text: c.status }),
+    el("td", { text: `${c.points}/${c.max}` }),
+    el("td", { text: c.at_s == null ? "" : clockText(c.at_s) })));
+  for (const p of score.penalties || []) {
+    rows.push(el("tr", {}, el("td", { text: `Penalty: ${p.description}` }), el("td", { class: "st-missed", text: "penalty" }),
+      el("td", { text: String(p.points) }), el("td", { text: clockText(p.at_s) })));
+  }
+  const table = el("table", { class: "score" },
+    el("caption", { class: "sr-only", text: "Critical actions and penalties" }),
+    el("thead", {}, el("tr", {}, ...["Action", "Status", "Points", "At"].map((h) => el("th", { scope: "col", text: h })))),
+    el("tbody", {}, ...rows));
+  root.replaceChildren(head, table);
 }
 
 export function renderQuestions(list, entries) {

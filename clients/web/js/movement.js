@@ -14,7 +14,7 @@ export class DesktopMover {
     this.scene = scene;
     this.conn = conn;
     this.x = 0.6 - Math.random() * 1.2;
-    this.z = 1.4;
+    this.z = 2.6;
     this.yaw = 0;
     this.pitch = -0.25;
     this.keys = new Set();
