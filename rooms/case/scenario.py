@@ -170,6 +170,8 @@ class CaseScenario:
             if handler is None:
                 raise IntentRefused("unknown_action", f"this case has no action {action!r}")
             act.check_role(action, actor.role)
+            if not isinstance(args, Mapping):
+                raise IntentRefused("bad_args", "arguments must be a map of names to values")
             handler(world, actor, args)
         except IntentRefused as refusal:
             world.log(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from netcode.state import CaseState, Op
 from netcode.views import Role
-from rooms.case import CaseScenario, load_case
+from rooms.case import Case, CaseScenario, load_case
 from rooms.scenario import Actor, Clock, IntentRefused
 
 TEAM = Actor(1, Role.PARTICIPANT, "Resident")
@@ -17,6 +18,12 @@ WATCHER = Actor(3, Role.SPECTATOR, "Student")
 
 Step = tuple[float, Actor, str, dict[str, Any]]
 """(at simulated second, who, action, args)"""
+
+
+@cache
+def case(case_id: str) -> Case:
+    """Shipped cases parsed once per test session (cases are immutable)."""
+    return load_case(case_id)
 
 
 @dataclass
@@ -30,7 +37,7 @@ class Run:
 
     @classmethod
     def start(cls, case_id: str, seed: int = 7, hz: int = 10) -> Run:
-        run = cls(CaseScenario(load_case(case_id), seed), CaseState(), hz)
+        run = cls(CaseScenario(case(case_id), seed), CaseState(), hz)
         run.scenario.start(run.world, Clock(0, hz))
         run.ops += run.world.drain()
         return run
