@@ -27,7 +27,7 @@ names = st.sampled_from(["drug", "dose", "route", "region", "test", "device", "t
 @settings(max_examples=200, deadline=None)
 @given(
     st.sampled_from([TEAM, LEAD, WATCHER]),
-    st.sampled_from(sorted(ALL_ACTIONS) + ["fly"]),
+    st.sampled_from([*sorted(ALL_ACTIONS), "fly"]),
     st.dictionaries(names, values, max_size=4) | values,
 )
 def test_any_intent_is_applied_or_refused(actor: Any, action: str, args: Any) -> None:
