@@ -57,7 +57,7 @@ def main() -> None:
     print(encode_microbench())
     with tempfile.TemporaryDirectory() as data_dir:
         server = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--demo", "--demo-case", "minimal", "--port", "0",
+            [sys.executable, "-m", "server.cli", "serve", "--demo", "--demo-case", "demo", "--port", "0",
              "--data-dir", data_dir], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             text=True)
         try:

@@ -35,7 +35,7 @@ EVENTS: Final = (
 
 
 class DemoScenario:
-    name = "minimal"
+    name = "demo"
 
     def __init__(self, seed: int, objects: int = 20) -> None:
         self._rng = random.Random(seed)

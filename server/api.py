@@ -111,6 +111,6 @@ class Api:
         if request.method == "DELETE":
             if not self._admin(request):
                 return error_response(401, "unauthorized", "ending a room needs the admin key")
-            host.room.request_end("ended by an administrator")
+            host.request_end("ended by an administrator")
             return json_response(202, {"id": room_id, "status": "ending"})
         return error_response(405, "method_not_allowed", "use GET or DELETE on a room")

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import trio
 
 from netcode.views import Role
+from replay.writer import SessionWriter, new_session_id
 from rooms.room import Room, RoomConfig
 from server import tokens
 from server.api import Api
@@ -29,6 +30,8 @@ from server.scenarios import DEFAULT_CASE, make_scenario
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
+MAX_FINISHED_ROOMS = 64
+"""Ended rooms still listed by the API (newest kept); older ones live on as recordings."""
 
 
 class Server:
@@ -47,6 +50,9 @@ class Server:
                     room_id: str | None = None) -> RoomHost:
         if self._room_nursery is None:
             raise RuntimeError("the server is not running")
+        finished = [rid for rid, h in self.rooms.items() if h.stopped]
+        for rid in finished[:max(0, len(finished) - MAX_FINISHED_ROOMS)]:
+            del self.rooms[rid]  # its recording stays in the data directory
         live = sum(1 for h in self.rooms.values() if not h.ended)
         if live >= self.settings.max_rooms:
             raise OverflowError(f"this server runs at most {self.settings.max_rooms} rooms")
@@ -55,10 +61,12 @@ class Server:
         scenario = make_scenario(case, seed)
         config = RoomConfig(tick_hz=self.settings.tick_hz,
                             grace_seconds=self.settings.grace_seconds)
+        writer = SessionWriter(self.settings.data_dir, new_session_id(room_id),
+                               server_version=VERSION)
         room = Room(room_id, scenario, seed=seed, config=config, framer=binary_frame,
-                    title=title or f"{case} room")
-        room.start({"server": VERSION})
-        host = RoomHost(room, self.settings, self.metrics)
+                    title=title or f"{case} room", recorder=writer)
+        room.start({"server": VERSION, "case": case})
+        host = RoomHost(room, self.settings, self.metrics, writer)
         self.rooms[room_id] = host
         for hook in self.on_room_created:
             hook(host)
@@ -132,8 +140,7 @@ class Server:
 
     async def _end_all_rooms(self, reason: str) -> None:
         for host in self.rooms.values():
-            if not host.ended:
-                host.room.request_end(reason)
+            host.request_end(reason)
         with trio.move_on_after(5):
             for host in list(self.rooms.values()):
                 await host.wait_stopped()

@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tick-hz", type=int, help="room tick rate (default 30)")
     serve.add_argument("--demo", action="store_true", help="create a demo room and print links")
     serve.add_argument("--demo-case", default=DEFAULT_CASE,
-                       help=f"case the demo room runs (default {DEFAULT_CASE}; 'minimal' is GR-S)")
+                       help=f"case the demo room runs (default {DEFAULT_CASE}; 'demo' is the minimal GR-S room)")
     serve.set_defaults(func=_serve)
 
     for module in ("clients.python.bots", "server.case_cli", "server.replay_cli"):

@@ -96,6 +96,8 @@ class _WorkerSlot:
             str(self._path),
             "--ice-servers",
             json.dumps(self._config.ice_servers),
+            "--parent-pid",
+            str(os.getpid()),
         ]
         for address in self._config.ice_host_addresses or []:
             command += ["--ice-host", address]

@@ -30,5 +30,13 @@ class Metrics:
         self.frame_encodes = Counter("grandrounds_frame_encodes",
                                      "Distinct state frames encoded", registry=r)
 
+        self.recording_dropped = Gauge(
+            "grandrounds_recording_dropped_records",
+            "Records a room's recording could not keep (the disk was too slow)", ["room"],
+            registry=r)
+        self.recording_buffered = Gauge(
+            "grandrounds_recording_buffered_bytes",
+            "Bytes of a room's recording waiting to be written", ["room"], registry=r)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -30,12 +30,14 @@ from netcode.codec import (
 )
 from netcode.views import Role
 from rooms.room import Member, Reply, Room, RoomStatus
+from replay.writer import SessionWriter
 from rooms.scenario import IntentRefused
 from server.client_socket import ClientSocket
 from server.config import Settings
 from server.metrics import Metrics
 
 RtcHandler = Callable[["RoomHost", "Link", Rtc], None]
+FLUSH_INTERVAL_SECONDS = 0.5
 
 
 @dataclass(eq=False, slots=True)
@@ -54,8 +56,10 @@ class Link:
 
 
 class RoomHost:
-    def __init__(self, room: Room, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, room: Room, settings: Settings, metrics: Metrics,
+                 writer: SessionWriter | None = None) -> None:
         self.room = room
+        self.writer = writer
         self.settings = settings
         self.metrics = metrics
         self.links: dict[int, Link] = {}
@@ -68,6 +72,15 @@ class RoomHost:
     def ended(self) -> bool:
         return self.room.status is RoomStatus.ENDED
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def request_end(self, reason: str) -> None:
+        """End the room at its next tick; nothing to do once it has ended or stopped."""
+        if not self.ended and not self.stopped:
+            self.room.request_end(reason)
+
     def info(self) -> dict[str, Any]:
         counts = {role.value: 0 for role in Role}
         for link in self.links.values():
@@ -77,6 +90,7 @@ class RoomHost:
             "scenario": self.room.scenario.name, "tick": self.room.tick_no,
             "tick_hz": self.room.config.tick_hz, "clients": counts,
             "created_at": self.created_at,
+            "session": self.writer.session_id if self.writer is not None else None,
         }
 
     # -- clients ----------------------------------------------------------------
@@ -120,7 +134,7 @@ class RoomHost:
             return
         del self.links[link.member.id]
         self.metrics.clients.labels(link.member.role.value).dec()
-        if self.ended:
+        if self.ended or self._stopped.is_set():
             return
         if left:
             self.room.leave(link.member.id)
@@ -130,6 +144,8 @@ class RoomHost:
 
     def handle(self, link: Link, message: Any) -> None:
         """One validated message from an attached client."""
+        if self._stopped.is_set():
+            raise IntentRefused("room_ended", "this room has stopped")
         match message:
             case PoseUpdate():
                 parts = {p: v for p in ("head", "left", "right")
@@ -173,7 +189,35 @@ class RoomHost:
 
     # -- the tick loop ------------------------------------------------------------
     async def run(self) -> None:
-        """Tick until the room ends; then say goodbye to every client."""
+        """Tick (and record) until the room ends; then say goodbye and seal the session."""
+        try:
+            async with trio.open_nursery() as nursery:
+                if self.writer is not None:
+                    nursery.start_soon(self._flush_forever, self.writer)
+                try:
+                    await self._tick_forever()
+                finally:
+                    nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                if self.writer is not None:
+                    await trio.to_thread.run_sync(self.writer.close)
+                    self._report_recording(self.writer)
+                self._stopped.set()
+
+    async def _flush_forever(self, writer: SessionWriter) -> None:
+        """Write the recording out at least once a second, off the room's thread."""
+        while True:
+            await trio.sleep(FLUSH_INTERVAL_SECONDS)
+            await trio.to_thread.run_sync(writer.flush)
+            self._report_recording(writer)
+
+    def _report_recording(self, writer: SessionWriter) -> None:
+        stats = writer.stats()
+        self.metrics.recording_dropped.labels(self.room.id).set(stats["dropped"])
+        self.metrics.recording_buffered.labels(self.room.id).set(stats["buffered"])
+
+    async def _tick_forever(self) -> None:
         period = 1.0 / self.room.config.tick_hz
         idle_ticks = round(self.settings.idle_timeout_seconds * self.room.config.tick_hz)
         deadline = trio.current_time()
@@ -195,11 +239,10 @@ class RoomHost:
                 if result.ended:
                     break
                 if self.room.tick_no - self.room.last_active_tick >= idle_ticks:
-                    self.room.request_end("idle timeout: nobody connected")
+                    self.request_end("idle timeout: nobody connected")
         finally:
             with trio.CancelScope(shield=True):
                 await self._goodbye()
-            self._stopped.set()
 
     def _forget(self, member_id: int) -> None:
         for session, member in list(self._sessions.items()):

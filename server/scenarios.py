@@ -13,7 +13,7 @@ from rooms.case import Case, CaseScenario, shipped_cases
 from rooms.demo import DemoScenario
 from rooms.scenario import Scenario
 
-MINIMAL: Final = "minimal"
+MINIMAL: Final = "demo"
 DEFAULT_CASE: Final = "septic_shock_ed"
 
 

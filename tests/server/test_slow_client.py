@@ -26,7 +26,7 @@ async def tight_server(tmp_path: Path) -> AsyncIterator[Server]:
     instance = Server(settings)
     async with trio.open_nursery() as nursery:
         await nursery.start(lambda task_status: instance.run(task_status=task_status, demo=True,
-                                                                demo_case="minimal"))
+                                                                demo_case="demo"))
         yield instance
         nursery.cancel_scope.cancel()
 
