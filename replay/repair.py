@@ -44,6 +44,9 @@ def repair(path: Path) -> RepairResult:
     manifest = Manifest.from_json(layout.read_json(path / "manifest.json"))
     for leftover in path.glob("*.tmp"):
         leftover.unlink()
+    for raw in path.glob(f"seg-*{layout.RAW_SUFFIX}"):
+        if raw.with_name(raw.name + ".zst").exists():
+            raw.unlink()  # died between sealing and removing the raw copy
     if manifest.status in ("sealed", "repaired") and all(
         sealed for _, _, sealed in layout.segment_files(path)
     ):
