@@ -74,6 +74,7 @@ class _Segment:
     sealed: bool
     info: SegmentInfo
     damage: Problem | None = None
+    missing_before: Problem | None = None
 
 
 class Session:
@@ -103,12 +104,14 @@ class Session:
                         damage.detail,
                     )
                     self.problems.append(problem)
+            missing = None
             if info.records and info.first_record != next_record:
-                self.problems.append(Problem(
+                missing = Problem(
                     "missing-records", number, fmt.HEADER.size, next_record, None,
                     f"segment starts at record {info.first_record}, expected {next_record}",
-                ))
-            self._segments.append(_Segment(number, file, sealed, info, problem))
+                )
+                self.problems.append(missing)
+            self._segments.append(_Segment(number, file, sealed, info, problem, missing))
             next_record = info.first_record + info.records if info.records else next_record
         self.record_count = next_record
         self._keyframes: list[tuple[int, int, int, int]] = [
@@ -169,6 +172,8 @@ class Session:
         first_seg, offset = start or (0, fmt.HEADER.size)
         last = self._segments[-1] if self._segments else None
         for seg in self._segments[first_seg:]:
+            if seg.missing_before is not None:
+                raise ReplayError("missing-records", seg.missing_before.describe(self.tick_hz))
             buf = self._load(seg.number, seg.path, seg.sealed)
             next_index, last_tick = -1, None
             for item in fmt.iter_frames(buf, offset):

@@ -145,3 +145,15 @@ def test_repair_cuts_a_torn_tail_and_verify_accepts(unsealed: Recorded, tmp_path
     assert report.intact, report.lines()
     assert report.records == len(unsealed.records) - 1
     assert repair(target).already_sealed
+
+
+def test_a_missing_segment_is_reported(recorded: Recorded, tmp_path: Path) -> None:
+    target = tmp_path / "sessions" / recorded.session_id
+    shutil.copytree(recorded.data_dir / "sessions" / recorded.session_id, target)
+    segment_files(target)[1][1].unlink()
+    session = Session(target)
+    assert [p.code for p in session.problems] == ["missing-records"]
+    with pytest.raises(ReplayError) as err:
+        list(session.records())
+    assert err.value.code == "missing-records" and "segment 2" in err.value.message
+    assert not verify(session, resim=False).intact
