@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from netcode.views import Role
@@ -61,7 +61,7 @@ def outputs(records: list[Record]) -> list[Record]:
     return [r for r in records if r.kind in OUTPUTS]
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data(), st.integers(0, 2**16))
 def test_replaying_recorded_inputs_makes_identical_outputs(
     data: st.DataObject, seed: int
@@ -69,7 +69,11 @@ def test_replaying_recorded_inputs_makes_identical_outputs(
     recorder = MemoryRecorder()
     play(data, make_room(seed, recorder=recorder))
     records = recorder.records
-    assert {r.kind for r in records} <= INPUTS | OUTPUTS
+    kinds = {r.kind for r in records}
+    assert kinds <= INPUTS | OUTPUTS
+    for kind in sorted(kinds):
+        event(f"recorded: {kind}")
+    event(f"refusals: {sum(1 for r in records if r.kind == 'reply' and not r.data['ok']) > 0}")
 
     again = MemoryRecorder()
     fresh = Room("r1", DemoScenario(seed, objects=4), seed=seed, config=CONFIG,

@@ -81,7 +81,7 @@ def test_room_clients_always_hold_their_view(data: st.DataObject) -> None:
         for _ in range(data.draw(st.integers(0, 4))):
             reply_id += 1
             choice = data.draw(st.sampled_from(
-                ["join", "act", "act", "act", "drop", "back", "back"]))
+                ["join", "act", "act", "act", "drop", "back", "back", "leave"]))
             if choice == "join" or not clients:
                 role = data.draw(ROLES)
                 client = Client(room.join(role, f"m{len(clients)}").id, role)
@@ -94,7 +94,11 @@ def test_room_clients_always_hold_their_view(data: st.DataObject) -> None:
             elif choice == "drop" and client.connected:
                 room.disconnect(client.member)
                 client.connected = False
-            elif choice == "back" and not client.connected:
+            elif choice == "leave" and client.connected:
+                room.leave(client.member)  # its avatar and parts go at the next tick
+                client.connected = False
+                client.member = -1
+            elif choice == "back" and not client.connected and client.member != -1:
                 client.connected = True
                 if room.reconnect(client.member):
                     client.base, client.resume_op = client.mirror.tick, client.mirror.op

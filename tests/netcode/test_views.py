@@ -12,7 +12,8 @@ from netcode.codec import checksum
 from netcode.mirror import Mirror
 from netcode.publisher import Publisher
 from netcode.state import HIDDEN, CaseState
-from netcode.views import ALL_VIEWS, View
+from netcode.views import ALL_VIEWS, VIEW_OF_ROLE, Role, View
+from tests.netcode.room_helpers import make_room
 from tests.netcode.sync_helpers import assert_mirror_matches, decode, strings_in
 
 SENTINEL = {View.PARTICIPANT: "SENTINEL-team-only", View.FACILITATOR: "SENTINEL-answer-key"}
@@ -154,3 +155,28 @@ def test_int_to_bool_with_visibility_change_reaches_mirrors(old: Any, new: Any) 
     publisher.publish(1, world.drain(), {})
     mirror.apply(decode(publisher.frame(View.FACILITATOR, 0)))  # raises Desync today
     assert checksum(mirror.view_state()) == checksum(publisher.view_state(View.FACILITATOR))
+
+
+def test_room_frames_keep_the_answer_key_questions_and_team_note_to_their_roles() -> None:
+    room = make_room()
+    ids = {role: room.join(role, role.value).id for role in Role}
+    room.tick()
+    room.submit(ids[Role.PARTICIPANT], 1, "note", {"text": "SENTINEL-team-only note"})
+    room.submit(ids[Role.SPECTATOR], 2, "ask", {"text": "SENTINEL-answer-key question"})
+    room.submit(ids[Role.PARTICIPANT], 3, "chat", {"text": "public chat"})
+    results = room.tick()
+    assert all(reply.ok for reply in results.replies)
+    seen: dict[View, list[str]] = {view: [] for view in ALL_VIEWS}
+    for view in ALL_VIEWS:
+        for base in (None, room.tick_no - 1):
+            seen[view] += strings_in(decode(room.publisher.frame(view, base)))
+    spectator, participant, facilitator = (seen[VIEW_OF_ROLE[r]] for r in
+                                           (Role.SPECTATOR, Role.PARTICIPANT, Role.FACILITATOR))
+    for words in (spectator, participant):
+        assert not any("Community-acquired pneumonia" in s for s in words)
+        assert not any("SENTINEL-answer-key" in s for s in words)
+    assert not any("SENTINEL-team-only" in s for s in spectator)
+    assert "SENTINEL-team-only note" in participant
+    assert "public chat" in spectator
+    assert "Community-acquired pneumonia" in facilitator
+    assert "SENTINEL-answer-key question" in facilitator
