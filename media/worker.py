@@ -138,7 +138,7 @@ class Worker:
         self.rooms.clear()
 
 
-async def serve(control: str, worker: Worker) -> None:
+async def serve(control: str, worker: Worker, parent_pid: int) -> None:
     reader, writer = await asyncio.open_unix_connection(control)
     write_lock = asyncio.Lock()
     tasks: set[asyncio.Task[None]] = set()
@@ -165,8 +165,7 @@ async def serve(control: str, worker: Worker) -> None:
             await send(await worker.next_event())
 
     async def watch_parent() -> None:
-        parent = os.getppid()
-        while os.getppid() == parent:
+        while os.getppid() == parent_pid:
             await asyncio.sleep(PARENT_CHECK_S)
 
     decoder = FrameDecoder()
@@ -210,7 +209,7 @@ async def amain(args: argparse.Namespace) -> int:
     use_host_addresses(args.ice_host or None)
     guard = CodecGuard()
     guard.install()
-    await serve(args.control, Worker(json.loads(args.ice_servers), guard))
+    await serve(args.control, Worker(json.loads(args.ice_servers), guard), args.parent_pid)
     return 0
 
 
@@ -225,6 +224,9 @@ def main(argv: list[str] | None = None) -> None:
         action="append",
         default=[],
         help="gather ICE host candidates only on this address (repeatable), e.g. 127.0.0.1",
+    )
+    parser.add_argument(
+        "--parent-pid", type=int, default=os.getppid(), help="exit when this process is gone"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="media.worker[%(process)d] %(message)s")
