@@ -50,10 +50,6 @@ def _rounded(signals: Mapping[str, float]) -> dict[str, int | float]:
     return {s: (round(signals[s], 1) if s == "temp" else round(signals[s])) for s in SIGNALS}
 
 
-def _effect_summary(effect: Effect) -> dict[str, Any]:
-    return effect.model_dump(exclude_defaults=True)
-
-
 class CaseScenario:
     """A case in play: the `Scenario` a room hosts, plus `debrief()` at the end."""
 
@@ -92,7 +88,6 @@ class CaseScenario:
         self._holding: dict[str, float] = {}
         self._findings = dict(case.exam)
         self._examined: list[str] = []
-        self._results = 0
         self._chosen: dict[str, str] = {}
         self._manual: dict[str, int] = {}
         self._noise: dict[str, float] = dict.fromkeys(VITALS, 0.0)
@@ -127,6 +122,7 @@ class CaseScenario:
         self._eid["monitor"] = world.create(
             "monitor", {**self._signals, "alarms": self._alarms(), "overridden": []}
         )
+        self._publish_monitor(world)  # sets the patient's status from the first reading
         self._eid["team"] = world.create(
             "team", {"pending": [], "help_called": []}, View.PARTICIPANT
         )
@@ -225,7 +221,7 @@ class CaseScenario:
         s = self._signals
         critical = s["map"] < 50 or s["spo2"] < 80 or not 40 <= s["hr"] <= 170
         status = "critical" if critical else ("unstable" if alarms else "stable")
-        world.set(self._eid["patient"], "status", status)
+        world.set(self._eid["patient"], "status", status)  # for viewers who can't read monitors
 
     def _alarms(self) -> list[str]:
         out = []
@@ -300,8 +296,7 @@ class CaseScenario:
 
     def _reveal_result(self, world: CaseState, test: str, by: str) -> None:
         inv = self.case.investigations[test]
-        self._results += 1
-        self._eid[f"result:{self._results}"] = world.create(
+        world.create(
             "result",
             {"test": test, "name": inv.name, "kind": inv.kind, "text": inv.result,
              "values": dict(inv.values), "at_s": self._now()},
@@ -344,7 +339,7 @@ class CaseScenario:
                           for d, dp in c.decisions.items()},
             "events": {eid: {"note": e.note, "when": e.when.model_dump(exclude_defaults=True)
                              if e.when else "facilitator inject",
-                             "then": _effect_summary(e.then)}
+                             "then": e.then.model_dump(exclude_defaults=True)}
                        for eid, e in c.events.items()},
             "course": [cp.model_dump(exclude_defaults=True) for cp in c.course],
             "outcome": {"good": c.outcome.good, "bad": c.outcome.bad},
@@ -565,7 +560,7 @@ class CaseScenario:
             "arrivals": [dict(a) for a in self._arrivals],
             "fired": list(self._fired), "holding": dict(self._holding),
             "findings": dict(self._findings), "examined": list(self._examined),
-            "results": self._results, "chosen": dict(self._chosen),
+            "chosen": dict(self._chosen),
             "manual": dict(self._manual), "noise": dict(self._noise),
             "signals": dict(self._signals),
             "samples": [list(s) for s in self._samples],
@@ -589,7 +584,6 @@ class CaseScenario:
         self._holding = dict(data["holding"])
         self._findings = dict(data["findings"])
         self._examined = list(data["examined"])
-        self._results = data["results"]
         self._chosen = dict(data["chosen"])
         self._manual = dict(data["manual"])
         self._noise = dict(data["noise"])
