@@ -37,15 +37,23 @@ def encode_microbench(ticks: int = 3000) -> str:
     for tick in range(ticks):
         for index, member in enumerate(members):
             x = (tick * 3 % 1000) / 1000 if index < 2 else 0.0001 * (tick % 3)
-            room.pose(member.id, {"head": [index, 1.6, 0, 0, 0, 0, 1],
-                                  "left": [x, 1.1, 0.3, 0, 0, 0, 1],
-                                  "right": [index + 0.2, 1.1, 0.3, 0, 0, 0, 1]})
+            room.pose(
+                member.id,
+                {
+                    "head": [index, 1.6, 0, 0, 0, 0, 1],
+                    "left": [x, 1.1, 0.3, 0, 0, 0, 1],
+                    "right": [index + 0.2, 1.1, 0.3, 0, 0, 0, 1],
+                },
+            )
         room.tick()
         for view in ALL_VIEWS:
             room.publisher.frame(view, room.tick_no - 1)
     per_tick = (time.perf_counter() - started) / ticks * 1e6
     frame = len(room.publisher.frame(ALL_VIEWS[0], room.tick_no - 1))
-    return f"encode micro-benchmark: {per_tick:.0f} us per GR-S tick (8 pose inputs, tick, 3 view frames); spectator delta {frame} bytes"
+    return (
+        f"encode micro-benchmark: {per_tick:.0f} us per GR-S tick "
+        f"(8 pose inputs, tick, 3 view frames); spectator delta {frame} bytes"
+    )
 
 
 def main() -> None:
@@ -57,9 +65,23 @@ def main() -> None:
     print(encode_microbench())
     with tempfile.TemporaryDirectory() as data_dir:
         server = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--demo", "--demo-case", "demo", "--port", "0",
-             "--data-dir", data_dir], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True)
+            [
+                sys.executable,
+                "-m",
+                "server.cli",
+                "serve",
+                "--demo",
+                "--demo-case",
+                "demo",
+                "--port",
+                "0",
+                "--data-dir",
+                data_dir,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         try:
             url = ""
             assert server.stdout is not None
@@ -75,8 +97,18 @@ def main() -> None:
                     box: list[object] = []
 
                     async def bots() -> None:
-                        box.append(await run_bots(url, key, "demo", 8, args.spectators,
-                                                  args.seconds, moving=2, resumes=1))
+                        box.append(
+                            await run_bots(
+                                url,
+                                key,
+                                "demo",
+                                8,
+                                args.spectators,
+                                args.seconds,
+                                moving=2,
+                                resumes=1,
+                            )
+                        )
 
                     nursery.start_soon(bots)
                     await trio.sleep(3.0)  # everyone joined: measure the steady state
@@ -86,8 +118,10 @@ def main() -> None:
                 return box[0], cpu1 - cpu0, wall1 - wall0
 
             tally, cpu, wall = trio.run(measured)
-            print(f"GR-S: 8 participants (2 moving, 1 carrying), {args.spectators} spectators, "
-                  f"{args.seconds:.0f} s")
+            print(
+                f"GR-S: 8 participants (2 moving, 1 carrying), {args.spectators} spectators, "
+                f"{args.seconds:.0f} s"
+            )
             for line in report(tally, args.seconds):  # type: ignore[arg-type]
                 print(line)
             print(f"server CPU:                 {cpu / wall:.3f} CPU-seconds per second")

@@ -196,9 +196,7 @@ def parse_client_message(data: bytes) -> ClientMessage:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"][1:]) or "message"
-        raise ProtocolError(
-            "bad_message", f"{obj['t']} message: {where}: {first['msg']}"
-        ) from None
+        raise ProtocolError("bad_message", f"{obj['t']} message: {where}: {first['msg']}") from None
 
 
 # -- canonical form and checksums ----------------------------------------------

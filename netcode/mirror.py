@@ -42,7 +42,9 @@ class Mirror:
 
     def _apply_snapshot(self, frame: Mapping[str, Any]) -> None:
         full = frame["full"]
-        self.entities = {int(eid): [kind, dict(fields)] for eid, (kind, fields) in full["e"].items()}
+        self.entities = {
+            int(eid): [kind, dict(fields)] for eid, (kind, fields) in full["e"].items()
+        }
         self.logs = {ch: list(entries) for ch, entries in full["l"].items()}
         self.poses = {int(eid): list(p) for eid, p in full["p"].items()}
         self.snapshots += 1

@@ -140,9 +140,12 @@ class Publisher:
         assert op_since is not None
         op_bytes = self._ops_since(view, op_since)
         parts: list[bytes] = [
-            packer.pack("t"), packer.pack("s"),
-            packer.pack("k"), packer.pack(self.tick),
-            packer.pack("o"), packer.pack(self.op_head),
+            packer.pack("t"),
+            packer.pack("s"),
+            packer.pack("k"),
+            packer.pack(self.tick),
+            packer.pack("o"),
+            packer.pack(self.op_head),
         ]
         if base is not None:
             parts += [packer.pack("b"), packer.pack(base)]
@@ -154,8 +157,12 @@ class Publisher:
                 packer.pack_array_header(len(op_bytes)) + b"".join(op_bytes),
             ]
         if baseline is None:
-            parts += [packer.pack("pf"), packer.pack(True), packer.pack("p"),
-                      self._pose_bytes(None)]
+            parts += [
+                packer.pack("pf"),
+                packer.pack(True),
+                packer.pack("p"),
+                self._pose_bytes(None),
+            ]
         else:
             changed = self._pose_bytes(base)
             if changed:
@@ -165,7 +172,8 @@ class Publisher:
                 parts += [packer.pack("g"), packer.pack(gone)]
         if self.checksums is not None:
             parts += [packer.pack("c"), packer.pack(self.checksums[view])]
-        return packer.pack_map_header(len(parts) // 2) + b"".join(parts)
+        header: bytes = packer.pack_map_header(len(parts) // 2)
+        return header + b"".join(parts)
 
     def _pose_bytes(self, base: int | None) -> bytes:
         """Poses changed since `base` (all of them for None), encoded once per tick."""

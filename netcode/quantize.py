@@ -49,7 +49,7 @@ def as_raw_pose(values: Sequence[float]) -> RawPose:
     if norm < 1e-6:
         raise PoseError("pose rotation must be a non-zero quaternion")
     floats[3:] = [v / norm for v in floats[3:]]
-    return _FLOAT32x7.unpack(_FLOAT32x7.pack(*floats))  # type: ignore[return-value]
+    return _FLOAT32x7.unpack(_FLOAT32x7.pack(*floats))
 
 
 def pack_raw(pose: RawPose) -> bytes:
@@ -57,7 +57,7 @@ def pack_raw(pose: RawPose) -> bytes:
 
 
 def unpack_raw(data: bytes) -> RawPose:
-    return _FLOAT32x7.unpack(data)  # type: ignore[return-value]
+    return _FLOAT32x7.unpack(data)
 
 
 def quantize_quaternion(qx: float, qy: float, qz: float, qw: float) -> int:
@@ -77,7 +77,7 @@ def dequantize_quaternion(packed: int) -> tuple[float, float, float, float]:
     largest = (packed >> (3 * _BITS)) & 0b11
     others = [((packed >> shift) & _MAX) / _MAX * 2.0 * _RANGE - _RANGE for shift in (20, 10, 0)]
     implied = math.sqrt(max(0.0, 1.0 - sum(c * c for c in others)))
-    q = others[:largest] + [implied] + others[largest:]
+    q = [*others[:largest], implied, *others[largest:]]
     return q[0], q[1], q[2], q[3]
 
 

@@ -133,7 +133,7 @@ class CaseState:
             ["new", eid, kind, {k: _seen(v, field_vis[k], view) for k, v in values.items()}]
             for view in ALL_VIEWS
         )
-        self._emit(canonical, per_view)  # type: ignore[arg-type]
+        self._emit(canonical, per_view)
         return eid
 
     def set(self, eid: int, field: str, value: Any, vis: View | None = None) -> None:
@@ -154,7 +154,7 @@ class CaseState:
             before = _ABSENT if old_value is _ABSENT else _seen(old_value, old_vis, view)
             changed = before is _ABSENT or (before is not after and before != after)
             per_view.append(["set", eid, field, after] if changed else None)
-        self._emit(("set", eid, field, value, int(new_vis)), tuple(per_view))  # type: ignore[arg-type]
+        self._emit(("set", eid, field, value, int(new_vis)), tuple(per_view))
 
     def update(self, eid: int, values: Mapping[str, Any]) -> None:
         for field, value in values.items():
@@ -170,10 +170,8 @@ class CaseState:
         for view in ALL_VIEWS:
             if sees(view, vis):
                 self._logs[view].setdefault(channel, deque(maxlen=LOG_TAIL)).append(entry)
-        per_view = tuple(
-            ["log", channel, entry] if sees(view, vis) else None for view in ALL_VIEWS
-        )
-        self._emit(("log", channel, entry, int(vis)), per_view)  # type: ignore[arg-type]
+        per_view = tuple(["log", channel, entry] if sees(view, vis) else None for view in ALL_VIEWS)
+        self._emit(("log", channel, entry, int(vis)), per_view)
 
     def _emit(self, canonical: CanonicalOp, per_view: tuple[ViewOp | None, ...]) -> None:
         self._op_seq += 1

@@ -46,27 +46,37 @@ class DemoScenario:
 
     def start(self, world: CaseState, clock: Clock) -> None:
         self._monitor = world.create("monitor", {name: v[0] for name, v in VITALS.items()})
-        world.create("patient", {
-            "summary": "Synthetic adult, 60-69, shortness of breath for two days",
-            "history": "Hypertension; no known drug allergies",
-        })
+        world.create(
+            "patient",
+            {
+                "summary": "Synthetic adult, 60-69, shortness of breath for two days",
+                "history": "Hypertension; no known drug allergies",
+            },
+        )
         self._key = world.create(
-            "answer_key", {"diagnosis": "Community-acquired pneumonia", "score": 0},
+            "answer_key",
+            {"diagnosis": "Community-acquired pneumonia", "score": 0},
             View.FACILITATOR,
         )
         world.create("team", {"note": ""}, View.PARTICIPANT)
         for i in range(self._objects):
-            world.create("object", {
-                "name": f"item {i + 1}", "holder": None,
-                "home": [0.2 * (i % 5) - 0.4, 0.9, 0.2 * (i // 5) - 0.3, 0.0, 0.0, 0.0, 1.0],
-            })
+            world.create(
+                "object",
+                {
+                    "name": f"item {i + 1}",
+                    "holder": None,
+                    "home": [0.2 * (i % 5) - 0.4, 0.9, 0.2 * (i // 5) - 0.3, 0.0, 0.0, 0.0, 1.0],
+                },
+            )
 
     def step(self, world: CaseState, clock: Clock) -> None:
         if clock.tick % clock.tick_hz == 0:
             for name, (_, low, high) in VITALS.items():
                 current = world.get(self._monitor, name)
                 if isinstance(current, float):
-                    value: float = round(min(high, max(low, current + self._rng.choice((-0.1, 0.1)))), 1)
+                    value: float = round(
+                        min(high, max(low, current + self._rng.choice((-0.1, 0.1)))), 1
+                    )
                 else:
                     value = min(high, max(low, current + self._rng.choice((-1, 1))))
                 world.set(self._monitor, name, value)
@@ -94,7 +104,9 @@ class DemoScenario:
         version, internal, gauss = self._rng.getstate()
         return {
             "rng": [version, list(internal), gauss],
-            "monitor": self._monitor, "key": self._key, "events_sent": self._events_sent,
+            "monitor": self._monitor,
+            "key": self._key,
+            "events_sent": self._events_sent,
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:

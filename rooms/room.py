@@ -138,20 +138,30 @@ class Room:
 
     def start(self, versions: Mapping[str, str] | None = None) -> None:
         """Create the room's own entity and the case; publish tick 0."""
-        self._record("start", {
-            "room": self.id, "title": self.title, "scenario": self.scenario.name,
-            "seed": self.seed, "tick_hz": self.config.tick_hz,
-            "config": {
-                "grace_seconds": self.config.grace_seconds,
-                "lease_seconds": self.config.lease_seconds,
-                "checksum_every": self.config.checksum_every,
-                "keyframe_seconds": self.config.keyframe_seconds,
+        self._record(
+            "start",
+            {
+                "room": self.id,
+                "title": self.title,
+                "scenario": self.scenario.name,
+                "seed": self.seed,
+                "tick_hz": self.config.tick_hz,
+                "config": {
+                    "grace_seconds": self.config.grace_seconds,
+                    "lease_seconds": self.config.lease_seconds,
+                    "checksum_every": self.config.checksum_every,
+                    "keyframe_seconds": self.config.keyframe_seconds,
+                },
+                "versions": dict(versions or {}),
             },
-            "versions": dict(versions or {}),
-        })
+        )
         self._room_entity = self.world.create(
-            "room", {"title": self.title, "status": RoomStatus.RUNNING.value,
-                     "scenario": self.scenario.name},
+            "room",
+            {
+                "title": self.title,
+                "status": RoomStatus.RUNNING.value,
+                "scenario": self.scenario.name,
+            },
         )
         self.scenario.start(self.world, self.clock)
         for obj in self.world.find("object"):
@@ -245,11 +255,14 @@ class Room:
             self.poses.update(obj, raw)
             effective_objects[obj] = raw
         if record and (effective_parts or effective_objects):
-            self._record("pose", {
-                "member": member_id,
-                "parts": {p: pack_raw(r) for p, r in effective_parts.items()},
-                "objects": {o: pack_raw(r) for o, r in effective_objects.items()},
-            })
+            self._record(
+                "pose",
+                {
+                    "member": member_id,
+                    "parts": {p: pack_raw(r) for p, r in effective_parts.items()},
+                    "objects": {o: pack_raw(r) for o, r in effective_objects.items()},
+                },
+            )
 
     # -- the tick ---------------------------------------------------------------
     def tick(self) -> TickResult:
@@ -262,10 +275,16 @@ class Room:
             reply = self._apply_input(kind, member_id, data)
             if reply is not None:
                 replies.append(reply)
-                self._record("reply", {
-                    "member": reply.member, "id": reply.id, "ok": reply.ok,
-                    "code": reply.code, "msg": reply.message,
-                })
+                self._record(
+                    "reply",
+                    {
+                        "member": reply.member,
+                        "id": reply.id,
+                        "ok": reply.ok,
+                        "code": reply.code,
+                        "msg": reply.message,
+                    },
+                )
         for obj in self.leases.expire(self.tick_no):
             self._set_holder(obj, None)
         removed = self._expire_grace()
@@ -333,7 +352,9 @@ class Room:
                 self._room_action(member, action, args)
             elif action in self.scenario.actions():
                 if member.role is Role.SPECTATOR:
-                    raise IntentRefused("forbidden", "spectators watch; they cannot act on the case")
+                    raise IntentRefused(
+                        "forbidden", "spectators watch; they cannot act on the case"
+                    )
                 self.scenario.handle(self.world, member.actor(), action, args, self.clock)
             else:
                 raise IntentRefused("unknown_action", f"this room has no action {action!r}")
@@ -347,17 +368,26 @@ class Room:
             if not isinstance(text, str) or not text.strip():
                 raise IntentRefused("bad_args", f"{action} needs a non-empty string 'text'")
             if len(text) > MAX_TEXT:
-                raise IntentRefused("bad_args", f"{action} text is limited to {MAX_TEXT} characters")
-            entry = {"t": self.clock.seconds, "from": member.name, "member": member.id,
-                     "text": text}
+                raise IntentRefused(
+                    "bad_args", f"{action} text is limited to {MAX_TEXT} characters"
+                )
+            entry = {
+                "t": self.clock.seconds,
+                "from": member.name,
+                "member": member.id,
+                "text": text,
+            }
             if action == "chat":
                 self.world.log("chat", entry)
             else:
                 self.world.log("questions", entry, View.FACILITATOR)
         elif action in ("grab", "release"):
             obj = args.get("obj")
-            if not isinstance(obj, int) or not self.world.exists(obj) \
-                    or self.world.kind(obj) != "object":
+            if (
+                not isinstance(obj, int)
+                or not self.world.exists(obj)
+                or self.world.kind(obj) != "object"
+            ):
                 raise IntentRefused("unknown_object", f"there is no shared object {obj!r}")
             if action == "grab":
                 holder = self.leases.holder(obj)
@@ -405,10 +435,16 @@ class Room:
     def _create_avatar(self, member: Member) -> None:
         if member.role is Role.SPECTATOR:
             return
-        member.avatar = self.world.create("avatar", {
-            "member": member.id, "name": member.name, "role": member.role.value,
-            "connected": member.connected, "speaking": False,
-        })
+        member.avatar = self.world.create(
+            "avatar",
+            {
+                "member": member.id,
+                "name": member.name,
+                "role": member.role.value,
+                "connected": member.connected,
+                "speaking": False,
+            },
+        )
         for part in PARTS:
             member.parts[part] = self.world.create("part", {"avatar": member.avatar, "part": part})
 
@@ -424,7 +460,8 @@ class Room:
     def _expire_grace(self) -> list[int]:
         limit = round(self.config.grace_seconds * self.config.tick_hz)
         expired = [
-            m for m in self.members.values()
+            m
+            for m in self.members.values()
             if m.disconnected_at is not None and self.tick_no - m.disconnected_at >= limit
         ]
         for member in expired:

@@ -48,8 +48,9 @@ class Api:
             return json_response(200, {"ok": True, "rooms": len(self.server.rooms)})
         if path == "/metrics":
             self.server.refresh_gauges()
-            return HttpResponse(200, self.server.metrics.render(),
-                                "text/plain; version=0.0.4; charset=utf-8")
+            return HttpResponse(
+                200, self.server.metrics.render(), "text/plain; version=0.0.4; charset=utf-8"
+            )
         if path == "/api/cases" and method == "GET":
             return json_response(200, {"cases": available_cases()})
         if path == "/api/rooms":
@@ -104,8 +105,9 @@ class Api:
             body = self._body(request, IssueToken)
             if isinstance(body, HttpResponse):
                 return body
-            return json_response(201, self.server.join_entry(room_id, body.role, body.name,
-                                                              body.ttl_seconds))
+            return json_response(
+                201, self.server.join_entry(room_id, body.role, body.name, body.ttl_seconds)
+            )
         if request.method == "GET":
             return json_response(200, host.info())
         if request.method == "DELETE":

@@ -46,12 +46,13 @@ class Server:
         self.on_room_created: list[Callable[[RoomHost], None]] = []
 
     # -- rooms ------------------------------------------------------------------
-    def create_room(self, title: str, case: str, seed: int | None = None,
-                    room_id: str | None = None) -> RoomHost:
+    def create_room(
+        self, title: str, case: str, seed: int | None = None, room_id: str | None = None
+    ) -> RoomHost:
         if self._room_nursery is None:
             raise RuntimeError("the server is not running")
         finished = [rid for rid, h in self.rooms.items() if h.stopped]
-        for rid in finished[:max(0, len(finished) - MAX_FINISHED_ROOMS)]:
+        for rid in finished[: max(0, len(finished) - MAX_FINISHED_ROOMS)]:
             del self.rooms[rid]  # its recording stays in the data directory
         live = sum(1 for h in self.rooms.values() if not h.ended)
         if live >= self.settings.max_rooms:
@@ -59,12 +60,21 @@ class Server:
         room_id = room_id or secrets.token_urlsafe(6).replace("-", "x").replace("_", "y")
         seed = secrets.randbelow(2**31) if seed is None else seed
         scenario = make_scenario(case, seed)
-        config = RoomConfig(tick_hz=self.settings.tick_hz,
-                            grace_seconds=self.settings.grace_seconds)
-        writer = SessionWriter(self.settings.data_dir, new_session_id(room_id),
-                               server_version=VERSION)
-        room = Room(room_id, scenario, seed=seed, config=config, framer=binary_frame,
-                    title=title or f"{case} room", recorder=writer)
+        config = RoomConfig(
+            tick_hz=self.settings.tick_hz, grace_seconds=self.settings.grace_seconds
+        )
+        writer = SessionWriter(
+            self.settings.data_dir, new_session_id(room_id), server_version=VERSION
+        )
+        room = Room(
+            room_id,
+            scenario,
+            seed=seed,
+            config=config,
+            framer=binary_frame,
+            title=title or f"{case} room",
+            recorder=writer,
+        )
         room.start({"server": VERSION, "case": case})
         host = RoomHost(room, self.settings, self.metrics, writer)
         self.rooms[room_id] = host
@@ -74,18 +84,29 @@ class Server:
         log.info("room %s created (case %s, seed %d)", room_id, case, seed)
         return host
 
-    def issue_token(self, room_id: str, role: Role, name: str = "",
-                    ttl_seconds: int | None = None) -> str:
-        return tokens.issue(self.settings.secret, room_id, role, name or role.value.title(),
-                            ttl_seconds or self.settings.token_ttl_seconds)
+    def issue_token(
+        self, room_id: str, role: Role, name: str = "", ttl_seconds: int | None = None
+    ) -> str:
+        return tokens.issue(
+            self.settings.secret,
+            room_id,
+            role,
+            name or role.value.title(),
+            ttl_seconds or self.settings.token_ttl_seconds,
+        )
 
-    def join_entry(self, room_id: str, role: Role, name: str = "",
-                   ttl_seconds: int | None = None) -> dict[str, Any]:
+    def join_entry(
+        self, room_id: str, role: Role, name: str = "", ttl_seconds: int | None = None
+    ) -> dict[str, Any]:
         token = self.issue_token(room_id, role, name, ttl_seconds)
         query = urlencode({"room": room_id, "token": token})
         base = self.settings.base_url()
-        return {"role": role.value, "token": token, "link": f"{base}/?{query}",
-                "ws": base.replace("http", "ws", 1) + "/ws"}
+        return {
+            "role": role.value,
+            "token": token,
+            "link": f"{base}/?{query}",
+            "ws": base.replace("http", "ws", 1) + "/ws",
+        }
 
     def join_bundle(self, room_id: str) -> dict[str, dict[str, Any]]:
         """A join link for each role, as `serve --demo` prints and the create API returns."""
@@ -99,14 +120,21 @@ class Server:
             self.metrics.rooms.labels(status).set(count)
 
     # -- running ------------------------------------------------------------------
-    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
-                  demo: bool = False, demo_case: str = DEFAULT_CASE, on_ready: Callable[[Server], None] | None = None) -> None:
+    async def run(
+        self,
+        *,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+        demo: bool = False,
+        demo_case: str = DEFAULT_CASE,
+        on_ready: Callable[[Server], None] | None = None,
+    ) -> None:
         """Serve until SIGINT/SIGTERM or cancellation, then shut down cleanly."""
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                listeners = await trio.open_tcp_listeners(self.settings.port,
-                                                          host=self.settings.host)
+                listeners = await trio.open_tcp_listeners(
+                    self.settings.port, host=self.settings.host
+                )
                 self.port = listeners[0].socket.getsockname()[1]
                 if self.settings.port == 0:
                     self.settings = self.settings.model_copy(update={"port": self.port})
@@ -128,8 +156,10 @@ class Server:
                     nursery.cancel_scope.cancel()
 
     async def _serve(self, listeners: list[trio.SocketListener], clients: trio.Nursery) -> None:
-        await trio.serve_listeners(lambda s: handle_connection(self, s), listeners,
-                                   handler_nursery=clients)
+        await trio.serve_listeners(self._handle, listeners, handler_nursery=clients)
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        await handle_connection(self, stream)
 
     async def _watch_signals(self, signals: Any, clients: trio.Nursery) -> None:
         async for signum in signals:

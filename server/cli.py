@@ -49,8 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, help="where secrets and sessions are kept")
     serve.add_argument("--tick-hz", type=int, help="room tick rate (default 30)")
     serve.add_argument("--demo", action="store_true", help="create a demo room and print links")
-    serve.add_argument("--demo-case", default=DEFAULT_CASE,
-                       help=f"case the demo room runs (default {DEFAULT_CASE}; 'demo' is the minimal GR-S room)")
+    serve.add_argument(
+        "--demo-case",
+        default=DEFAULT_CASE,
+        help=f"case the demo room runs (default {DEFAULT_CASE}; 'demo' is the minimal GR-S room)",
+    )
     serve.set_defaults(func=_serve)
 
     for module in ("clients.python.bots", "server.case_cli", "server.replay_cli"):
@@ -64,8 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         result: int = args.func(args)
     except KeyboardInterrupt:

@@ -153,8 +153,9 @@ class Session:
             await self.fatal("hello_required", "the first message must be hello")
             return False
         if message.v != PROTOCOL_VERSION:
-            await self.fatal("version_mismatch",
-                             f"this server speaks protocol version {PROTOCOL_VERSION}")
+            await self.fatal(
+                "version_mismatch", f"this server speaks protocol version {PROTOCOL_VERSION}"
+            )
             return False
         try:
             grant = verify(self.server.settings.secret, message.token)

@@ -10,6 +10,7 @@ room does ever waits on a client.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
@@ -200,8 +201,12 @@ class ClientSocket:
             self._raw.shutdown(socket.SHUT_WR)
             while await self._stream.receive_some(_READ_SIZE):
                 pass
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError,
-                trio.BusyResourceError):
+        except (
+            OSError,
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+            trio.BusyResourceError,
+        ):
             return
 
     def abort(self, reason: str) -> None:
@@ -219,10 +224,9 @@ class ClientSocket:
         """Say goodbye properly: flush what is queued, send a close frame, then close."""
         if not self.closed:
             self.close_reason = self.close_reason or reason
-            try:
+            # wsproto refuses a second close if the client closed first: nothing to send.
+            with contextlib.suppress(Exception):
                 self._write(self._ws.send(CloseConnection(code=code, reason=reason[:120])))
-            except Exception:  # wsproto refuses if a close was already exchanged
-                pass
             with trio.move_on_after(CLOSE_GRACE_SECONDS):
                 await self._flushed.wait()
                 await self._linger()

@@ -64,7 +64,9 @@ class Settings(BaseSettings):
             tmp.write_text(json.dumps(stored))
             os.chmod(tmp, 0o600)
             tmp.replace(path)
-        return self.model_copy(update={
-            "admin_key": self.admin_key or stored["admin_key"],
-            "secret": self.secret or stored["secret"],
-        })
+        return self.model_copy(
+            update={
+                "admin_key": self.admin_key or stored["admin_key"],
+                "secret": self.secret or stored["secret"],
+            }
+        )

@@ -89,16 +89,22 @@ async def handle_connection(server: Server, stream: trio.SocketStream) -> None:
                 if isinstance(part, h11.Data):
                     body += part.data
                     if len(body) > MAX_BODY:
-                        await _send(stream, conn, error_response(
-                            413, "too_large", f"request bodies are limited to {MAX_BODY} bytes"))
+                        await _send(
+                            stream,
+                            conn,
+                            error_response(
+                                413, "too_large", f"request bodies are limited to {MAX_BODY} bytes"
+                            ),
+                        )
                         return
                 elif isinstance(part, h11.EndOfMessage):
                     break
                 else:
                     return
             url = urlsplit(target)
-            request = HttpRequest(event.method.decode(), url.path, parse_qs(url.query),
-                                  headers, bytes(body))
+            request = HttpRequest(
+                event.method.decode(), url.path, parse_qs(url.query), headers, bytes(body)
+            )
             try:
                 response = await server.api.route(request)
             except Exception:
@@ -108,8 +114,13 @@ async def handle_connection(server: Server, stream: trio.SocketStream) -> None:
             if conn.our_state is h11.MUST_CLOSE:
                 return
             conn.start_next_cycle()
-    except (h11.RemoteProtocolError, trio.TooSlowError, trio.BrokenResourceError,
-            trio.ClosedResourceError, h11.LocalProtocolError):
+    except (
+        h11.RemoteProtocolError,
+        trio.TooSlowError,
+        trio.BrokenResourceError,
+        trio.ClosedResourceError,
+        h11.LocalProtocolError,
+    ):
         return
     finally:
         with trio.CancelScope(shield=True):
@@ -117,9 +128,12 @@ async def handle_connection(server: Server, stream: trio.SocketStream) -> None:
 
 
 async def _send(stream: trio.SocketStream, conn: h11.Connection, response: HttpResponse) -> None:
-    headers = [("content-type", response.content_type),
-               ("content-length", str(len(response.body))),
-               ("cache-control", "no-store"), *response.headers]
+    headers = [
+        ("content-type", response.content_type),
+        ("content-length", str(len(response.body))),
+        ("cache-control", "no-store"),
+        *response.headers,
+    ]
     data = conn.send(h11.Response(status_code=response.status, headers=headers))
     data = (data or b"") + (conn.send(h11.Data(data=response.body)) or b"")
     data += conn.send(h11.EndOfMessage()) or b""
@@ -134,14 +148,15 @@ async def _upgrade(
         await _send(stream, conn, error_response(404, "not_found", "WebSockets live at /ws"))
         return
     ws = WSConnection(ConnectionType.SERVER)
-    ws.initiate_upgrade_connection(request.headers, request.target)
+    ws.initiate_upgrade_connection(list(request.headers), request.target)
     if not any(isinstance(e, WsRequest) for e in ws.events()):
         return
     with trio.fail_after(REQUEST_TIMEOUT_SECONDS):
         await stream.send_all(ws.send(AcceptConnection()))
     leftover, _ = conn.trailing_data
     sock = ClientSocket(
-        stream, ws,
+        stream,
+        ws,
         queue_bytes=server.settings.send_queue_bytes,
         receive_timeout=server.settings.client_timeout_seconds,
         leftover=bytes(leftover),

@@ -10,33 +10,49 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.rooms = Gauge("grandrounds_rooms", "Rooms by status", ["status"], registry=r)
-        self.clients = Gauge("grandrounds_clients", "Connected clients by role", ["role"],
-                             registry=r)
+        self.clients = Gauge(
+            "grandrounds_clients", "Connected clients by role", ["role"], registry=r
+        )
         self.tick_seconds = Histogram(
-            "grandrounds_tick_duration_seconds", "Time to run one room tick and fan it out",
-            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1), registry=r)
-        self.bytes_sent = Counter("grandrounds_bytes_sent", "Bytes written to clients",
-                                  registry=r)
-        self.frames_sent = Counter("grandrounds_frames_sent", "State frames written to clients",
-                                   registry=r)
+            "grandrounds_tick_duration_seconds",
+            "Time to run one room tick and fan it out",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1),
+            registry=r,
+        )
+        self.bytes_sent = Counter("grandrounds_bytes_sent", "Bytes written to clients", registry=r)
+        self.frames_sent = Counter(
+            "grandrounds_frames_sent", "State frames written to clients", registry=r
+        )
         self.sends_skipped = Counter(
-            "grandrounds_sends_skipped", "State frames skipped because a client was slow",
-            registry=r)
-        self.clients_dropped = Counter("grandrounds_clients_dropped",
-                                       "Clients disconnected by the server", ["reason"],
-                                       registry=r)
-        self.errors = Counter("grandrounds_client_errors", "Errors sent to clients", ["code"],
-                              registry=r)
-        self.frame_encodes = Counter("grandrounds_frame_encodes",
-                                     "Distinct state frames encoded", registry=r)
+            "grandrounds_sends_skipped",
+            "State frames skipped because a client was slow",
+            registry=r,
+        )
+        self.clients_dropped = Counter(
+            "grandrounds_clients_dropped",
+            "Clients disconnected by the server",
+            ["reason"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "grandrounds_client_errors", "Errors sent to clients", ["code"], registry=r
+        )
+        self.frame_encodes = Counter(
+            "grandrounds_frame_encodes", "Distinct state frames encoded", registry=r
+        )
 
         self.recording_dropped = Gauge(
             "grandrounds_recording_dropped_records",
-            "Records a room's recording could not keep (the disk was too slow)", ["room"],
-            registry=r)
+            "Records a room's recording could not keep (the disk was too slow)",
+            ["room"],
+            registry=r,
+        )
         self.recording_buffered = Gauge(
             "grandrounds_recording_buffered_bytes",
-            "Bytes of a room's recording waiting to be written", ["room"], registry=r)
+            "Bytes of a room's recording waiting to be written",
+            ["room"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

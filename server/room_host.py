@@ -29,8 +29,8 @@ from netcode.codec import (
     encode,
 )
 from netcode.views import Role
-from rooms.room import Member, Reply, Room, RoomStatus
 from replay.writer import SessionWriter
+from rooms.room import Member, Reply, Room, RoomStatus
 from rooms.scenario import IntentRefused
 from server.client_socket import ClientSocket
 from server.config import Settings
@@ -56,8 +56,9 @@ class Link:
 
 
 class RoomHost:
-    def __init__(self, room: Room, settings: Settings, metrics: Metrics,
-                 writer: SessionWriter | None = None) -> None:
+    def __init__(
+        self, room: Room, settings: Settings, metrics: Metrics, writer: SessionWriter | None = None
+    ) -> None:
         self.room = room
         self.writer = writer
         self.settings = settings
@@ -86,9 +87,13 @@ class RoomHost:
         for link in self.links.values():
             counts[link.member.role.value] += 1
         return {
-            "id": self.room.id, "title": self.room.title, "status": self.room.status.value,
-            "scenario": self.room.scenario.name, "tick": self.room.tick_no,
-            "tick_hz": self.room.config.tick_hz, "clients": counts,
+            "id": self.room.id,
+            "title": self.room.title,
+            "status": self.room.status.value,
+            "scenario": self.room.scenario.name,
+            "tick": self.room.tick_no,
+            "tick_hz": self.room.config.tick_hz,
+            "clients": counts,
             "created_at": self.created_at,
             "session": self.writer.session_id if self.writer is not None else None,
         }
@@ -116,14 +121,24 @@ class RoomHost:
             self._sessions[session] = member.id
             link = Link(member, sock, session)
         self.links[member.id] = link
-        sock.send(encode({
-            "t": "welcome", "v": PROTOCOL_VERSION, "room": self.room.id,
-            "title": self.room.title, "role": role.value, "name": member.name,
-            "member": member.id, "session": session, "resumed": bool(resumed),
-            "tick_hz": self.room.config.tick_hz,
-            "checksum_every": self.room.config.checksum_every,
-            "grace_seconds": self.room.config.grace_seconds,
-        }))
+        sock.send(
+            encode(
+                {
+                    "t": "welcome",
+                    "v": PROTOCOL_VERSION,
+                    "room": self.room.id,
+                    "title": self.room.title,
+                    "role": role.value,
+                    "name": member.name,
+                    "member": member.id,
+                    "session": session,
+                    "resumed": bool(resumed),
+                    "tick_hz": self.room.config.tick_hz,
+                    "checksum_every": self.room.config.checksum_every,
+                    "grace_seconds": self.room.config.grace_seconds,
+                }
+            )
+        )
         self._send_state(link, time.monotonic())
         self.metrics.clients.labels(role.value).inc()
         return link
@@ -148,15 +163,19 @@ class RoomHost:
             raise IntentRefused("room_ended", "this room has stopped")
         match message:
             case PoseUpdate():
-                parts = {p: v for p in ("head", "left", "right")
-                         if (v := getattr(message, p)) is not None}
+                parts = {
+                    p: v
+                    for p in ("head", "left", "right")
+                    if (v := getattr(message, p)) is not None
+                }
                 self.room.pose(link.member.id, parts, message.objects)
             case Intent():
                 try:
                     self.room.submit(link.member.id, message.id, message.do, message.args)
                 except IntentRefused as refused:
-                    self.reply(Reply(link.member.id, message.id, False, refused.code,
-                                     refused.message))
+                    self.reply(
+                        Reply(link.member.id, message.id, False, refused.code, refused.message)
+                    )
             case Ack():
                 link.last_ack = message.tick
             case Resync():

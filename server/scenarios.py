@@ -31,7 +31,9 @@ def make_scenario(case: str, seed: int) -> Scenario:
         return DemoScenario(seed)
     found = _shipped().get(case)
     if found is None:
-        raise UnknownCase(f"there is no case {case!r}; choose one of {', '.join(available_cases())}")
+        raise UnknownCase(
+            f"there is no case {case!r}; choose one of {', '.join(available_cases())}"
+        )
     return CaseScenario(found, seed)
 
 

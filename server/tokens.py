@@ -33,16 +33,16 @@ class Grant:
 
 def issue(secret: str, room: str, role: Role, name: str, ttl_seconds: int) -> str:
     now = int(time.time())
-    claims = {"room": room, "role": role.value, "name": name, "iat": now,
-              "exp": now + ttl_seconds}
+    claims = {"room": room, "role": role.value, "name": name, "iat": now, "exp": now + ttl_seconds}
     return jwt.encode(claims, secret, algorithm=_ALGORITHM)
 
 
 def verify(secret: str, token: str) -> Grant:
     """The grant a token carries, or `TokenError` saying why it is not accepted."""
     try:
-        claims = jwt.decode(token, secret, algorithms=[_ALGORITHM],
-                            options={"require": ["exp", "room", "role"]})
+        claims = jwt.decode(
+            token, secret, algorithms=[_ALGORITHM], options={"require": ["exp", "room", "role"]}
+        )
     except jwt.ExpiredSignatureError:
         raise TokenError("token_expired", "this join link has expired; ask for a new one") from None
     except jwt.InvalidTokenError:

@@ -15,12 +15,19 @@ from server.config import Settings
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     """A running server (port picked by the OS) with a demo room called 'demo'."""
-    settings = Settings(host="127.0.0.1", port=0, data_dir=tmp_path / "data", tick_hz=30,
-                        grace_seconds=2.0, slow_drop_seconds=2.0)
+    settings = Settings(
+        host="127.0.0.1",
+        port=0,
+        data_dir=tmp_path / "data",
+        tick_hz=30,
+        grace_seconds=2.0,
+        slow_drop_seconds=2.0,
+    )
     instance = Server(settings)
     async with trio.open_nursery() as nursery:
-        await nursery.start(lambda task_status: instance.run(task_status=task_status, demo=True,
-                                                                demo_case="minimal"))
+        await nursery.start(
+            lambda task_status: instance.run(task_status=task_status, demo=True, demo_case="demo")
+        )
         yield instance
         nursery.cancel_scope.cancel()
 

@@ -59,15 +59,34 @@ async def _first_state(client: RoomClient, started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-async def participant(url: str, token: str, index: int, moving: bool, carry: bool,
-                      seconds: float, tally: Tally, resume_at: float | None) -> None:
+async def _next_delta(client: RoomClient) -> None:
+    seen = client.mirror.deltas
+    await client.wait_for(lambda m: m.deltas > seen, timeout=10)
+
+
+async def participant(
+    url: str,
+    token: str,
+    index: int,
+    moving: bool,
+    carry: bool,
+    seconds: float,
+    tally: Tally,
+    resume_at: float | None,
+) -> None:
     started = time.perf_counter()
     async with connect(url, token, name=f"bot-{index}") as client:
         tally.join_ms.append(await _first_state(client, started))
-        avatar = await client.wait_for(lambda m: next(
-            (e for e, f in m.find("avatar").items() if f["member"] == client.member), None))
-        left = next(e for e, f in client.mirror.find("part").items()
-                    if f["avatar"] == avatar and f["part"] == "left")
+        avatar = await client.wait_for(
+            lambda m: next(
+                (e for e, f in m.find("avatar").items() if f["member"] == client.member), None
+            )
+        )
+        left = next(
+            e
+            for e, f in client.mirror.find("part").items()
+            if f["avatar"] == avatar and f["part"] == "left"
+        )
         carried = None
         if carry:
             carried = min(client.mirror.find("object"))
@@ -95,18 +114,29 @@ async def participant(url: str, token: str, index: int, moving: bool, carry: boo
             objects = None
             if carried is not None:
                 angle = step / POSE_HZ
-                objects = {carried: (math.cos(angle) * 0.5, 1.0, math.sin(angle) * 0.5,
-                                     0, math.sin(angle / 2), 0, math.cos(angle / 2))}
+                objects = {
+                    carried: (
+                        math.cos(angle) * 0.5,
+                        1.0,
+                        math.sin(angle) * 0.5,
+                        0,
+                        math.sin(angle / 2),
+                        0,
+                        math.cos(angle / 2),
+                    )
+                }
             if client.connected:
-                await client.send_pose(head=head, left=hand_left, right=hand_right,
-                                       objects=objects)
-            if not resumed and resume_at is not None and trio.current_time() > end - seconds + resume_at:
+                await client.send_pose(head=head, left=hand_left, right=hand_right, objects=objects)
+            if (
+                not resumed
+                and resume_at is not None
+                and trio.current_time() > end - seconds + resume_at
+            ):
                 resumed = True
                 await client.drop()
                 before = time.perf_counter()
                 await client.reconnect()
-                deltas = client.mirror.deltas
-                await client.wait_for(lambda m: m.deltas > deltas, timeout=10)
+                await _next_delta(client)
                 tally.resume_ms.append((time.perf_counter() - before) * 1000)
             await trio.sleep(1 / POSE_HZ)
         tally.participant_bytes.append(client.bytes_received)
@@ -144,9 +174,18 @@ def admin_key(data_dir: Path | None) -> str:
     return key
 
 
-async def run_bots(server: str, key: str, room: str | None, participants: int, spectators: int,
-                   seconds: float, moving: int = 2, carry: bool = True,
-                   full_every: int = 10, resumes: int = 0) -> Tally:
+async def run_bots(
+    server: str,
+    key: str,
+    room: str | None,
+    participants: int,
+    spectators: int,
+    seconds: float,
+    moving: int = 2,
+    carry: bool = True,
+    full_every: int = 10,
+    resumes: int = 0,
+) -> Tally:
     """Run the bots against `server` (http://host:port) and return what they saw."""
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=server, headers=headers, timeout=10) as http:
@@ -161,8 +200,7 @@ async def run_bots(server: str, key: str, room: str | None, participants: int, s
                 room = created.json()["id"]
 
         async def token(role: str, name: str) -> str:
-            answer = await http.post(f"/api/rooms/{room}/tokens", json={"role": role,
-                                                                       "name": name})
+            answer = await http.post(f"/api/rooms/{room}/tokens", json={"role": role, "name": name})
             answer.raise_for_status()
             return str(answer.json()["token"])
 
@@ -173,12 +211,14 @@ async def run_bots(server: str, key: str, room: str | None, participants: int, s
     async with trio.open_nursery() as nursery:
         for i, tok in enumerate(participant_tokens):
             resume_at = seconds / 2 if i >= participants - resumes else None
-            nursery.start_soon(participant, url, tok, i, i < moving, carry and i == 0, seconds,
-                               tally, resume_at)
+            nursery.start_soon(
+                participant, url, tok, i, i < moving, carry and i == 0, seconds, tally, resume_at
+            )
         await trio.sleep(0.5)
         for i in range(spectators):
-            nursery.start_soon(spectator, url, spectator_token, i % full_every != 0,
-                               seconds - 0.5, tally)
+            nursery.start_soon(
+                spectator, url, spectator_token, i % full_every != 0, seconds - 0.5, tally
+            )
             if i % 20 == 19:
                 await trio.sleep(0.05)
     return tally
@@ -197,9 +237,12 @@ def report(tally: Tally, seconds: float) -> list[str]:
         f"p99 {percentile(tally.latency_ms, 99):.1f} ms ({len(tally.latency_ms)} samples)",
         f"join to first state:        p50 {percentile(tally.join_ms, 50):.1f} ms, "
         f"p99 {percentile(tally.join_ms, 99):.1f} ms",
-        f"reconnect to resumed:       "
-        + (f"p50 {percentile(tally.resume_ms, 50):.1f} ms, max {max(tally.resume_ms):.1f} ms"
-           if tally.resume_ms else "n/a"),
+        "reconnect to resumed:       "
+        + (
+            f"p50 {percentile(tally.resume_ms, 50):.1f} ms, max {max(tally.resume_ms):.1f} ms"
+            if tally.resume_ms
+            else "n/a"
+        ),
         f"frames: {tally.frames}, resyncs: {tally.resyncs}, errors: {len(tally.errors)}"
         + (f" (first: {tally.errors[0]})" if tally.errors else ""),
     ]
@@ -207,9 +250,18 @@ def report(tally: Tally, seconds: float) -> list[str]:
 
 def _command(args: argparse.Namespace) -> int:
     key = args.admin_key or admin_key(args.data_dir)
-    tally = trio.run(lambda: run_bots(args.server, key, args.room, args.participants,
-                                      args.spectators, args.seconds, args.moving,
-                                      resumes=args.resumes))
+    tally = trio.run(
+        lambda: run_bots(
+            args.server,
+            key,
+            args.room,
+            args.participants,
+            args.spectators,
+            args.seconds,
+            args.moving,
+            resumes=args.resumes,
+        )
+    )
     for line in report(tally, args.seconds):
         print(line)
     return 1 if tally.errors or tally.resyncs else 0
@@ -223,8 +275,9 @@ def register(commands: Any) -> None:
     bots.add_argument("--spectators", type=int, default=0)
     bots.add_argument("--seconds", type=float, default=10.0)
     bots.add_argument("--moving", type=int, default=2, help="participants moving their hands")
-    bots.add_argument("--resumes", type=int, default=0,
-                      help="participants that drop and resume half-way")
+    bots.add_argument(
+        "--resumes", type=int, default=0, help="participants that drop and resume half-way"
+    )
     bots.add_argument("--data-dir", type=Path, help="server data directory (for the admin key)")
     bots.add_argument("--admin-key", help="admin key (default: $GRANDROUNDS_ADMIN_KEY)")
     bots.set_defaults(func=_command)

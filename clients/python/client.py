@@ -54,8 +54,16 @@ FrameHook = Callable[[Mapping[str, Any], float], None]
 class RoomClient:
     """One connection (and its resumable session) to one room."""
 
-    def __init__(self, url: str, token: str, nursery: trio.Nursery, *, light: bool = False,
-                 name: str | None = None, on_frame: FrameHook | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        nursery: trio.Nursery,
+        *,
+        light: bool = False,
+        name: str | None = None,
+        on_frame: FrameHook | None = None,
+    ) -> None:
         self.url = url
         self.token = token
         self.light = light
@@ -92,11 +100,15 @@ class RoomClient:
         """Connect and say hello; with `resume`, continue the previous session."""
         hello: dict[str, Any] = {"t": "hello", "v": PROTOCOL_VERSION, "token": self.token}
         if resume and self.welcome and self.mirror.tick is not None:
-            hello["resume"] = {"session": self.welcome["session"], "tick": self.mirror.tick,
-                               "op": self.mirror.op}
+            hello["resume"] = {
+                "session": self.welcome["session"],
+                "tick": self.mirror.tick,
+                "op": self.mirror.op,
+            }
         with trio.fail_after(CONNECT_TIMEOUT_SECONDS):
-            ws = await connect_websocket_url(self._nursery, self.url,
-                                             message_queue_size=64, max_message_size=2**24)
+            ws = await connect_websocket_url(
+                self._nursery, self.url, message_queue_size=64, max_message_size=2**24
+            )
             await ws.send_message(encode(hello))
             while True:
                 message = decode_server_message(await ws.get_message())  # type: ignore[arg-type]
@@ -146,7 +158,7 @@ class RoomClient:
             raise RuntimeError("too many intents awaiting replies")
         reply_id = self._next_id
         self._next_id += 1
-        event, box = trio.Event(), []
+        event, box = trio.Event(), list[Reply]()
         self._replies[reply_id] = (event, box)
         try:
             await self.send({"t": "intent", "id": reply_id, "do": action, "args": args})
@@ -158,10 +170,13 @@ class RoomClient:
             raise ConnectionError("the connection closed before the reply came")
         return box[0]
 
-    async def send_pose(self, head: Sequence[float] | None = None,
-                        left: Sequence[float] | None = None,
-                        right: Sequence[float] | None = None,
-                        objects: Mapping[int, Sequence[float]] | None = None) -> None:
+    async def send_pose(
+        self,
+        head: Sequence[float] | None = None,
+        left: Sequence[float] | None = None,
+        right: Sequence[float] | None = None,
+        objects: Mapping[int, Sequence[float]] | None = None,
+    ) -> None:
         """Send tracked poses: each (x, y, z, qx, qy, qz, qw), metres, as float32."""
         message: dict[str, Any] = {"t": "pose"}
         for part, pose in (("head", head), ("left", left), ("right", right)):
@@ -205,8 +220,12 @@ class RoomClient:
                 data = await ws.get_message()
                 assert isinstance(data, bytes | bytearray)
                 self.bytes_received += len(data)
-                if self.light and data[1:4] == b"\xa1t\xa1" and data[4:5] == b"s" \
-                        and self.frames % 30:
+                if (
+                    self.light
+                    and data[1:4] == b"\xa1t\xa1"
+                    and data[4:5] == b"s"
+                    and self.frames % 30
+                ):
                     self.frames += 1  # a state frame, counted but not decoded (load generator)
                     continue
                 await self._handle(ws, decode_server_message(bytes(data)))
@@ -233,8 +252,14 @@ class RoomClient:
         elif kind == "reply":
             pending = self._replies.get(message["id"])
             if pending is not None:
-                pending[1].append(Reply(message["id"], bool(message["ok"]),
-                                        message.get("code", ""), message.get("msg", "")))
+                pending[1].append(
+                    Reply(
+                        message["id"],
+                        bool(message["ok"]),
+                        message.get("code", ""),
+                        message.get("msg", ""),
+                    )
+                )
                 pending[0].set()
         elif kind == "error":
             if len(self.errors) < MAX_ERRORS_KEPT:

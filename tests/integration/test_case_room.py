@@ -19,8 +19,11 @@ from server.config import Settings
 async def case_server(tmp_path: Path) -> AsyncIterator[Server]:
     instance = Server(Settings(port=0, data_dir=tmp_path))
     async with trio.open_nursery() as nursery:
-        await nursery.start(lambda task_status: instance.run(
-            task_status=task_status, demo=True, demo_case="septic_shock_ed"))
+        await nursery.start(
+            lambda task_status: instance.run(
+                task_status=task_status, demo=True, demo_case="septic_shock_ed"
+            )
+        )
         yield instance
         nursery.cancel_scope.cancel()
 
@@ -28,9 +31,11 @@ async def case_server(tmp_path: Path) -> AsyncIterator[Server]:
 async def test_a_case_room_runs_the_case_for_every_role(case_server: Server) -> None:
     server = case_server
     url = f"ws://127.0.0.1:{server.port}/ws"
-    async with connect(url, server.issue_token("demo", Role.FACILITATOR, "Dr F")) as facilitator, \
-            connect(url, server.issue_token("demo", Role.PARTICIPANT, "Ana")) as team, \
-            connect(url, server.issue_token("demo", Role.SPECTATOR, "Student")) as student:
+    async with (
+        connect(url, server.issue_token("demo", Role.FACILITATOR, "Dr F")) as facilitator,
+        connect(url, server.issue_token("demo", Role.PARTICIPANT, "Ana")) as team,
+        connect(url, server.issue_token("demo", Role.SPECTATOR, "Student")) as student,
+    ):
         for client in (facilitator, team, student):
             await client.wait_for(lambda m: m.find("monitor") and m.find("case"))
 
@@ -44,8 +49,9 @@ async def test_a_case_room_runs_the_case_for_every_role(case_server: Server) -> 
         # A clinical action by the team reaches everyone's case log.
         reply = await team.intent("give", drug="ceftriaxone", dose=2, route="iv")
         assert reply.ok, reply
-        await student.wait_for(lambda m: any(e.get("drug") == "ceftriaxone"
-                                             for e in m.logs.get("case", [])))
+        await student.wait_for(
+            lambda m: any(e.get("drug") == "ceftriaxone" for e in m.logs.get("case", []))
+        )
         bad = await team.intent("give", drug="ceftriaxone", dose=40, route="iv")
         assert not bad.ok and bad.code == "bad_dose" and "outside" in bad.message
         refused = await student.intent("give", drug="ceftriaxone", dose=2, route="iv")
@@ -75,4 +81,6 @@ async def test_a_case_room_runs_the_case_for_every_role(case_server: Server) -> 
         debrief = facilitator.mirror.field(room, "debrief")
         assert isinstance(debrief, dict) and debrief
         assert student.mirror.field(next(iter(student.mirror.find("room"))), "debrief") in (
-            HIDDEN, None)
+            HIDDEN,
+            None,
+        )

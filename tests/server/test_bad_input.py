@@ -33,14 +33,15 @@ async def receive(ws: WebSocketConnection, kind: str, timeout: float = 5) -> dic
                 return message  # type: ignore[no-any-return]
 
 
-
-
 @asynccontextmanager
-async def member(server: Server, role: Role = Role.PARTICIPANT) -> AsyncIterator[WebSocketConnection]:
+async def member(
+    server: Server, role: Role = Role.PARTICIPANT
+) -> AsyncIterator[WebSocketConnection]:
     """A raw WebSocket that has said hello and been welcomed."""
     async with raw(server) as ws:
-        await ws.send_message(msgpack.packb(
-            {"t": "hello", "v": 1, "token": server.issue_token("demo", role, "raw")}))
+        await ws.send_message(
+            msgpack.packb({"t": "hello", "v": 1, "token": server.issue_token("demo", role, "raw")})
+        )
         await receive(ws, "welcome")
         for _ in range(3):  # the avatar exists from the next tick on
             await receive(ws, "s")
@@ -126,10 +127,16 @@ async def test_flooding_past_the_rate_limit_is_refused_then_cut_off(server: Serv
 
 
 async def test_a_spectator_sending_an_intent_is_refused(server: Server) -> None:
-    async with bystander(server) as other, \
-            connect(ws_url(server), server.issue_token("demo", Role.SPECTATOR, "S")) as spectator:
-        for action, args in (("note", {"text": "x"}), ("pause", {}), ("grab", {"obj": 6}),
-                             ("chat", {"text": "hi"})):
+    async with (
+        bystander(server) as other,
+        connect(ws_url(server), server.issue_token("demo", Role.SPECTATOR, "S")) as spectator,
+    ):
+        for action, args in (
+            ("note", {"text": "x"}),
+            ("pause", {}),
+            ("grab", {"obj": 6}),
+            ("chat", {"text": "hi"}),
+        ):
             reply = await spectator.intent(action, **args)
             assert not reply.ok and reply.code == "forbidden" and reply.message
         await spectator.send_pose(head=still_pose(0, 1, 0))
@@ -141,7 +148,10 @@ async def test_a_spectator_sending_an_intent_is_refused(server: Server) -> None:
 @pytest.mark.parametrize(
     ("make_token", "code"),
     [
-        (lambda s: tokens.issue("not-the-secret-" + "x" * 32, "demo", Role.PARTICIPANT, "x", 60), "bad_token"),
+        (
+            lambda s: tokens.issue("not-the-secret-" + "x" * 32, "demo", Role.PARTICIPANT, "x", 60),
+            "bad_token",
+        ),
         (lambda s: "garbage.token.here", "bad_token"),
         (lambda s: s.issue_token("demo", Role.PARTICIPANT, "x", ttl_seconds=1), "token_expired"),
         (lambda s: s.issue_token("nowhere", Role.PARTICIPANT, "x"), "unknown_room"),
@@ -152,8 +162,9 @@ async def test_forged_expired_or_misdirected_tokens_are_refused(
 ) -> None:
     token = make_token(server)
     if code == "token_expired":
-        await trio.sleep(max(0.0, tokens.verify(server.settings.secret, token).expires
-                             - time.time() + 1.1))
+        await trio.sleep(
+            max(0.0, tokens.verify(server.settings.secret, token).expires - time.time() + 1.1)
+        )
     async with bystander(server) as other:
         with pytest.raises(ServerRefused) as refused:
             async with connect(ws_url(server), token):
@@ -164,9 +175,16 @@ async def test_forged_expired_or_misdirected_tokens_are_refused(
 
 async def test_a_token_for_another_room_is_refused(server: Server) -> None:
     async with raw(server) as ws:
-        await ws.send_message(msgpack.packb({
-            "t": "hello", "v": 1, "room": "other",
-            "token": server.issue_token("demo", Role.PARTICIPANT, "x")}))
+        await ws.send_message(
+            msgpack.packb(
+                {
+                    "t": "hello",
+                    "v": 1,
+                    "room": "other",
+                    "token": server.issue_token("demo", Role.PARTICIPANT, "x"),
+                }
+            )
+        )
         bye = await receive(ws, "bye")
         assert bye["code"] == "wrong_room"
         with pytest.raises(ConnectionClosed), trio.fail_after(5):

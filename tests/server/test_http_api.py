@@ -12,12 +12,17 @@ from netcode.views import Role
 from server.app import Server
 
 
-async def http(server: Server, method: str, path: str, body: Any = None,
-               admin: bool = False) -> tuple[int, bytes]:
+async def http(
+    server: Server, method: str, path: str, body: Any = None, admin: bool = False
+) -> tuple[int, bytes]:
     """A plain HTTP/1.1 request over a real socket."""
     payload = b"" if body is None else json.dumps(body).encode()
-    headers = [f"{method} {path} HTTP/1.1", "Host: test", "Connection: close",
-               f"Content-Length: {len(payload)}"]
+    headers = [
+        f"{method} {path} HTTP/1.1",
+        "Host: test",
+        "Connection: close",
+        f"Content-Length: {len(payload)}",
+    ]
     if admin:
         headers.append(f"Authorization: Bearer {server.settings.admin_key}")
     stream = await trio.open_tcp_stream("127.0.0.1", server.port)
@@ -58,17 +63,24 @@ async def test_create_list_inspect_and_end_a_room(server: Server) -> None:
 
 
 async def test_admin_calls_need_the_admin_key(server: Server) -> None:
-    for method, path, body in (("POST", "/api/rooms", {}),
-                               ("POST", "/api/rooms/demo/tokens", {"role": "participant"}),
-                               ("DELETE", "/api/rooms/demo", None)):
+    for method, path, body in (
+        ("POST", "/api/rooms", {}),
+        ("POST", "/api/rooms/demo/tokens", {"role": "participant"}),
+        ("DELETE", "/api/rooms/demo", None),
+    ):
         status, content = await http(server, method, path, body)
         assert status == 401 and json.loads(content)["error"] == "unauthorized"
     assert server.rooms["demo"].room.status.value == "running"
 
 
 async def test_issue_a_token_for_a_role(server: Server) -> None:
-    status, body = await http(server, "POST", "/api/rooms/demo/tokens",
-                              {"role": "facilitator", "name": "Dr Okafor"}, admin=True)
+    status, body = await http(
+        server,
+        "POST",
+        "/api/rooms/demo/tokens",
+        {"role": "facilitator", "name": "Dr Okafor"},
+        admin=True,
+    )
     assert status == 201
     entry = json.loads(body)
     async with connect(entry["ws"], entry["token"]) as client:
@@ -93,14 +105,19 @@ async def test_bad_requests_get_a_code_and_a_sentence(server: Server) -> None:
 async def test_health_and_metrics(server: Server) -> None:
     status, body = await http(server, "GET", "/healthz")
     assert status == 200 and json.loads(body)["ok"] is True
-    async with connect(f"ws://127.0.0.1:{server.port}/ws",
-                       server.issue_token("demo", Role.SPECTATOR, "S")) as client:
+    async with connect(
+        f"ws://127.0.0.1:{server.port}/ws", server.issue_token("demo", Role.SPECTATOR, "S")
+    ) as client:
         await client.wait_for(lambda m: m.tick and m.tick > 5)
         status, body = await http(server, "GET", "/metrics")
     text = body.decode()
     assert status == 200
-    for name in ("grandrounds_rooms{status=\"running\"} 1.0",
-                 "grandrounds_tick_duration_seconds_count", "grandrounds_bytes_sent_total",
-                 "grandrounds_frames_sent_total", "grandrounds_sends_skipped_total",
-                 "grandrounds_clients{role=\"spectator\"}"):
+    for name in (
+        'grandrounds_rooms{status="running"} 1.0',
+        "grandrounds_tick_duration_seconds_count",
+        "grandrounds_bytes_sent_total",
+        "grandrounds_frames_sent_total",
+        "grandrounds_sends_skipped_total",
+        'grandrounds_clients{role="spectator"}',
+    ):
         assert name in text, name

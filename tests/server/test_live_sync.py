@@ -11,34 +11,44 @@ from tests.conftest import ws_url
 
 async def test_participants_see_each_others_poses_and_events_within_a_tick(server: Server) -> None:
     url = ws_url(server)
-    async with connect(url, server.issue_token("demo", Role.PARTICIPANT, "Ana")) as ana, \
-            connect(url, server.issue_token("demo", Role.PARTICIPANT, "Ben")) as ben:
+    async with (
+        connect(url, server.issue_token("demo", Role.PARTICIPANT, "Ana")) as ana,
+        connect(url, server.issue_token("demo", Role.PARTICIPANT, "Ben")) as ben,
+    ):
         ana_avatar = await ben.wait_for(
-            lambda m: next((e for e, f in m.find("avatar").items() if f["name"] == "Ana"), None))
+            lambda m: next((e for e, f in m.find("avatar").items() if f["name"] == "Ana"), None)
+        )
         await ana.wait_for(lambda m: m.find("avatar"))
-        head = next(e for e, f in ben.mirror.find("part").items()
-                    if f["avatar"] == ana_avatar and f["part"] == "head")
+        head = next(
+            e
+            for e, f in ben.mirror.find("part").items()
+            if f["avatar"] == ana_avatar and f["part"] == "head"
+        )
         await ana.send_pose(head=still_pose(0.25, 1.6, -0.5))
         # Within about a tick Ben's mirror shows Ana's head where she put it.
         start = ben.mirror.tick
         pose = await ben.wait_for(
-            lambda m: m.poses[head] if m.poses.get(head, [])[:3] == [250, 1600, -500] else None)
+            lambda m: m.poses[head] if m.poses.get(head, [])[:3] == [250, 1600, -500] else None
+        )
         assert pose[:3] == [250, 1600, -500]
         assert ben.mirror.tick is not None and start is not None
         assert ben.mirror.tick - start <= 3
 
         reply = await ana.intent("chat", text="Starting fluids")
         assert reply.ok
-        entry = await ben.wait_for(lambda m: [c for c in m.logs.get("chat", [])
-                                              if c["text"] == "Starting fluids"])
+        entry = await ben.wait_for(
+            lambda m: [c for c in m.logs.get("chat", []) if c["text"] == "Starting fluids"]
+        )
         assert entry[0]["from"] == "Ana"
 
 
 async def test_each_role_sees_exactly_its_view(server: Server) -> None:
     url = ws_url(server)
-    async with connect(url, server.issue_token("demo", Role.SPECTATOR, "Student")) as spectator, \
-            connect(url, server.issue_token("demo", Role.PARTICIPANT, "Ana")) as participant, \
-            connect(url, server.issue_token("demo", Role.FACILITATOR, "Dr F")) as facilitator:
+    async with (
+        connect(url, server.issue_token("demo", Role.SPECTATOR, "Student")) as spectator,
+        connect(url, server.issue_token("demo", Role.PARTICIPANT, "Ana")) as participant,
+        connect(url, server.issue_token("demo", Role.FACILITATOR, "Dr F")) as facilitator,
+    ):
         for client in (spectator, participant, facilitator):
             await client.wait_for(lambda m: m.find("monitor"))
 
@@ -53,8 +63,9 @@ async def test_each_role_sees_exactly_its_view(server: Server) -> None:
 
         # Public fields reach everyone: the monitor shows the same vitals to all three.
         await participant.intent("note", text="SECRET-TEAM-NOTE")
-        await facilitator.wait_for(lambda m: m.field(next(iter(m.find("team"))), "note")
-                                   == "SECRET-TEAM-NOTE")
+        await facilitator.wait_for(
+            lambda m: m.field(next(iter(m.find("team"))), "note") == "SECRET-TEAM-NOTE"
+        )
         assert spectator.mirror.find("monitor").keys() == participant.mirror.find("monitor").keys()
 
         # Spectator questions go to the facilitator only.
@@ -69,8 +80,10 @@ async def test_each_role_sees_exactly_its_view(server: Server) -> None:
 
 async def test_two_clients_grabbing_one_object_get_one_lease(server: Server) -> None:
     url = ws_url(server)
-    async with connect(url, server.issue_token("demo", Role.PARTICIPANT, "Ana")) as ana, \
-            connect(url, server.issue_token("demo", Role.PARTICIPANT, "Ben")) as ben:
+    async with (
+        connect(url, server.issue_token("demo", Role.PARTICIPANT, "Ana")) as ana,
+        connect(url, server.issue_token("demo", Role.PARTICIPANT, "Ben")) as ben,
+    ):
         await ana.wait_for(lambda m: m.find("avatar"))
         await ben.wait_for(lambda m: len(m.find("avatar")) == 2)
         obj = min(ana.mirror.find("object"))

@@ -20,9 +20,22 @@ from server import tokens
 async def start(data_dir: Path) -> tuple[trio.Process, str, dict[str, str]]:
     """Start a server process; returns it, its base URL and the printed join links."""
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "server.cli", "serve", "--demo", "--demo-case", "demo", "--port", "0",
-         "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--demo",
+            "--demo-case",
+            "demo",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     assert process.stdout is not None
     text = ""
     links: dict[str, str] = {}

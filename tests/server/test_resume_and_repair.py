@@ -12,8 +12,10 @@ from tests.conftest import ws_url
 
 async def test_a_client_back_within_the_grace_period_resumes_with_a_delta(server: Server) -> None:
     url = ws_url(server)
-    async with connect(url, server.issue_token("demo", Role.SPECTATOR, "Watcher")) as watcher, \
-            connect(url, server.issue_token("demo", Role.PARTICIPANT, "Ana")) as ana:
+    async with (
+        connect(url, server.issue_token("demo", Role.SPECTATOR, "Watcher")) as watcher,
+        connect(url, server.issue_token("demo", Role.PARTICIPANT, "Ana")) as ana,
+    ):
         avatar = await watcher.wait_for(lambda m: next(iter(m.find("avatar")), None))
         member = ana.member
         await ana.drop()
@@ -32,8 +34,10 @@ async def test_a_client_back_within_the_grace_period_resumes_with_a_delta(server
 
 async def test_after_the_grace_period_a_client_gets_a_fresh_snapshot(server: Server) -> None:
     url = ws_url(server)
-    async with connect(url, server.issue_token("demo", Role.SPECTATOR, "Watcher")) as watcher, \
-            connect(url, server.issue_token("demo", Role.PARTICIPANT, "Ana")) as ana:
+    async with (
+        connect(url, server.issue_token("demo", Role.SPECTATOR, "Watcher")) as watcher,
+        connect(url, server.issue_token("demo", Role.PARTICIPANT, "Ana")) as ana,
+    ):
         avatar = await watcher.wait_for(lambda m: next(iter(m.find("avatar")), None))
         await ana.drop()
         # grace_seconds is 2 in the test server: the avatar goes when it runs out.
