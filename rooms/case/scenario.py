@@ -203,7 +203,7 @@ class CaseScenario:
                 continue
             if self._holds(event.when):
                 since = self._holding.setdefault(eid, self._t)
-                if self._t - since >= event.when.for_s:
+                if self._t - since >= event.when.for_s - EPSILON_S:
                     self._fire(world, eid, "trigger")
             else:
                 self._holding.pop(eid, None)
