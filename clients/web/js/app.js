@@ -7,6 +7,7 @@ import { DesktopMover, XrSession } from "./movement.js";
 import { actionsFor, buildActionForms } from "./actions.js";
 import { eventText, renderCase, renderChat, renderEvents, renderInspector, renderPeople, timeline } from "./panels.js";
 import { renderAnswerKey, renderQuestions, renderScore, wireControls, wireJoinLinks } from "./facilitator.js";
+import { Media } from "./media.js";
 import { label } from "./render.js";
 import { HIDDEN, isHidden } from "./wire.js";
 
@@ -45,7 +46,7 @@ function start() {
   }
   const conn = new RoomConnection({ url: wsUrl(), token, room });
   const app = new App(conn);
-  window.grandRounds = { conn, app, HIDDEN, isHidden, get mirror() { return conn.mirror; } };
+  window.grandRounds = { conn, app, HIDDEN, isHidden, get mirror() { return conn.mirror; }, get media() { return app.media; } };
   conn.open();
 }
 
@@ -70,13 +71,14 @@ class App {
     toggle.addEventListener("change", () => {
       this.lowBandwidth = toggle.checked;
       localStorage.setItem("gr.lowBandwidth", toggle.checked ? "1" : "0");
-      announce(toggle.checked ? "Low-bandwidth mode on" : "Low-bandwidth mode off");
+      announce(toggle.checked ? "Low-bandwidth mode on: voices only, slower updates" : "Low-bandwidth mode off");
+      if (this.media) this.media.setAudioOnly(toggle.checked);
     });
 
     conn.addEventListener("status", (e) => { $("conn-status").textContent = e.detail; });
     conn.addEventListener("welcome", (e) => this.onWelcome(e.detail));
     conn.addEventListener("state", (e) => this.onState(e.detail));
-    conn.addEventListener("error-msg", (e) => showProblem(`The server refused a message (${e.detail.code}): ${e.detail.msg}`));
+    conn.addEventListener("error-msg", (e) => e.detail.code !== "media_unavailable" && showProblem(`The server refused a message (${e.detail.code}): ${e.detail.msg}`));
     conn.addEventListener("bye", (e) => {
       showProblem(`Disconnected by the server (${e.detail.code}): ${e.detail.msg}`);
       announce(`Disconnected: ${e.detail.msg}`);
@@ -104,14 +106,40 @@ class App {
     $("ask-panel").hidden = !(role === "spectator" || role === "participant");
     $("chat-form").hidden = role === "spectator";
     $("scene-help").hidden = role === "spectator";
-    if (this.wired) return;
+    if (this.wired) {
+      if (welcome.resumed === false && this.media && !this.media.unavailable) this.media.restart();
+      return;
+    }
     this.wired = true;
     this.wireForms(role);
+    this.startMedia(role);
     if (role !== "spectator" && this.scene.ok) {
       this.mover = new DesktopMover(this.scene, this.conn);
       this.xr = new XrSession(this.scene, this.conn, $("enter-vr"), $("vr-status"));
       this.xr.probe();
     }
+  }
+
+  startMedia(role) {
+    if (!window.RTCPeerConnection) {
+      $("media-status").textContent = "This browser has no WebRTC; voice and video are off.";
+      return;
+    }
+    this.media = new Media(this.conn, {
+      status: $("media-status"), audio: $("media-audio"), stereo: $("stereo"), mode: $("stereo-mode"),
+      micButton: $("media-mic"), shareButton: $("media-share"), listenButton: $("media-listen"),
+    }, { audioOnly: this.lowBandwidth });
+    $("media-listen").addEventListener("click", () => this.media.listen());
+    if (role !== "spectator") {
+      $("media-mic").hidden = false;
+      $("media-mic").addEventListener("click", () => this.media.toggleMic());
+    }
+    if (role === "participant") {
+      $("media-share").hidden = false;
+      $("media-share").addEventListener("click", () => this.media.shareStereo());
+    }
+    $("media-status").textContent = "Connecting voice…";
+    this.media.start();
   }
 
   wireForms(role) {
@@ -179,7 +207,7 @@ class App {
       this.renderPanels();
     }
     if (this.scene.ok) {
-      this.scene.sync(this.conn.mirror, this.moved, now);
+      this.scene.sync(this.conn.mirror, this.moved, now, this.mover ? this.conn.welcome.member : null);
       this.moved.clear();
       if (this.xr && this.xr.active) this.xr.onFrame(xrFrame, now);
       else if (this.mover) this.mover.step(dt, now, this.joined);

@@ -60,12 +60,15 @@ export class RoomScene {
     this.camera.updateProjectionMatrix();
   }
 
-  /** Sync meshes with the mirror: avatars, parts and objects that exist, poses that moved. */
-  sync(mirror, movedIds, now) {
+  /** Sync meshes with the mirror: avatars, parts and objects that exist, poses that moved.
+   * The parts of `selfMember`'s avatar are not drawn: the camera is that head. */
+  sync(mirror, movedIds, now, selfMember) {
     if (!this.ok) return;
     const alive = new Set();
+    let selfAvatar = null;
     for (const [id, [kind, fields]] of mirror.entities) {
       if (kind === "avatar") this.avatarRoles.set(id, fields.role);
+      if (kind === "avatar" && fields.member === selfMember) selfAvatar = id;
       if (kind === "part" || kind === "object") alive.add(id);
     }
     for (const avatarId of this.avatarRoles.keys()) {
@@ -90,7 +93,7 @@ export class RoomScene {
         track.shown = true;
       } else {
         const avatar = mirror.entities.get(fields.avatar);
-        track.shown = !!avatar && avatar[1].connected !== false;
+        track.shown = !!avatar && avatar[1].connected !== false && fields.avatar !== selfAvatar;
       }
       if (movedIds.has(id) && mirror.poses.has(id)) {
         const target = dequantize(mirror.poses.get(id));

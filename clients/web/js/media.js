@@ -1,0 +1,278 @@
+// Voice and stereo video over WebRTC, signalled with `rtc` messages on the room's
+// WebSocket (docs/media.md). Publishing and subscribing use separate peer connections;
+// a `tracks` event is picked up with a fresh subscription (never a renegotiation).
+// Stereo video is one side-by-side VP8 track, shown as one eye, side by side or anaglyph.
+import { el } from "./render.js";
+
+const ICE_GATHER_MS = 2000;
+
+function waitForIce(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { pc.removeEventListener("icegatheringstatechange", check); resolve(); };
+    const check = () => { if (pc.iceGatheringState === "complete") done(); };
+    pc.addEventListener("icegatheringstatechange", check);
+    setTimeout(done, ICE_GATHER_MS);
+  });
+}
+
+export class Media {
+  constructor(conn, ui, { audioOnly }) {
+    this.conn = conn;
+    this.ui = ui; // {status, audio, stereo, mode, micButton, shareButton, listenButton}
+    this.audioOnly = audioOnly;
+    this.pcs = new Map();       // pc id -> RTCPeerConnection
+    this.tracks = new Map();    // track id -> description {track, member, kind, layout, muted}
+    this.published = new Map(); // pc id -> {stream, tracks}
+    this.subSeq = 0;
+    this.unavailable = false;
+    this.stereoVideo = null;
+    conn.addEventListener("rtc", (e) => this.onMessage(e.detail));
+    conn.addEventListener("error-msg", (e) => {
+      if (e.detail.code === "media_unavailable") this.setUnavailable(e.detail.msg);
+    });
+    ui.mode.addEventListener("change", () => this.drawLoop());
+  }
+
+  setStatus(text) { this.ui.status.textContent = text; }
+
+  setUnavailable(msg) {
+    this.unavailable = true;
+    this.setStatus(`Voice and video are off: ${msg}`);
+    this.ui.micButton.disabled = true;
+    this.ui.shareButton.disabled = true;
+  }
+
+  start() {
+    this.subscribe();
+  }
+
+  setAudioOnly(on) {
+    this.audioOnly = on;
+    if (!this.unavailable) this.subscribe();
+  }
+
+  // -- subscribing ------------------------------------------------------------------
+  subscribe() {
+    for (const id of [...this.pcs.keys()].filter((k) => k.startsWith("sub"))) this.closePc(id, "unsubscribe");
+    const pc = `sub${++this.subSeq}`;
+    const message = { op: "subscribe", pc };
+    if (this.audioOnly && this.tracks.size) {
+      message.tracks = [...this.tracks.values()].filter((t) => t.kind === "audio").map((t) => t.track).slice(0, 32);
+    }
+    this.conn.sendRtc(message);
+  }
+
+  async onOffer(message) {
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    this.pcs.set(message.pc, pc);
+    const byMid = new Map((message.tracks || []).map((t) => [String(t.mid), t]));
+    for (const t of message.tracks || []) this.tracks.set(t.track, t);
+    pc.addEventListener("track", (event) => this.onRemoteTrack(event, byMid.get(String(event.transceiver.mid)), message.pc));
+    await pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+    await waitForIce(pc);
+    this.conn.sendRtc({ op: "answer", pc: message.pc, sdp: pc.localDescription.sdp });
+    const videos = (message.tracks || []).filter((t) => t.kind === "video").length;
+    const audios = (message.tracks || []).length - videos;
+    this.setStatus(`Receiving ${audios} voice${audios === 1 ? "" : "s"}${videos ? ` and ${videos} video` : ""}.`);
+    if (this.audioOnly && videos) this.subscribe();
+  }
+
+  onRemoteTrack(event, description, pcId) {
+    const stream = event.streams[0] || new MediaStream([event.track]);
+    if (event.track.kind === "audio") {
+      const audio = el("audio", { autoplay: true, "data-pc": pcId, "data-track": description?.track ?? "" });
+      audio.srcObject = stream;
+      this.ui.audio.append(audio);
+      audio.play().catch(() => { this.ui.listenButton.hidden = false; });
+      return;
+    }
+    const video = el("video", { autoplay: true, muted: true, playsinline: true, class: "sr-only", "aria-hidden": "true" });
+    video.muted = true;
+    video.srcObject = stream;
+    this.ui.stereo.hidden = false;
+    this.ui.stereo.querySelector(".video-source").replaceChildren(video);
+    this.stereoVideo = { video, layout: description?.layout ?? "mono" };
+    video.play().catch(() => {});
+    this.drawLoop();
+  }
+
+  /** Draw the current video into the stereo canvas in the chosen mode. */
+  drawLoop() {
+    if (!this.stereoVideo || this.drawing) return;
+    this.drawing = true;
+    const canvas = this.ui.stereo.querySelector("canvas");
+    const ctx = canvas.getContext("2d");
+    const scratch = document.createElement("canvas");
+    const sctx = scratch.getContext("2d");
+    const draw = () => {
+      const { video, layout } = this.stereoVideo;
+      if (video.videoWidth) {
+        const mode = layout === "side-by-side" ? this.ui.mode.value : "side-by-side";
+        const w = video.videoWidth, h = video.videoHeight;
+        const eyeW = layout === "side-by-side" ? w / 2 : w;
+        if (mode === "side-by-side") {
+          canvas.width = w; canvas.height = h;
+          ctx.drawImage(video, 0, 0);
+        } else if (mode === "one-eye") {
+          canvas.width = eyeW; canvas.height = h;
+          ctx.drawImage(video, 0, 0, eyeW, h, 0, 0, eyeW, h);
+        } else {
+          canvas.width = scratch.width = eyeW; canvas.height = scratch.height = h;
+          ctx.globalCompositeOperation = "source-over";
+          ctx.drawImage(video, 0, 0, eyeW, h, 0, 0, eyeW, h);
+          ctx.globalCompositeOperation = "multiply";
+          ctx.fillStyle = "#f00";
+          ctx.fillRect(0, 0, eyeW, h);
+          sctx.globalCompositeOperation = "source-over";
+          sctx.drawImage(video, eyeW, 0, eyeW, h, 0, 0, eyeW, h);
+          sctx.globalCompositeOperation = "multiply";
+          sctx.fillStyle = "#0ff";
+          sctx.fillRect(0, 0, eyeW, h);
+          ctx.globalCompositeOperation = "lighter";
+          ctx.drawImage(scratch, 0, 0);
+          ctx.globalCompositeOperation = "source-over";
+        }
+      }
+      if (this.stereoVideo && this.stereoVideo.video.srcObject) requestAnimationFrame(draw);
+      else this.drawing = false;
+    };
+    requestAnimationFrame(draw);
+  }
+
+  // -- publishing -------------------------------------------------------------------
+  async publish(pcId, stream, layout) {
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    this.pcs.set(pcId, pc);
+    const announced = [];
+    for (const track of stream.getTracks()) {
+      const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      announced.push({ transceiver, kind: track.kind });
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForIce(pc);
+    const tracks = announced.map(({ transceiver, kind }) => ({
+      mid: transceiver.mid, kind, ...(kind === "video" ? { layout } : {}),
+    }));
+    this.published.set(pcId, { stream, tracks: [] });
+    this.conn.sendRtc({ op: "publish", pc: pcId, sdp: pc.localDescription.sdp, tracks });
+  }
+
+  async toggleMic() {
+    const mine = this.published.get("mic");
+    if (mine) {
+      const enabled = !mine.stream.getAudioTracks()[0].enabled;
+      mine.stream.getAudioTracks()[0].enabled = enabled;
+      for (const track of mine.tracks) this.conn.sendRtc({ op: "mute", track, muted: !enabled });
+      this.ui.micButton.setAttribute("aria-pressed", String(enabled));
+      this.ui.micButton.textContent = enabled ? "Mute microphone" : "Unmute microphone";
+      return;
+    }
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      await this.publish("mic", stream);
+      this.ui.micButton.setAttribute("aria-pressed", "true");
+      this.ui.micButton.textContent = "Mute microphone";
+    } catch (err) {
+      this.setStatus(`Could not use the microphone: ${err.message}`);
+    }
+  }
+
+  /** Share the camera as side-by-side stereo (both eyes from one camera; a stereo rig sends its own). */
+  async shareStereo() {
+    try {
+      const camera = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360 } });
+      const source = el("video", { muted: true, playsinline: true });
+      source.muted = true;
+      source.srcObject = camera;
+      await source.play();
+      const canvas = document.createElement("canvas");
+      canvas.width = 1280;
+      canvas.height = 360;
+      const ctx = canvas.getContext("2d");
+      const pack = () => {
+        ctx.drawImage(source, 0, 0, 640, 360);
+        ctx.drawImage(source, 640, 0, 640, 360);
+        if (camera.active) requestAnimationFrame(pack);
+      };
+      pack();
+      await this.publish("stereo", canvas.captureStream(30), "side-by-side");
+      this.ui.shareButton.disabled = true;
+    } catch (err) {
+      this.setStatus(`Could not share video: ${err.message}`);
+    }
+  }
+
+  // -- signalling -------------------------------------------------------------------
+  onMessage(message) {
+    switch (message.op) {
+      case "offer":
+        this.onOffer(message).catch((err) => this.setStatus(`Media negotiation failed: ${err.message}`));
+        break;
+      case "answer": {
+        const pc = this.pcs.get(message.pc);
+        const mine = this.published.get(message.pc);
+        if (mine) mine.tracks = (message.tracks || []).map((t) => t.track);
+        if (pc) pc.setRemoteDescription({ type: "answer", sdp: message.sdp })
+          .catch((err) => this.setStatus(`Media negotiation failed: ${err.message}`));
+        break;
+      }
+      case "tracks":
+        for (const t of message.added || []) this.tracks.set(t.track, t);
+        for (const id of message.removed || []) this.tracks.delete(id);
+        if ((message.added || []).some((t) => !this.isMine(t))) this.subscribe();
+        break;
+      case "renegotiate":
+        this.restart();
+        break;
+      case "error":
+        this.setStatus(`Media error (${message.code}): ${message.message}`);
+        break;
+      default:
+        break;
+    }
+  }
+
+  isMine(track) {
+    return track.member === this.conn.welcome?.member;
+  }
+
+  /** Play every voice (browsers may block autoplay until the user asks). */
+  listen() {
+    for (const audio of this.ui.audio.querySelectorAll("audio")) audio.play().catch(() => {});
+    this.ui.listenButton.hidden = true;
+  }
+
+  closePc(id, op) {
+    const pc = this.pcs.get(id);
+    if (pc) pc.close();
+    this.pcs.delete(id);
+    for (const audio of this.ui.audio.querySelectorAll(`audio[data-pc="${id}"]`)) audio.remove();
+    if (op) this.conn.sendRtc({ op, pc: id });
+  }
+
+  async restart() {
+    const published = [...this.published.entries()];
+    for (const id of [...this.pcs.keys()]) this.closePc(id, null);
+    this.published.clear();
+    for (const [id, { stream }] of published) {
+      await this.publish(id, stream, id === "stereo" ? "side-by-side" : undefined);
+    }
+    this.subscribe();
+  }
+
+  /** Decoded media counters from getStats (tests and the status line use them). */
+  async stats() {
+    const out = { audioPackets: 0, audioSamples: 0, framesDecoded: 0 };
+    for (const pc of this.pcs.values()) {
+      const report = await pc.getStats();
+      report.forEach((s) => {
+        if (s.type !== "inbound-rtp") return;
+        if (s.kind === "audio") { out.audioPackets += s.packetsReceived || 0; out.audioSamples += s.totalSamplesReceived || 0; }
+        if (s.kind === "video") out.framesDecoded += s.framesDecoded || 0;
+      });
+    }
+    return out;
+  }
+}
