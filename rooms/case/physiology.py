@@ -4,7 +4,8 @@ interventions push them back, every vital follows its target with a time constan
 It is deliberately simple (a teaching monitor, not a pharmacology engine): each
 condition adds `severity x effect` to the baseline, each dose adds
 `fraction(t) x dose factor x effect`, where the fraction rises from onset to peak and
-wanes to zero by the end of its duration (or holds, for a running infusion).
+wanes to zero by the end of its duration (or holds, for a running infusion); bigger
+doses also wane more slowly.
 Integration runs at a fixed internal step so the result does not depend on tick rate.
 """
 
@@ -44,9 +45,19 @@ DEVICE_EFFICACY: Final[Mapping[str, float]] = {
 """Share of a condition's SpO2 deficit each oxygen or airway device removes."""
 
 MAX_DOSE_FACTOR: Final = 4.0
+WANING_LIMITS: Final = (0.25, 2.5)
 
 
-def fraction(k: Kinetics, age_s: float, infusion: bool) -> float:
+def waning_scale(factor: float) -> float:
+    """How much longer than typical a dose `factor` x typical lasts.
+
+    With first-order elimination the time a level stays above a threshold grows with
+    the log of the dose, so a double dose lasts longer, not twice as long.
+    """
+    return min(WANING_LIMITS[1], max(WANING_LIMITS[0], 1.0 + math.log(factor)))
+
+
+def fraction(k: Kinetics, age_s: float, infusion: bool, factor: float = 1.0) -> float:
     """How much of a dose's full effect is present `age_s` seconds after it was given."""
     if age_s < k.onset_s:
         return 0.0
@@ -54,10 +65,10 @@ def fraction(k: Kinetics, age_s: float, infusion: bool) -> float:
         return (age_s - k.onset_s) / (k.peak_s - k.onset_s)
     if infusion:
         return 1.0
-    if age_s >= k.duration_s:
+    span = (k.duration_s - k.peak_s) * waning_scale(factor)
+    if age_s >= k.peak_s + span:
         return 0.0
-    span = k.duration_s - k.peak_s
-    return 1.0 - (age_s - k.peak_s) / span if span > 0 else 0.0
+    return 1.0 - (age_s - k.peak_s) / span
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +150,7 @@ class Physiology:
         for drug_id, route, factor, given in self.doses:
             drug = self._drugs[drug_id]
             kinetics = self._kinetics[drug_id, route]
-            f = fraction(kinetics, self.t - given, drug.infusion)
+            f = fraction(kinetics, self.t - given, drug.infusion, factor)
             if f > 0:
                 out.append((drug, f * factor * kinetics.potency))
         return out

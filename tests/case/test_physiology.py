@@ -28,6 +28,14 @@ def test_effect_fraction_is_bounded_and_shaped(k: Kinetics, age: float, infusion
         assert f == (1 if infusion else 0)
 
 
+@given(kinetics(), st.floats(0, 20000), st.floats(0.01, 4), st.floats(0.01, 4))
+def test_bigger_dose_never_wears_off_sooner(
+    k: Kinetics, age: float, small: float, big: float
+) -> None:
+    small, big = sorted((small, big))
+    assert fraction(k, age, False, big) >= fraction(k, age, False, small)
+
+
 def run(physio: Physiology, seconds: float) -> None:
     for _ in range(round(seconds / STEP_S)):
         physio.step()
