@@ -138,7 +138,7 @@ def test_checksum_is_crc32_of_the_documented_bytes() -> None:
     assert checksum(state) == zlib.crc32(expected)
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
     "netcode/codec.py canonical(): an integral float >= 2**64 becomes an int msgpack "
     "cannot encode, so checksum() raises TypeError"
 ))

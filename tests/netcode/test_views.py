@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netcode.codec import checksum
-from netcode.mirror import Mirror
+from netcode.mirror import Desync, Mirror
 from netcode.publisher import Publisher
 from netcode.state import HIDDEN, CaseState
 from netcode.views import ALL_VIEWS, VIEW_OF_ROLE, Role, View
@@ -139,7 +139,7 @@ def test_hidden_log_entries_are_not_sent_but_the_op_head_moves() -> None:
     assert {m.op for m in mirrors.values()} == {2}
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=Desync, reason=(
     "netcode/state.py CaseState.set line 155: per-view change test uses ==, so 1 -> True "
     "(equal in Python) with a visibility change sends no op to views that saw both"
 ))
