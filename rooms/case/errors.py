@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-Path = tuple[str | int, ...]
+FieldPath = tuple[str | int, ...]
+"""Keys and list indexes from the top of a case file down to one field."""
 
 
-def dotted(path: Path) -> str:
+def dotted(path: FieldPath) -> str:
     """`("rubric", "critical", "abx", "points")` -> `rubric.critical.abx.points`."""
     out = ""
     for part in path:
@@ -17,7 +18,7 @@ def dotted(path: Path) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    path: Path
+    path: FieldPath
     message: str
     allowed: str = ""
     line: int | None = None

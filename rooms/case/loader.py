@@ -5,7 +5,7 @@ from __future__ import annotations
 import types
 from functools import cache
 from importlib import resources
-from pathlib import Path as FsPath
+from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 import yaml
@@ -13,14 +13,14 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from rooms.case import privacy, references
-from rooms.case.errors import CaseError, Path, Problem
+from rooms.case.errors import CaseError, FieldPath, Problem
 from rooms.case.model import Case, Formulary, Intervention
 
 CASES_PACKAGE = "rooms.cases"
 FORMULARY = "formulary.yaml"
 
 
-def _line_map(node: yaml.Node, path: Path, out: dict[Path, int]) -> None:
+def _line_map(node: yaml.Node, path: FieldPath, out: dict[FieldPath, int]) -> None:
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
@@ -31,14 +31,14 @@ def _line_map(node: yaml.Node, path: Path, out: dict[Path, int]) -> None:
             _line_map(item, (*path, i), out)
 
 
-def _line(lines: dict[Path, int], path: Path) -> int | None:
+def _line(lines: dict[FieldPath, int], path: FieldPath) -> int | None:
     for end in range(len(path), -1, -1):
         if path[:end] in lines:
             return lines[path[:end]]
     return None
 
 
-def _model_at(path: Path) -> type[BaseModel] | None:
+def _model_at(path: FieldPath) -> type[BaseModel] | None:
     """The model class that holds the field at `path` in a case (for "allowed" keys)."""
     annotation: Any = Case
     for part in path:
@@ -65,10 +65,10 @@ def _model_at(path: Path) -> type[BaseModel] | None:
 _TYPE_TAGS = frozenset({"str", "int", "float", "bool", "constrained-str", "list", "dict"})
 
 
-def _problem(error: ErrorDetails, lines: dict[Path, int]) -> Problem:
+def _problem(error: ErrorDetails, lines: dict[FieldPath, int]) -> Problem:
     """One pydantic error as a `Problem` whose path is the path in the file."""
     loc = error["loc"]
-    path: Path = tuple(p for p in loc if p not in _TYPE_TAGS and not str(p).endswith("]"))
+    path: FieldPath = tuple(p for p in loc if p not in _TYPE_TAGS and not str(p).endswith("]"))
     kind = error["type"]
     ctx = error.get("ctx", {})
     allowed = ""
@@ -91,7 +91,7 @@ def _problem(error: ErrorDetails, lines: dict[Path, int]) -> Problem:
 
 def _merged(problems: list[Problem]) -> list[Problem]:
     """One problem per path: a value that fits no member of a union fails once per member."""
-    by_path: dict[Path, Problem] = {}
+    by_path: dict[FieldPath, Problem] = {}
     for p in problems:
         seen = by_path.get(p.path)
         if seen is None:
@@ -102,7 +102,7 @@ def _merged(problems: list[Problem]) -> list[Problem]:
     return list(by_path.values())
 
 
-def _parse(text: str, file: str) -> tuple[Any, dict[Path, int]]:
+def _parse(text: str, file: str) -> tuple[Any, dict[FieldPath, int]]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -111,7 +111,7 @@ def _parse(text: str, file: str) -> tuple[Any, dict[Path, int]]:
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise CaseError(file, [Problem((), f"not valid YAML/JSON: {problem}", line=line)]) from exc
-    lines: dict[Path, int] = {}
+    lines: dict[FieldPath, int] = {}
     if node is not None:
         _line_map(node, (), lines)
     if not isinstance(data, dict):
@@ -148,13 +148,13 @@ def parse_case(text: str, file: str = "<case>") -> Case:
     return case.model_copy(update={"interventions": drugs})
 
 
-def _shipped_dir() -> FsPath:
-    return FsPath(str(resources.files(CASES_PACKAGE)))
+def _shipped_dir() -> Path:
+    return Path(str(resources.files(CASES_PACKAGE)))
 
 
-def load_case(source: str | FsPath) -> Case:
+def load_case(source: str | Path) -> Case:
     """Load a case from a file path, or a shipped case by its id (e.g. "septic_shock_ed")."""
-    path = FsPath(source)
+    path = Path(source)
     if not path.exists() and path.suffix == "" and len(path.parts) == 1:
         path = _shipped_dir() / f"{source}.yaml"
     try:
@@ -164,7 +164,7 @@ def load_case(source: str | FsPath) -> Case:
     return parse_case(text, str(path))
 
 
-def shipped_case_files() -> list[FsPath]:
+def shipped_case_files() -> list[Path]:
     return sorted(_shipped_dir().glob("*.yaml"))
 
 

@@ -7,7 +7,7 @@ checked after parsing by `references.py`, where the path to the offending field 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -22,7 +22,7 @@ Route = Literal["iv", "ivinf", "io", "im", "sc", "po", "sl", "pr", "in", "neb", 
 Device = Literal[
     "none", "nasal_cannula", "simple_mask", "nonrebreather", "hfnc", "niv", "bvm", "ett"
 ]
-ActionKind = Literal["examine", "order", "give", "oxygen", "call_help", "decide", "note"]
+DEVICES: Final[frozenset[str]] = frozenset(get_args(Device))
 
 
 class Strict(BaseModel):

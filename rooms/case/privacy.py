@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, Final
 
-from rooms.case.errors import Path, Problem
+from rooms.case.errors import FieldPath, Problem
 
 _MONTHS: Final = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
@@ -58,7 +58,7 @@ PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
 _AGE_NUMBER: Final = re.compile(r"\d+")
 
 
-def _strings(data: Any, path: Path) -> Iterator[tuple[Path, str]]:
+def _strings(data: Any, path: FieldPath) -> Iterator[tuple[FieldPath, str]]:
     if isinstance(data, str):
         yield path, data
     elif isinstance(data, dict):

@@ -8,13 +8,10 @@ whole case in hand. Each problem carries the path to the field and the ids allow
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import get_args
 
-from rooms.case.errors import Path, Problem
-from rooms.case.model import Case, Device, Effect, Intervention, Match, Trigger
+from rooms.case.errors import FieldPath, Problem
+from rooms.case.model import DEVICES, Case, Effect, Intervention, Match, Trigger
 from rooms.case.scoring import alternatives
-
-DEVICES: frozenset[str] = frozenset(get_args(Device))
 
 
 def _allowed(ids: Iterable[str]) -> str:
@@ -28,14 +25,14 @@ class _Checker:
         self.phases = [p.id for p in case.phases]
         self.problems: list[Problem] = []
 
-    def ref(self, path: Path, value: str, ids: Iterable[str], what: str, of: str = "") -> bool:
+    def ref(self, path: FieldPath, value: str, ids: Iterable[str], what: str, of: str = "") -> bool:
         ids = list(ids)
         if value in ids:
             return True
         self.problems.append(Problem(path, f"unknown {what} {value!r}{of}", _allowed(ids)))
         return False
 
-    def action_key(self, path: Path, key: str) -> None:
+    def action_key(self, path: FieldPath, key: str) -> None:
         kind, _, item = key.partition(":")
         c = self.case
         targets: dict[str, tuple[Iterable[str], str]] = {
@@ -57,7 +54,7 @@ class _Checker:
         ids, what = targets[kind]
         self.ref(path, item, ids, what)
 
-    def match(self, path: Path, m: Match) -> None:
+    def match(self, path: FieldPath, m: Match) -> None:
         keys = alternatives(m)
         for i, key in enumerate(keys):
             where = (*path, "action", i) if isinstance(m.action, list) else (*path, "action")
@@ -71,7 +68,7 @@ class _Checker:
         elif m.routes or m.dose_min is not None or m.dose_max is not None:
             self.problems.append(Problem(path, "routes and doses only apply to give:DRUG"))
 
-    def trigger(self, path: Path, t: Trigger) -> None:
+    def trigger(self, path: FieldPath, t: Trigger) -> None:
         for name in ("done", "not_done"):
             key = getattr(t, name)
             if key is not None:
@@ -79,7 +76,7 @@ class _Checker:
         if t.phase is not None:
             self.ref((*path, "phase"), t.phase, self.phases, "phase")
 
-    def effect(self, path: Path, e: Effect) -> None:
+    def effect(self, path: FieldPath, e: Effect) -> None:
         c = self.case
         if e.condition is not None:
             self.ref((*path, "condition"), e.condition, c.conditions, "condition")

@@ -15,7 +15,7 @@ from typing import Any, Final
 from netcode.state import CaseState
 from netcode.views import View
 from rooms.case import actions as act
-from rooms.case.model import Case, Effect, Trigger
+from rooms.case.model import DEVICES, Case, Effect, Trigger
 from rooms.case.physiology import (
     NOISE_SD,
     SIGNALS,
@@ -27,7 +27,6 @@ from rooms.case.physiology import (
     Physiology,
     Support,
 )
-from rooms.case.references import DEVICES
 from rooms.case.scoring import ActionRecord, evaluate, key_matches
 from rooms.scenario import Actor, Clock, IntentRefused
 
