@@ -99,15 +99,22 @@ class Session:
                 info, damage = scan_segment(number, buf, sealed)
                 if damage is not None:
                     problem = Problem(
-                        "corrupt-segment" if sealed else damage.code, number, damage.offset,
-                        next_record + info.records, info.last_tick if info.records else None,
+                        "corrupt-segment" if sealed else damage.code,
+                        number,
+                        damage.offset,
+                        next_record + info.records,
+                        info.last_tick if info.records else None,
                         damage.detail,
                     )
                     self.problems.append(problem)
             missing = None
             if info.records and info.first_record != next_record:
                 missing = Problem(
-                    "missing-records", number, fmt.HEADER.size, next_record, None,
+                    "missing-records",
+                    number,
+                    fmt.HEADER.size,
+                    next_record,
+                    None,
                     f"segment starts at record {info.first_record}, expected {next_record}",
                 )
                 self.problems.append(missing)
@@ -189,7 +196,11 @@ class Session:
                 yield seg.number, item
             if seg.number in self._broken or (seg.sealed and len(buf) < seg.info.raw_bytes):
                 problem = Problem(
-                    "corrupt-segment", seg.number, len(buf), next_index, last_tick,
+                    "corrupt-segment",
+                    seg.number,
+                    len(buf),
+                    next_index,
+                    last_tick,
                     self._broken.get(seg.number, "segment is shorter than its index says"),
                 )
                 if problem not in self.problems:
@@ -220,6 +231,10 @@ class Session:
     # -- state ---------------------------------------------------------------------
     def state_at_tick(self, tick: int, view: View = View.FACILITATOR) -> ReplayState:
         """The state after every record of ticks <= `tick`: nearest keyframe + deltas."""
+        return self.reconstruct(tick).state(view, tick, self.tick_hz)
+
+    def reconstruct(self, tick: int) -> Reconstruction:
+        """The full state after `tick` (all views), to read or to roll on from."""
         k = self._keyframe_at(tick)
         recon = Reconstruction()
         for _, frame in self.frames((k[1], k[2]) if k else None):
@@ -230,7 +245,7 @@ class Session:
                 recon = Reconstruction.from_keyframe(record)
             else:
                 recon.apply(record)
-        return recon.state(view, tick, self.tick_hz)
+        return recon
 
     def state_at(self, seconds: float, view: View = View.FACILITATOR) -> ReplayState:
         return self.state_at_tick(self.tick_of(seconds), view)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from netcode.views import Role
 from server.http import HttpRequest, HttpResponse, error_response, json_response, static_file
+from server.review_api import ReviewApi
 from server.scenarios import DEFAULT_CASE, UnknownCase, available_cases
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class IssueToken(BaseModel):
 class Api:
     def __init__(self, server: Server) -> None:
         self.server = server
+        self.review = ReviewApi(server)
 
     def _admin(self, request: HttpRequest) -> bool:
         given = request.headers.get("authorization", "")
@@ -59,6 +61,10 @@ class Api:
             if method == "POST":
                 return self._create_room(request)
             return error_response(405, "method_not_allowed", "use GET or POST on /api/rooms")
+        if path.startswith("/api/sessions"):
+            answer = await self.review.route(request)
+            if answer is not None:
+                return answer
         match = _ROOM_PATH.match(path)
         if match:
             return self._room(request, match.group(1), tokens=bool(match.group(2)))

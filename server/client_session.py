@@ -10,6 +10,7 @@ the room only ever sees validated messages.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
@@ -17,8 +18,9 @@ import trio
 from netcode.codec import PROTOCOL_VERSION, Hello, ProtocolError, encode, parse_client_message
 from rooms.scenario import IntentRefused
 from server.client_socket import ClientSocket, MessageTooLarge, TextFrame
+from server.review import ReviewStream
 from server.room_host import Link, RoomHost
-from server.tokens import TokenError, verify
+from server.tokens import TokenError, is_review_token, verify, verify_review
 
 if TYPE_CHECKING:
     from server.app import Server
@@ -55,6 +57,7 @@ class Session:
         self.sock = sock
         self.host: RoomHost | None = None
         self.link: Link | None = None
+        self.review: ReviewStream | None = None
         self._strikes = 0
         self._errors_sent = 0
         self._error_window = 0.0
@@ -102,6 +105,9 @@ class Session:
             return
         if not await self._hello(first):
             return
+        if self.review is not None:
+            await self._steer_review(self.review, messages)
+            return
         limiter = RateLimiter(self.server.settings.rate_per_second, self.server.settings.rate_burst)
         try:
             async for data in messages:
@@ -143,6 +149,39 @@ class Session:
         except IntentRefused as refused:
             self._strike(refused.code, refused.message)
 
+    async def _steer_review(self, review: ReviewStream, messages: AsyncIterator[bytes]) -> None:
+        limiter = RateLimiter(self.server.settings.rate_per_second, self.server.settings.rate_burst)
+
+        async def allowed() -> AsyncIterator[bytes]:
+            async for data in messages:
+                if limiter.allow():
+                    yield data
+                else:
+                    self._strike("rate_limited", "too many messages; slow down")
+                    if self._strikes > MAX_STRIKES:
+                        await self.fatal("too_many_errors", "too many rejected messages")
+                        return
+
+        try:
+            await review.run(allowed())
+        except trio.TooSlowError:
+            await self.fatal("timeout", "no message from the client for too long")
+        except (MessageTooLarge, TextFrame) as exc:
+            await self.fatal("bad_frame" if isinstance(exc, TextFrame) else "too_large", str(exc))
+
+    async def _open_review(self, token: str) -> bool:
+        try:
+            grant = verify_review(self.server.settings.secret, token)
+        except TokenError as exc:
+            await self.fatal(exc.code, exc.message)
+            return False
+        review = ReviewStream(self.server, self.sock, grant)
+        if not await review.open():
+            await self.sock.aclose("session unavailable", code=1008)
+            return False
+        self.review = review
+        return True
+
     async def _hello(self, data: bytes) -> bool:
         try:
             message = parse_client_message(data)
@@ -157,6 +196,8 @@ class Session:
                 "version_mismatch", f"this server speaks protocol version {PROTOCOL_VERSION}"
             )
             return False
+        if is_review_token(message.token):
+            return await self._open_review(message.token)
         try:
             grant = verify(self.server.settings.secret, message.token)
         except TokenError as exc:

@@ -39,17 +39,63 @@ def issue(secret: str, room: str, role: Role, name: str, ttl_seconds: int) -> st
 
 def verify(secret: str, token: str) -> Grant:
     """The grant a token carries, or `TokenError` saying why it is not accepted."""
+    claims = _decode(secret, token, "room")
     try:
-        claims = jwt.decode(
-            token, secret, algorithms=[_ALGORITHM], options={"require": ["exp", "room", "role"]}
-        )
-    except jwt.ExpiredSignatureError:
-        raise TokenError("token_expired", "this join link has expired; ask for a new one") from None
-    except jwt.InvalidTokenError:
-        raise TokenError("bad_token", "this join token is not valid for this server") from None
-    try:
-        role = Role(claims["role"])
+        role = Role(str(claims.get("role")))
     except ValueError:
         raise TokenError("bad_token", "this join token names an unknown role") from None
     name = str(claims.get("name") or role.value)[:64]
-    return Grant(str(claims["room"]), role, name, int(claims["exp"]))
+    return Grant(str(claims["room"]), role, name, int(str(claims["exp"])))
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewGrant:
+    """Access to one recorded session, seen through one role's view."""
+
+    session: str
+    view: Role
+    name: str
+    expires: int
+
+
+def issue_review(secret: str, session: str, view: Role, name: str, ttl_seconds: int) -> str:
+    now = int(time.time())
+    claims = {
+        "session": session,
+        "view": view.value,
+        "name": name,
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
+    return jwt.encode(claims, secret, algorithm=_ALGORITHM)
+
+
+def verify_review(secret: str, token: str) -> ReviewGrant:
+    """The session a reviewer token opens, or `TokenError`."""
+    claims = _decode(secret, token, "session")
+    try:
+        view = Role(str(claims.get("view", Role.FACILITATOR.value)))
+    except ValueError:
+        raise TokenError("bad_token", "this review token names an unknown view") from None
+    name = str(claims.get("name") or "Reviewer")[:64]
+    return ReviewGrant(str(claims["session"]), view, name, int(str(claims["exp"])))
+
+
+def is_review_token(token: str) -> bool:
+    """Whether a token claims a recorded session (unverified: only routes the hello)."""
+    try:
+        return "session" in jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return False
+
+
+def _decode(secret: str, token: str, subject: str) -> dict[str, object]:
+    try:
+        claims: dict[str, object] = jwt.decode(
+            token, secret, algorithms=[_ALGORITHM], options={"require": ["exp", subject]}
+        )
+    except jwt.ExpiredSignatureError:
+        raise TokenError("token_expired", "this link has expired; ask for a new one") from None
+    except jwt.InvalidTokenError:
+        raise TokenError("bad_token", "this token is not valid for this server") from None
+    return claims
