@@ -94,7 +94,7 @@ async def test_review_api_exports_and_annotations(server: Server) -> None:
 
 async def test_a_replay_streams_the_same_states_at_the_same_ticks(server: Server) -> None:
     session_id, live_hr, last_tick = await record_a_session(server)
-    status, body = await http(
+    _, body = await http(
         server, "POST", f"/api/sessions/{session_id}/tokens", {"view": "facilitator"}, admin=True
     )
     token = json.loads(body)["token"]
