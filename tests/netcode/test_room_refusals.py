@@ -118,3 +118,24 @@ def test_an_ended_room_refuses_intents() -> None:
     assert room.status is RoomStatus.ENDED
     reply = intent(room, ids[Role.PARTICIPANT], 2, "chat", text="hello?")
     assert (reply.ok, reply.code) == (False, "room_ended")
+
+
+@pytest.mark.parametrize("args", [{}, {"text": 3}, {"text": "x" * 2001}])
+def test_the_scenarios_own_action_checks_its_args(args: dict[str, Any]) -> None:
+    room = make_room()
+    participant = members(room)[Role.PARTICIPANT]
+    reply = intent(room, participant, 1, "note", **args)
+    assert (reply.ok, reply.code) == (False, "bad_args")
+    assert intent(room, participant, 2, "note", text="ok").ok
+    assert room.world.get(room.world.find("team")[0], "note") == "ok"
+
+
+def test_poses_before_the_avatar_exists_are_refused() -> None:
+    room = make_room()
+    member = room.join(Role.PARTICIPANT, "early").id
+    with pytest.raises(IntentRefused) as refused:
+        room.pose(member, {"head": pose_values()})
+    assert refused.value.code == "forbidden"
+    room.tick()
+    room.pose(member, {"head": pose_values()})
+    assert room.poses.published[room.members[member].parts["head"]][1] == 1600
