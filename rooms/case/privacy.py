@@ -50,6 +50,13 @@ PATTERNS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
         ),
     ),
     (
+        "a postcode",
+        re.compile(
+            r"\b[A-Z]{1,2}\d[A-Z\d]?\s\d[A-Z]{2}\b|\b\d{5}-\d{4}\b"
+            r"|(?i:\b(?:zip|postcode|post code)\b)[\s.:#-]*[A-Za-z\d]"
+        ),
+    ),
+    (
         "an age over 89 not grouped as 90+",
         re.compile(r"\b(?:9\d|1[0-4]\d)\s*(?:-|\s)?(?:years?|yrs?|y)(?:[\s-]*old)?\b", re.I),
     ),

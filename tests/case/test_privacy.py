@@ -13,6 +13,7 @@ IDENTIFIERS = {
     "a record number": ["MRN 4471123", "NHS number 943 476 5919", "hospital no: A12345",
                         "SSN 123-45-6789"],
     "a street address": ["lives at 42 Elm Street", "12 Harbour View Rd"],
+    "a postcode": ["near SW1A 1AA", "zip 90210", "area 02139-4307"],
     "an age over 89 not grouped as 90+": ["a 93-year-old woman", "aged 101 years"],
 }  # fmt: skip
 
@@ -44,7 +45,8 @@ def test_plausible_ages_pass(age: object) -> None:
 @pytest.mark.parametrize(
     "text",
     ["BP 90/50, GCS 14/15", "Adrenaline 1:1000 0.5 mg IM", "1.5 mm ST elevation in V4R",
-     "WCC 19.6 x10^9/L", "2 g over 20 min", "pH 7.31, pCO2 5.9 kPa", "ECG at 10 minutes"],
+     "WCC 19.6 x10^9/L", "2 g over 20 min", "pH 7.31, pCO2 5.9 kPa", "ECG at 10 minutes",
+     "ST elevation in V4R 2mm", "T2 3cm lesion"],
 )  # fmt: skip
 def test_clinical_text_is_not_mistaken_for_identifiers(text: str) -> None:
     assert lint({"patient": {"history": text}}) == []
