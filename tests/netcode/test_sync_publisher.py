@@ -195,3 +195,14 @@ def test_frames_are_encoded_once_per_view_and_baseline() -> None:
     for (view, base), raw in first.items():
         assert publisher.frame(view, base) is raw
     assert publisher.encodes == encodes == 6
+
+
+def test_the_default_history_serves_deltas_for_about_256_ticks() -> None:
+    # docs/protocol.md: "a baseline more than 256 ticks old ... gets a snapshot"
+    # (a baseline exactly 256 ticks old gets a snapshot today: see the report)
+    world = CaseState()
+    publisher = Publisher(world)
+    for tick in range(300):
+        publisher.publish(tick, world.drain(), {})
+    assert frame_kind(decode(publisher.frame(View.SPECTATOR, 299 - 255))) == "delta"
+    assert frame_kind(decode(publisher.frame(View.SPECTATOR, 299 - 257))) == "snapshot"
