@@ -43,6 +43,7 @@ def _free_port() -> int:
 class WebServer:
     base: str
     admin_key: str
+    data_dir: Path
 
     @property
     def ws(self) -> str:
@@ -85,7 +86,7 @@ def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
                     raise RuntimeError(f"the server did not start:\n{output}") from None
                 time.sleep(0.1)
         secrets = json.loads((data / "secrets.json").read_text())
-        yield WebServer(base, secrets["admin_key"])
+        yield WebServer(base, secrets["admin_key"], data)
     finally:
         process.terminate()
         try:
