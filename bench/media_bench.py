@@ -4,13 +4,15 @@ One publisher sends 3 Mbit/s side-by-side stereo VP8 (2560x720, pre-encoded
 once, so the publisher costs no encoding); it is forwarded to 1, 4 and 16
 subscribers, first by the media worker (``media.worker``), then by a process
 using aiortc's ``MediaRelay`` (decode once, encode per subscriber). For each
-we report the forwarding process's CPU (percent of one core) and the latency
-it adds per frame, publisher's send to subscriber's arrival of a frame's last
-packet, both on loopback. Subscribers here do not decode (they only time
-packets) so they do not steal the two cores from the process being measured.
+we report the forwarding process's CPU (percent of one core) and the frame
+latency through it: publisher's send to subscriber's arrival of a frame's last
+packet, on loopback. A first row measures a direct publisher-to-subscriber
+connection; what a forwarder adds is roughly its figure minus that one.
+Subscribers here do not decode (they only time packets) so they do not steal
+the two cores from the process being measured.
 
 Frames are matched across the relay's re-encoding by their RTP timestamps:
-publisher frame intervals vary pseudo-randomly, aiortc preserves intervals,
+the publisher's frame intervals vary pseudo-randomly, aiortc keeps intervals,
 so the one constant offset between input and output timestamps is the most
 common difference.
 
@@ -64,14 +66,13 @@ def encode_clip(frames: int) -> list[tuple[bytes, bool, int]]:
     y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
     base = ((x // 4 + y // 3) % 256).astype(np.uint8)
     out: list[tuple[bytes, bool, int]] = []
-    steps = random.Random(2)
     pts = 0
     for i in range(frames):
         img = np.stack([np.roll(base, i * 6, axis=1), base, np.roll(base, -i * 6, axis=1)], axis=-1)
         noise = rng.integers(0, NOISE, img.shape, dtype=np.uint8)
         frame = av.VideoFrame.from_ndarray(img + noise, format="rgb24").reformat(format="yuv420p")
         frame.pts, frame.time_base = pts, enc.time_base
-        step = 3000 + steps.randrange(-300, 301)
+        step = VIDEO_CLOCK // 30
         pts += step
         out += [(bytes(p), bool(p.is_keyframe), step) for p in enc.encode(frame)]
     return out
@@ -88,6 +89,7 @@ class ClipTrack(MediaStreamTrack):
         self._i = 0
         self._pts = 0
         self._start: float | None = None
+        self._jitter = random.Random(2)
 
     async def recv(self) -> av.Packet:
         if self._start is None:
@@ -97,7 +99,8 @@ class ClipTrack(MediaStreamTrack):
         packet = av.Packet(data)
         packet.pts, packet.time_base = self._pts, fractions.Fraction(1, VIDEO_CLOCK)
         self._i += 1
-        self._pts += step
+        # Jittered, never-repeating intervals make every stretch of timestamps unique.
+        self._pts += step + self._jitter.randrange(-300, 301)
         return packet
 
 
@@ -354,6 +357,29 @@ async def measure(
     }
 
 
+async def measure_direct(
+    clip: list[tuple[bytes, bool, int]], warmup: float, seconds: float
+) -> tuple[float, float]:
+    """Latency of one direct publisher-to-subscriber hop: the floor both forwarders
+    pay twice (publisher to forwarder, forwarder to subscriber)."""
+    pub, sub = new_pc(), new_pc()
+    pub.addTransceiver(ClipTrack(clip), direction="sendonly")
+    await pub.setLocalDescription(await pub.createOffer())
+    sent, got = FrameClock(), FrameClock()
+    tap_publisher(pub, sent)
+    await sub.setRemoteDescription(pub.localDescription)
+    tap_subscriber(sub, got)
+    await sub.setLocalDescription(await sub.createAnswer())
+    await pub.setRemoteDescription(sub.localDescription)
+    await asyncio.sleep(warmup)
+    got.last.clear()
+    await asyncio.sleep(seconds)
+    latencies = sorted(frame_latencies(sent.last, dict(got.last)))
+    await sub.close()
+    await pub.close()
+    return statistics.median(latencies), latencies[int(0.95 * (len(latencies) - 1))]
+
+
 async def bench(args: argparse.Namespace) -> None:
     use_host_addresses(["127.0.0.1"])
     clip = encode_clip(GOP * 3)
@@ -367,6 +393,8 @@ async def bench(args: argparse.Namespace) -> None:
         f"{'forwarder':<18} {'subs':>4} {'CPU %core':>10} {'fps/sub':>8} "
         f"{'p50 ms':>8} {'p95 ms':>8}"
     )
+    p50, p95 = await measure_direct(clip, args.warmup, args.seconds)
+    print(f"{'direct, no hop':<18} {1:>4} {'-':>10} {'-':>8} {p50:>8.1f} {p95:>8.1f}")
     for n in args.subscribers:
         for forwarder in (WorkerForwarder(), RelayForwarder()):
             r = await measure(forwarder, clip, n, args.warmup, args.seconds)

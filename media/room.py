@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -39,8 +38,6 @@ from media.errors import SignalError
 from media.forwarder import TrackOutput, TrackSource
 from media.recorder import TrackRecorder
 from media.roles import ROLES, may_mute_others, may_publish
-
-logger = logging.getLogger(__name__)
 
 MAX_PEERS_PER_MEMBER = 8
 MAX_TRACKS_PER_PUBLISH = 4
