@@ -23,6 +23,7 @@ from netcode.codec import (
     parse_client_message,
 )
 from netcode.state import HIDDEN
+from tests.netcode.sync_helpers import SLOW_OK
 
 SCALARS = (
     st.none()
@@ -41,13 +42,13 @@ VALUES = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=SLOW_OK)
 @given(VALUES)
 def test_any_value_survives_encode_and_decode(value: Any) -> None:
     assert decode_server_message(encode(value)) == value
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, suppress_health_check=SLOW_OK)
 @given(VALUES)
 def test_hidden_decodes_to_the_hidden_singleton(value: Any) -> None:
     decoded = decode_server_message(encode([value, HIDDEN, {"f": HIDDEN}]))
@@ -102,7 +103,7 @@ VIEW_STATES = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=SLOW_OK)
 @given(VIEW_STATES, st.data())
 def test_checksum_ignores_map_order_and_integral_float_spelling(
     state: dict[str, Any], data: st.DataObject
@@ -114,7 +115,7 @@ def test_checksum_ignores_map_order_and_integral_float_spelling(
     assert checksum(decode_server_message(encode(shuffled(state, data)))) == expected
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=SLOW_OK)
 @given(VIEW_STATES)
 def test_checksum_sees_a_changed_value(state: dict[str, Any]) -> None:
     changed = dict(state, l={**state["l"], "\x00extra": ["x"]})

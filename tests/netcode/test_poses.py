@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from netcode.poses import PoseTable
 from netcode.quantize import RawPose, as_raw_pose, quantize, rotation_angle
+from tests.netcode.sync_helpers import SLOW_OK
 
 JITTER = st.floats(-0.0009, 0.0009, allow_nan=False)
 POSITION = st.floats(-50.0, 50.0, allow_nan=False)
@@ -33,7 +34,7 @@ def rotated(pose: RawPose, axis: int, angle: float) -> RawPose:
 START_Q = st.tuples(*[st.floats(-1, 1, allow_nan=False)] * 3, st.sampled_from([-1.0, 0.4, 1.0]))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=SLOW_OK)
 @given(
     st.tuples(POSITION, POSITION, POSITION), START_Q,
     st.lists(st.tuples(JITTER, JITTER, JITTER, st.integers(0, 2),
@@ -57,7 +58,7 @@ def test_jitter_below_a_millimetre_and_tiny_turns_never_change_what_is_published
         assert table.published == published
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=SLOW_OK)
 @given(
     st.tuples(POSITION, POSITION, POSITION), START_Q, st.integers(0, 2),
     st.floats(0.00101, 0.5) | st.floats(-0.5, -0.00101), st.lists(JITTER, max_size=5),
@@ -79,7 +80,7 @@ def test_a_move_of_more_than_a_millimetre_is_published(
     assert table.published[1] != quantize(start)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=SLOW_OK)
 @given(START_Q, st.integers(0, 2), st.floats(0.02, 3.0) | st.floats(-3.0, -0.02))
 def test_a_real_turn_is_published(q: tuple[float, ...], axis: int, angle: float) -> None:
     table = PoseTable()

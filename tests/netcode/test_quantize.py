@@ -22,6 +22,7 @@ from netcode.quantize import (
     rotation_angle,
     unpack_raw,
 )
+from tests.netcode.sync_helpers import SLOW_OK
 
 MAX_ANGLE = math.radians(0.3)
 COMPONENT = st.floats(-1.0, 1.0, allow_nan=False)
@@ -45,7 +46,7 @@ def pose_of(position: Sequence[float], q: Sequence[float]) -> RawPose:
     return (position[0], position[1], position[2], q[0], q[1], q[2], q[3])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=SLOW_OK)
 @given(st.tuples(POSITIONS, POSITIONS, POSITIONS), unit_quaternions())
 def test_quantized_pose_is_within_half_a_millimetre_and_a_third_of_a_degree(
     position: tuple[float, float, float], q: tuple[float, float, float, float]
@@ -79,7 +80,7 @@ def test_packing_matches_the_documented_layout() -> None:
     assert quantize((1.2344, -0.0006, 0.5, 0, 0, 0, 1))[:3] == (1234, -1, 500)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=SLOW_OK)
 @given(st.tuples(POSITIONS, POSITIONS, POSITIONS), unit_quaternions())
 def test_raw_poses_are_unit_float32_and_survive_their_28_bytes(
     position: tuple[float, float, float], q: tuple[float, float, float, float]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from netcode.poses import ROTATION_DEADBAND_RAD
@@ -16,6 +16,7 @@ from rooms.records import MemoryRecorder, Record
 from rooms.room import Room
 from rooms.scenario import IntentRefused
 from tests.netcode.room_helpers import CONFIG, POSE, make_room
+from tests.netcode.sync_helpers import SLOW_OK
 
 INPUTS = frozenset({"start", "join", "reconnect", "disconnect", "leave", "intent", "pose",
                     "end", "tick"})
@@ -64,7 +65,7 @@ def outputs(records: list[Record]) -> list[Record]:
     return [r for r in records if r.kind in OUTPUTS]
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=SLOW_OK)
 @given(st.data(), st.integers(0, 2**16))
 def test_replaying_recorded_inputs_makes_identical_outputs(
     data: st.DataObject, seed: int

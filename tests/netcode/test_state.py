@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from netcode.state import HIDDEN, LOG_TAIL, CaseState, StateError
 from netcode.views import ALL_VIEWS, View
+from tests.netcode.sync_helpers import SLOW_OK
 
 VIEWS = st.sampled_from(ALL_VIEWS)
 VALUES = st.none() | st.integers(-100, 100) | st.text(max_size=4) | st.lists(st.integers(0, 3),
@@ -34,7 +35,7 @@ def random_changes(data: st.DataObject, world: CaseState, count: int) -> None:
                       data.draw(VIEWS))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=SLOW_OK)
 @given(st.data())
 def test_export_and_restore_rebuild_every_view_and_continue_identically(
     data: st.DataObject,

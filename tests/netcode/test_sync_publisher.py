@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from netcode.mirror import Mirror
@@ -19,7 +19,7 @@ from netcode.publisher import Publisher
 from netcode.quantize import QuantizedPose
 from netcode.state import CaseState
 from netcode.views import ALL_VIEWS, View
-from tests.netcode.sync_helpers import assert_mirror_matches, decode, frame_kind
+from tests.netcode.sync_helpers import SLOW_OK, assert_mirror_matches, decode, frame_kind
 
 VIEWS = st.sampled_from(ALL_VIEWS)
 FIELDS = st.sampled_from(["a", "b", "c", "name", "score"])
@@ -89,7 +89,7 @@ def deliver(publisher: Publisher, client: Client) -> None:
     assert_mirror_matches(client.mirror, publisher, client.view)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=SLOW_OK)
 @given(data=st.data())
 def test_every_delivered_frame_leaves_the_mirror_equal_to_the_server(data: st.DataObject) -> None:
     world = CaseState()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from netcode.mirror import Mirror
@@ -17,7 +17,7 @@ from netcode.views import VIEW_OF_ROLE, Role
 from rooms.room import Room, RoomConfig
 from rooms.scenario import IntentRefused
 from tests.netcode.room_helpers import POSE, TICK_HZ, make_room
-from tests.netcode.sync_helpers import assert_mirror_matches, decode, frame_kind
+from tests.netcode.sync_helpers import SLOW_OK, assert_mirror_matches, decode, frame_kind
 
 ROLES = st.sampled_from([Role.PARTICIPANT, Role.PARTICIPANT, Role.FACILITATOR, Role.SPECTATOR])
 
@@ -66,7 +66,7 @@ def act(data: st.DataObject, room: Room, client: Client, reply_id: int) -> None:
     room.submit(client.member, reply_id, action, args)
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=SLOW_OK)
 @given(st.data())
 def test_room_clients_always_hold_their_view(data: st.DataObject) -> None:
     history = data.draw(st.sampled_from([None, 3]), label="history_ticks")

@@ -14,7 +14,7 @@ from netcode.publisher import Publisher
 from netcode.state import HIDDEN, CaseState
 from netcode.views import ALL_VIEWS, VIEW_OF_ROLE, Role, View
 from tests.netcode.room_helpers import make_room
-from tests.netcode.sync_helpers import assert_mirror_matches, decode, strings_in
+from tests.netcode.sync_helpers import SLOW_OK, assert_mirror_matches, decode, strings_in
 
 SENTINEL = {View.PARTICIPANT: "SENTINEL-team-only", View.FACILITATOR: "SENTINEL-answer-key"}
 
@@ -25,7 +25,7 @@ def leaks(frame: dict[str, Any], view: View) -> list[str]:
             if level > view and word in s]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=SLOW_OK)
 @given(st.data())
 def test_frames_never_carry_values_above_the_view(data: st.DataObject) -> None:
     world = CaseState()
