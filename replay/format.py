@@ -101,37 +101,71 @@ def damage_kind(buf: bytes | memoryview, pos: int) -> str:
     ) else "torn-tail"
 
 
-def iter_frames(buf: bytes | memoryview, start: int = HEADER.size) -> Iterator[Frame | Damage]:
+_UINT_WIDTH: Final = {0xCC: 2, 0xCD: 3, 0xCE: 5, 0xCF: 9}
+
+
+def peek_kind(payload: memoryview) -> str | None:
+    """The record kind without decoding the payload (None: decode to find out)."""
+    if len(payload) < 4 or payload[0] != 0x94:
+        return None
+    first = payload[1]
+    pos = 2 if first < 0x80 else 1 + _UINT_WIDTH.get(first, 99)
+    if pos >= len(payload) or not 0xA0 <= payload[pos] <= 0xBF:
+        return None
+    n = payload[pos] - 0xA0
+    return bytes(payload[pos + 1 : pos + 1 + n]).decode("utf-8", "replace")
+
+
+def iter_frames(
+    buf: bytes | memoryview, start: int = HEADER.size, kinds: frozenset[str] | None = None
+) -> Iterator[Frame | Damage]:
     """Yield frames from `start`; a final `Damage` if the segment does not end cleanly.
 
     Damage is a torn tail when nothing valid follows it (see `damage_kind`), otherwise
-    corruption; either way it is located by the byte offset of the damaged frame.
+    corruption; either way it is located by the byte offset of the damaged frame. With
+    `kinds`, frames of other kinds are checked but neither decoded nor yielded.
     """
     view = memoryview(buf)
     size = len(view)
     pos = start
+    crc32, unpack = zlib.crc32, FRAME.unpack_from
     while pos < size:
-        if not _frame_ok(view, pos):
-            length = FRAME.unpack_from(view, pos)[0] if size - pos >= FRAME.size else None
-            if length is None:
-                detail = f"{size - pos} bytes of a frame header"
-            elif length > MAX_PAYLOAD or length == 0:
-                detail = f"impossible record length {length}"
-            elif pos + FRAME.size + length > size:
-                detail = f"record of {length} bytes, {size - pos - FRAME.size} present"
-            else:
-                detail = "checksum mismatch"
-            yield Damage(pos, damage_kind(view, pos), detail)
-            return
-        length = FRAME.unpack_from(view, pos)[0]
-        end = pos + FRAME.size + length
-        try:
-            index, record = unpack_payload(bytes(view[pos + FRAME.size : end]))
-        except (ValueError, TypeError, msgpack.UnpackException) as exc:
-            yield Damage(pos, "corrupt-record", f"undecodable record: {exc}")
-            return
-        yield Frame(pos, index, record, end)
-        pos = end
+        if size - pos >= FRAME.size:  # the hot path, inlined: most frames are fine
+            length, crc = unpack(view, pos)
+            end = pos + FRAME.size + length
+            if 0 < length <= MAX_PAYLOAD and end <= size and crc == crc32(
+                view[pos + FRAME.size : end], crc32(view[pos : pos + 4])
+            ):
+                payload = view[pos + FRAME.size : end]
+                if kinds is not None:
+                    kind = peek_kind(payload)
+                    if kind is not None and kind not in kinds:
+                        pos = end
+                        continue
+                try:
+                    index, record = unpack_payload(bytes(payload))
+                except (ValueError, TypeError, msgpack.UnpackException) as exc:
+                    yield Damage(pos, "corrupt-record", f"undecodable record: {exc}")
+                    return
+                yield Frame(pos, index, record, end)
+                pos = end
+                continue
+        yield _damage(view, pos)
+        return
+
+
+def _damage(view: memoryview, pos: int) -> Damage:
+    size = len(view)
+    length = FRAME.unpack_from(view, pos)[0] if size - pos >= FRAME.size else None
+    if length is None:
+        detail = f"{size - pos} bytes of a frame header"
+    elif length > MAX_PAYLOAD or length == 0:
+        detail = f"impossible record length {length}"
+    elif pos + FRAME.size + length > size:
+        detail = f"record of {length} bytes, {size - pos - FRAME.size} present"
+    else:
+        detail = "checksum mismatch"
+    return Damage(pos, damage_kind(view, pos), detail)
 
 
 def data_equal(a: Any, b: Any) -> bool:

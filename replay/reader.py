@@ -30,6 +30,9 @@ from replay.keyframes import Reconstruction, ReplayState
 from replay.manifest import Manifest
 from rooms.records import Record
 
+STATE_KINDS = frozenset({"op", "poses", "keyframe", "tick"})
+"""What rebuilding a state reads (ticks bound the scan in a session where nothing moves)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -174,8 +177,11 @@ class Session:
             self._cache.popitem(last=False)
         return buf
 
-    def frames(self, start: tuple[int, int] | None = None) -> Iterator[tuple[int, fmt.Frame]]:
-        """(segment number, frame) from (segment position, byte offset), to the end."""
+    def frames(
+        self, start: tuple[int, int] | None = None, kinds: frozenset[str] | None = None
+    ) -> Iterator[tuple[int, fmt.Frame]]:
+        """(segment number, frame) from (segment position, byte offset), to the end;
+        with `kinds`, only frames of those kinds (the others are still checked)."""
         first_seg, offset = start or (0, fmt.HEADER.size)
         last = self._segments[-1] if self._segments else None
         for seg in self._segments[first_seg:]:
@@ -183,7 +189,7 @@ class Session:
                 raise ReplayError("missing-records", seg.missing_before.describe(self.tick_hz))
             buf = self._load(seg.number, seg.path, seg.sealed)
             next_index, last_tick = -1, None
-            for item in fmt.iter_frames(buf, offset):
+            for item in fmt.iter_frames(buf, offset, kinds):
                 if item.offset >= seg.info.raw_bytes:
                     break  # past what this snapshot indexed (a live segment grows)
                 if isinstance(item, fmt.Damage):
@@ -237,7 +243,7 @@ class Session:
         """The full state after `tick` (all views), to read or to roll on from."""
         k = self._keyframe_at(tick)
         recon = Reconstruction()
-        for _, frame in self.frames((k[1], k[2]) if k else None):
+        for _, frame in self.frames((k[1], k[2]) if k else None, STATE_KINDS):
             record = frame.record
             if record.tick > tick:
                 break

@@ -72,7 +72,7 @@ class SessionWriter:
         session_id: str | None = None,
         *,
         server_version: str = "",
-        segment_bytes: int = 4 * 1024 * 1024,
+        segment_bytes: int = 1024 * 1024,
         max_buffer_bytes: int = 32 * 1024 * 1024,
         max_block_s: float = 0.02,
         fsync: bool = True,
