@@ -153,6 +153,7 @@ class SessionWriter:
     def _drop(self, record: Record) -> None:
         self._stats["dropped"] += 1
         if self._gap is None:
+            self._manifest_dirty = True
             self._gap = {"count": 0, "first_tick": record.tick, "last_tick": record.tick}
             log.error(
                 "replay %s: recording buffer full (%d bytes); dropping records from tick %d",
@@ -207,11 +208,14 @@ class SessionWriter:
                 manifest_dirty, self._manifest_dirty = self._manifest_dirty, False
             if self._file.closed:
                 return
+            sealed = len(self._index.segments)
             done = 0
             while done < len(batch):
                 done = self._append_run(batch, done)
-            if manifest_dirty or batch:
-                self._write_manifest(batch_records=len(batch))
+            with self._lock:
+                self.manifest.records += len(batch)
+            if manifest_dirty or len(self._index.segments) != sealed:
+                self._write_manifest()
             elapsed = time.monotonic() - started
             with self._lock:
                 self._stats["flushes"] += 1
@@ -290,9 +294,9 @@ class SessionWriter:
         self._index.segments.append(self._seg_info)
         self._index.save(self.path, durable=self._fsync)
 
-    def _write_manifest(self, batch_records: int = 0) -> None:
+    def _write_manifest(self) -> None:
+        """Rewrite the manifest (when it changed, at each seal and at close only)."""
         with self._lock:
-            self.manifest.records += batch_records
             self.manifest.writer = {
                 k: self._stats[k] for k in ("dropped", "gaps", "waits")
             }
