@@ -26,6 +26,8 @@ DEVICES: Final[frozenset[str]] = frozenset(get_args(Device))
 
 
 class Strict(BaseModel):
+    """Frozen (a loaded case is shared by every room running it) and closed to unknown keys."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -263,6 +265,13 @@ class Match(Strict):
     dose_max: float | None = Field(default=None, ge=0)
     """Per kg when the drug is dosed per kg."""
 
+    @model_validator(mode="after")
+    def _dose_range(self) -> Match:
+        low, high = self.dose_min, self.dose_max
+        if low is not None and high is not None and low > high:
+            raise ValueError("dose_min must not exceed dose_max")
+        return self
+
 
 class Critical(Match):
     description: Text
@@ -301,6 +310,12 @@ class Checkpoint(Strict):
     below: float | None = None
     above: float | None = None
     note: str = ""
+
+    @model_validator(mode="after")
+    def _bound(self) -> Checkpoint:
+        if self.below is None and self.above is None:
+            raise ValueError("a checkpoint needs below or above")
+        return self
 
 
 class Outcome(Strict):
