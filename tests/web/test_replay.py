@@ -1,19 +1,18 @@
-"""The replay viewer against a session the real server recorded, served by the
-stand-in replay endpoints (tests/web/replay_stub.py): the session list, lanes,
-seeking to a bookmark shows that moment's state, adding a bookmark, axe-core."""
+"""The replay viewer against a session the real server recorded: the admin's session
+list issues a review link, the lanes show the facilitator's actions, a bookmark seeks to
+the state of its moment, a new bookmark is saved, and axe-core finds nothing serious."""
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from typing import Any
 
 import pytest
 import trio
 
 from clients.python.client import connect
-from replay import layout
-from replay.annotations import Annotations
 from tests.web.conftest import WebServer, axe_violations, screenshot
-from tests.web.replay_stub import ReplayStub
 from tests.web.test_views import CASE, keep
 
 pytestmark = pytest.mark.slow
@@ -31,7 +30,8 @@ def record_a_session(server: WebServer) -> float:
             reply = await client.intent("override", signal="hr", value=HR_OVERRIDE, for_s=600)
             assert reply.ok, reply
             at = client.mirror.tick / client.welcome["tick_hz"]
-            await client.wait_for(lambda m: any(f.get("hr") == HR_OVERRIDE for f in m.find("monitor").values()))
+            await client.wait_for(
+                lambda m: any(f.get("hr") == HR_OVERRIDE for f in m.find("monitor").values()))
             await trio.sleep(2.0)
             reply = await client.intent("reveal", test=next(iter(CASE.investigations)))
             assert reply.ok, reply
@@ -41,46 +41,64 @@ def record_a_session(server: WebServer) -> float:
     return trio.run(facilitate)
 
 
-def test_replay_viewer_seeks_to_a_bookmark(web_server: WebServer, open_page: Any, browser: Any) -> None:
+def admin_post(server: WebServer, path: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(
+        server.base + path, data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": f"Bearer {server.admin_key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.load(response)
+
+
+def test_replay_viewer_seeks_to_a_bookmark(web_server: WebServer, browser: Any) -> None:
     override_at = record_a_session(web_server)
-    (sid,) = layout.list_sessions(web_server.data_dir)
-    Annotations(layout.session_dir(web_server.data_dir, sid)).bookmark(
-        override_at + 1.0, "Heart rate overridden", "Dr Lead")
     result_name = next(iter(CASE.investigations.values())).name
+    page = browser.new_page(viewport={"width": 1360, "height": 800})
+    page.set_default_timeout(10_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
 
-    with ReplayStub(web_server.data_dir) as stub:
-        listing = browser.new_page(viewport={"width": 1360, "height": 700})
-        listing.goto(stub.base + "/replay.html")
-        listing.wait_for_selector("#sessions a")
-        assert not axe_violations(listing)
-        listing.click("#sessions a")
+    page.goto(web_server.base + "/replay.html")
+    page.fill("#sessions-key", web_server.admin_key)
+    page.click("#sessions-form button")
+    page.wait_for_selector("#sessions button")
+    assert not axe_violations(page)
+    page.click("#sessions button")
+    page.wait_for_function("() => window.grandRounds && window.grandRounds.mirror.tick !== null")
+    sid = page.evaluate("() => window.grandRounds.player.sessionId")
+    admin_post(web_server, f"/api/sessions/{sid}/annotations",
+               {"start_s": override_at + 1.0, "text": "Heart rate overridden"})
+    page.reload()
+    page.wait_for_function("() => window.grandRounds && window.grandRounds.mirror.tick !== null")
 
-        listing.wait_for_function("() => window.grandRounds && window.grandRounds.mirror.tick !== null")
-        page = listing
-        page.wait_for_selector("#lanes .marker.facilitator")
-        page.click("#bookmarks button.go")
-        page.wait_for_function(
-            """([at, hr]) => {
-                const g = window.grandRounds;
-                const t = g.mirror.tick / g.conn.welcome.tick_hz;
-                const v = document.querySelector('.vital[data-signal=hr] .value').textContent;
-                return Math.abs(t - at) < 0.2 && v === String(hr);
-            }""",
-            arg=[override_at + 1.0, HR_OVERRIDE],
-        )
-        assert result_name not in page.inner_text("#case-panel"), "the result was revealed later"
-        shot = screenshot(page, "replay")
+    page.wait_for_selector("#lanes .marker.facilitator")
+    page.click("#bookmarks button.go")
+    page.wait_for_function(
+        """([at, hr]) => {
+            const g = window.grandRounds;
+            const t = g.mirror.tick / g.conn.welcome.tick_hz;
+            const v = document.querySelector('.vital[data-signal=hr] .value').textContent;
+            return Math.abs(t - at) < 0.2 && v === String(hr);
+        }""",
+        arg=[override_at + 1.0, HR_OVERRIDE],
+    )
+    assert result_name not in page.inner_text("#case-panel"), "the result was revealed later"
+    shot = screenshot(page, "replay")
 
-        page.fill("#seek", page.get_attribute("#seek", "max") or "0")
-        page.dispatch_event("#seek", "change")
-        page.wait_for_function("(name) => document.querySelector('#case-panel').textContent.includes(name)", arg=result_name)
+    page.fill("#seek", page.get_attribute("#seek", "max") or "0")
+    page.dispatch_event("#seek", "change")
+    page.wait_for_function(
+        "(name) => document.querySelector('#case-panel').textContent.includes(name)", arg=result_name)
 
-        page.click("#play")
-        page.wait_for_function("() => document.querySelector('#play').getAttribute('aria-pressed') === 'true'")
-        page.fill("#bookmark-text", "Result seen")
-        page.click("#bookmark-form button")
-        page.wait_for_function("() => document.querySelectorAll('#bookmarks li').length === 2")
-        violations = axe_violations(page)
-        assert not violations, [(v["id"], v["impact"]) for v in violations]
-        keep(shot, "replay.png")
-        listing.close()
+    page.click("#play")
+    page.wait_for_function("() => document.querySelector('#play').getAttribute('aria-pressed') === 'true'"
+                           " || document.querySelector('#play').textContent === 'Play'")
+    page.fill("#bookmark-text", "Result seen")
+    page.click("#bookmark-form button")
+    page.wait_for_function("() => document.querySelectorAll('#bookmarks li').length === 2")
+    assert page.evaluate("() => window.grandRounds.conn.resyncs") == 0, "checksums disagreed"
+    violations = axe_violations(page)
+    assert not violations, [(v["id"], v["impact"]) for v in violations]
+    assert not errors, errors
+    keep(shot, "replay.png")
+    page.close()

@@ -33,6 +33,10 @@ function announce(text) {
 }
 
 function start() {
+  if (params.has("session")) {
+    location.replace(`/replay.html${location.search}`); // a review link
+    return;
+  }
   if (!token) {
     const form = $("join");
     form.hidden = false;

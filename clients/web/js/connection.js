@@ -1,7 +1,7 @@
 // One WebSocket session with a room: hello/welcome, state frames into a Mirror (acks,
 // resync on desync), intents with replies, poses, and resume after a dropped link.
 // Events (EventTarget): "welcome", "state" (detail: changes), "reply-error", "error-msg",
-// "bye", "status" (detail: text), "rtc" (detail: message).
+// "bye", "status" (detail: text), "rtc" (detail: message), "playback" (a review's play head).
 import { decode, encode, encodeSingle } from "./wire.js";
 import { Desync, Mirror } from "./mirror.js";
 
@@ -177,6 +177,9 @@ export class RoomConnection extends EventTarget {
         break;
       case "rtc":
         this.emit("rtc", message);
+        break;
+      case "playback":
+        this.emit("playback", message);
         break;
       default:
         break;

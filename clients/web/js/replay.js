@@ -1,13 +1,9 @@
-// The replay viewer. Without ?session= it lists the recorded sessions; with one it
-// plays it back. The contract it is written against (the server side is the lead's):
-//   GET  /api/sessions                     -> {sessions: [{id, title, case, started, ended}]}
-//   GET  /api/sessions/{id}                -> {id, title, case, started, ended, duration_s, tick_hz,
-//                                              lanes: [{name, label, items: [{t, text}]}],
-//                                              vitals: {signal: [[t, value], ...]}, annotations: [...]}
-//   POST /api/sessions/{id}/annotations    {kind: "bookmark"|"comment", start_s, end_s?, text} -> 201 annotation
-//   GET  /api/sessions/{id}/debrief        the debrief export
-//   WebSocket /ws, hello {room: "replay:<id>"}: the same protocol as a live room; the
-//   intents `play {speed}`, `pause` and `seek {t}` drive it; a seek answers with a snapshot.
+// The replay viewer (docs/protocol.md "Reviewing a recorded session"). Without a review
+// token it lists the recorded sessions (the admin key is needed) and issues review
+// links; with `?session=<id>&token=<review token>` it plays the session back over the
+// live protocol: the same mirror, monitor, 3D room and case panels, steered with the
+// intents play, pause, seek {seconds} and speed {x}. Timeline lanes are built from the
+// session's JSON-lines export; bookmarks and comments use the annotations API.
 import { RoomConnection, wsUrl } from "./connection.js";
 import { Monitor } from "./monitor.js";
 import { RoomScene } from "./scene.js";
@@ -17,7 +13,9 @@ import { HIDDEN, isHidden } from "./wire.js";
 
 const $ = (id) => document.getElementById(id);
 const PANEL_MS = 200;
+const MAX_LANE_ITEMS = 500;
 const VITAL_LINES = { hr: "#7cfc8a", spo2: "#5cd6ff", sbp: "#ffffff" };
+const SKIPPED_KINDS = ['"kind":"poses"', '"kind":"keyframe"', '"kind":"checksum"'];
 
 function showProblem(text) {
   $("problem").textContent = text;
@@ -36,56 +34,121 @@ async function getJson(url, options) {
   return body;
 }
 
-async function listSessions() {
+// -- the session list (admin) ------------------------------------------------------------
+function listSessions() {
   $("sessions-view").hidden = false;
-  const body = $("sessions");
-  try {
-    const { sessions } = await getJson("/api/sessions");
-    if (!sessions.length) {
-      body.replaceChildren(el("tr", {}, el("td", { colspan: 4, text: "No sessions recorded yet." })));
-      return;
+  $("sessions-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const key = $("sessions-key").value.trim();
+    const auth = { Authorization: `Bearer ${key}` };
+    const tbody = $("sessions");
+    try {
+      const { sessions } = await getJson("/api/sessions", { headers: auth });
+      if (!sessions.length) {
+        tbody.replaceChildren(el("tr", {}, el("td", { colspan: 5, text: "No sessions recorded yet." })));
+        return;
+      }
+      tbody.replaceChildren(...[...sessions].reverse().map((s) => {
+        const open = el("button", { type: "button", text: "Review", "aria-label": `Review ${s.case?.title || s.id}` });
+        open.addEventListener("click", async () => {
+          try {
+            const grant = await getJson(`/api/sessions/${encodeURIComponent(s.id)}/tokens`, {
+              method: "POST", headers: { ...auth, "Content-Type": "application/json" },
+              body: JSON.stringify({ view: $("sessions-view-as").value }),
+            });
+            location.href = `/replay.html?${new URLSearchParams({ session: s.id, token: grant.token })}`;
+          } catch (err) {
+            showProblem(`Could not open ${s.id} (${err.code}): ${err.message}`);
+          }
+        });
+        return el("tr", {},
+          el("td", { text: s.case?.title || s.id }), el("td", { text: s.case?.name ?? "" }),
+          el("td", { text: s.started_at ?? "" }), el("td", { text: s.ended_at ?? "still running" }), el("td", {}, open));
+      }));
+    } catch (err) {
+      showProblem(`Could not list the sessions (${err.code}): ${err.message}`);
     }
-    const token = new URLSearchParams(location.search).get("token");
-    body.replaceChildren(...sessions.map((s) => {
-      const query = new URLSearchParams({ session: s.id, ...(token ? { token } : {}) });
-      return el("tr", {},
-        el("td", {}, el("a", { href: `/replay.html?${query}`, text: s.title || s.id })),
-        el("td", { text: s.case ?? "" }), el("td", { text: s.started ?? "" }), el("td", { text: s.ended ?? "still running" }));
-    }));
-  } catch (err) {
-    body.replaceChildren(el("tr", {}, el("td", { colspan: 4, text: `Replays are not available here (${err.code}): ${err.message}` })));
-  }
+  });
 }
 
+// -- lanes from the JSON-lines export ------------------------------------------------------
+/** Read the export line by line (never the whole body at once), keeping bounded lanes. */
+async function buildTimeline(sessionId, token) {
+  const response = await fetch(`/api/sessions/${encodeURIComponent(sessionId)}/export/jsonl?token=${encodeURIComponent(token)}`);
+  if (!response.ok || !response.body) throw new Error(`the export answered ${response.status}`);
+  const lanes = { actions: [], facilitator: [], decision: [], events: [] };
+  const members = new Map();
+  const vitals = new Map(); // entity id -> {signal: [[t, v]]}
+  const take = (record) => {
+    const { t, kind, data } = record;
+    if (kind === "join") members.set(data.member, { role: data.role, name: data.name });
+    else if (kind === "intent") {
+      const who = members.get(data.member) || { role: "?", name: "?" };
+      const args = Object.entries(data.args || {}).map(([k, v]) => `${k} ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
+      const lane = data.do === "decide" ? "decision" : who.role === "facilitator" ? "facilitator" : "actions";
+      lanes[lane].push({ t, text: `${who.name}: ${data.do}${args ? ` (${args})` : ""}` });
+    } else if (kind === "op") {
+      const op = data.op;
+      if (op[0] === "set" && op[2] in VITAL_LINES && typeof op[3] === "number") {
+        const series = vitals.get(op[1]) || {};
+        (series[op[2]] ||= []).push([t, op[3]]);
+        vitals.set(op[1], series);
+      } else if (op[0] === "log" && (op[1] === "events" || op[1] === "case") && op[2] && typeof op[2] === "object") {
+        lanes.events.push({ t, text: eventText(op[2]) });
+      }
+    }
+  };
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let rest = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (value) rest += value;
+    const lines = rest.split("\n");
+    rest = done ? "" : lines.pop();
+    for (const line of lines) {
+      if (!line || SKIPPED_KINDS.some((k) => line.includes(k))) continue;
+      take(JSON.parse(line));
+    }
+    if (done) break;
+  }
+  let best = {};
+  for (const series of vitals.values()) if ((series.hr?.length ?? 0) > (best.hr?.length ?? 0)) best = series;
+  const labels = { actions: "Team actions", facilitator: "Facilitator", decision: "Decisions", events: "Case events" };
+  return {
+    lanes: Object.entries(lanes).map(([name, items]) => ({ name, label: labels[name], items: items.slice(-MAX_LANE_ITEMS) })),
+    vitals: best,
+  };
+}
+
+// -- the player ------------------------------------------------------------------------------
 class Player {
-  constructor(info, token) {
-    this.info = info;
+  constructor(sessionId, token) {
+    this.sessionId = sessionId;
     this.token = token;
-    this.tickHz = info.tick_hz || 30;
-    this.duration = info.duration_s || 0;
+    this.start = 0;
+    this.end = 0;
+    this.seconds = 0;
     this.playing = false;
     this.dragging = false;
     this.dirty = true;
     this.moved = new Set();
     this.lastPanels = 0;
-    this.annotations = [...(info.annotations || [])];
-    this.conn = new RoomConnection({ url: wsUrl(), token, room: `replay:${info.id}` });
+    this.annotations = [];
+    this.timeline = { lanes: [], vitals: {} };
+    this.conn = new RoomConnection({ url: wsUrl(), token });
     this.scene = new RoomScene($("scene"));
     this.monitor = new Monitor($("monitor"), $("alarm-text"), () => {});
-    $("replay-title").textContent = `Replay: ${info.title || info.id}`;
-    document.title = `Replay: ${info.title || info.id} — Grand Rounds`;
-    $("debrief").href = `/api/sessions/${encodeURIComponent(info.id)}/debrief`;
-    const seek = $("seek");
-    seek.max = String(this.duration);
-    this.buildLanes();
-    this.renderBookmarks();
+    $("debrief").href = this.api("/export/debrief");
 
     this.conn.addEventListener("status", (e) => { $("conn-status").textContent = e.detail; });
+    this.conn.addEventListener("welcome", (e) => this.onWelcome(e.detail));
+    this.conn.addEventListener("playback", (e) => this.onPlayback(e.detail));
     this.conn.addEventListener("state", (e) => this.onState(e.detail));
     this.conn.addEventListener("error-msg", (e) => showProblem(`The server refused a message (${e.detail.code}): ${e.detail.msg}`));
     this.conn.addEventListener("bye", (e) => showProblem(`Disconnected by the server (${e.detail.code}): ${e.detail.msg}`));
-    $("play").addEventListener("click", () => this.togglePlay());
-    $("speed").addEventListener("change", () => { if (this.playing) this.control("play", { speed: this.speed }); });
+    $("play").addEventListener("click", () => this.control(this.playing ? "pause" : "play"));
+    $("speed").addEventListener("change", () => this.control("speed", { x: Number($("speed").value) }));
+    const seek = $("seek");
     seek.addEventListener("input", () => { this.dragging = true; this.showClock(Number(seek.value)); });
     seek.addEventListener("change", () => { this.dragging = false; this.seek(Number(seek.value)); });
     $("bookmark-form").addEventListener("submit", (e) => { e.preventDefault(); this.addBookmark(); });
@@ -93,10 +156,36 @@ class Player {
     if (this.scene.ok) this.scene.renderer.setAnimationLoop(loop);
     else { const raf = (now) => { loop(now); requestAnimationFrame(raf); }; requestAnimationFrame(raf); }
     this.conn.open();
+    this.loadAnnotations();
   }
 
-  get speed() { return Number($("speed").value); }
-  get now() { return this.conn.mirror.tick === null ? 0 : this.conn.mirror.tick / this.tickHz; }
+  api(suffix) {
+    return `/api/sessions/${encodeURIComponent(this.sessionId)}${suffix}?token=${encodeURIComponent(this.token)}`;
+  }
+
+  onWelcome(welcome) {
+    const hz = welcome.tick_hz || 30;
+    this.start = welcome.review.first_tick / hz;
+    this.end = welcome.review.last_tick / hz;
+    const title = welcome.title || welcome.room;
+    $("replay-title").textContent = `Replay: ${title}`;
+    document.title = `Replay: ${title} — Grand Rounds`;
+    $("view-as").textContent = `Seen as the ${welcome.view}`;
+    Object.assign($("seek"), { min: String(this.start), max: String(this.end) });
+    buildTimeline(this.sessionId, this.token)
+      .then((timeline) => { this.timeline = timeline; this.buildLanes(); })
+      .catch((err) => showProblem(`Could not build the timeline: ${err.message}`));
+    this.buildLanes();
+  }
+
+  onPlayback(p) {
+    this.seconds = p.seconds;
+    this.playing = !!p.playing && !p.end;
+    $("play").textContent = this.playing ? "Pause" : "Play";
+    $("play").setAttribute("aria-pressed", String(this.playing));
+    $("speed").value = String(p.speed);
+    this.dirty = true;
+  }
 
   async control(action, args = {}) {
     const reply = await this.conn.intent(action, args);
@@ -104,18 +193,9 @@ class Player {
     return reply.ok;
   }
 
-  async togglePlay() {
-    const next = !this.playing;
-    if (await this.control(next ? "play" : "pause", next ? { speed: this.speed } : {})) {
-      this.playing = next;
-      $("play").textContent = next ? "Pause" : "Play";
-      $("play").setAttribute("aria-pressed", String(next));
-    }
-  }
-
   async seek(t) {
-    const target = Math.max(0, Math.min(this.duration, t));
-    if (await this.control("seek", { t: target })) announce(`Moved to ${clockText(target)}`);
+    const target = Math.max(this.start, Math.min(this.end, t));
+    if (await this.control("seek", { seconds: target })) announce(`Moved to ${clockText(target - this.start)}`);
   }
 
   onState(changes) {
@@ -138,10 +218,10 @@ class Player {
       renderEvents($("events"), items);
       $("caption").textContent = items.length ? eventText(items[items.length - 1].entry) : "";
       if (!this.dragging) {
-        $("seek").value = String(this.now);
-        this.showClock(this.now);
+        $("seek").value = String(this.seconds);
+        this.showClock(this.seconds);
       }
-      this.placePlayheads(this.now);
+      this.placePlayheads(this.seconds);
     }
     if (this.scene.ok) {
       this.scene.sync(this.conn.mirror, this.moved, now, null);
@@ -152,20 +232,25 @@ class Player {
   }
 
   showClock(t) {
-    $("clock").textContent = `${clockText(t)} / ${clockText(this.duration)}`;
-    $("seek").setAttribute("aria-valuetext", `${clockText(t)} of ${clockText(this.duration)}`);
+    const text = `${clockText(t - this.start)} / ${clockText(this.end - this.start)}`;
+    $("clock").textContent = text;
+    $("seek").setAttribute("aria-valuetext", text.replace(" / ", " of "));
   }
 
-  // -- timeline lanes -----------------------------------------------------------------
-  pct(t) { return this.duration ? `${(100 * Math.max(0, Math.min(this.duration, t))) / this.duration}%` : "0%"; }
+  // -- timeline lanes -------------------------------------------------------------------
+  pct(t) {
+    const span = this.end - this.start;
+    return span > 0 ? `${(100 * (Math.max(this.start, Math.min(this.end, t)) - this.start)) / span}%` : "0%";
+  }
 
   buildLanes() {
-    const lanes = [...(this.info.lanes || [])];
-    const rows = lanes.map((lane) => this.lane(lane.label, lane.items.map((item) => this.marker(item.t, item.text, lane.name))));
+    const rows = this.timeline.lanes.map((lane) =>
+      this.lane(lane.label, lane.items.map((item) => this.marker(item.t, item.text, lane.name))));
     rows.push(this.vitalsLane());
     this.bookmarkTrack = el("div", { class: "lane-track" });
     rows.push(el("div", { class: "lane" }, el("span", { class: "lane-label", text: "Bookmarks" }), this.bookmarkTrack));
     $("lanes").replaceChildren(...rows);
+    this.renderBookmarks();
   }
 
   lane(title, markers) {
@@ -174,8 +259,8 @@ class Player {
   }
 
   marker(t, text, kind) {
-    const button = el("button", { type: "button", class: `marker ${kind}`, title: `${clockText(t)} ${text}`,
-      "aria-label": `${clockText(t)}: ${text}` });
+    const when = clockText(t - this.start);
+    const button = el("button", { type: "button", class: `marker ${kind}`, title: `${when} ${text}`, "aria-label": `${when}: ${text}` });
     button.style.left = this.pct(t);
     button.addEventListener("click", () => this.seek(t));
     return button;
@@ -187,22 +272,21 @@ class Player {
     svg.setAttribute("viewBox", "0 0 1000 100");
     svg.setAttribute("preserveAspectRatio", "none");
     svg.setAttribute("aria-hidden", "true");
-    const vitals = this.info.vitals || {};
+    const span = this.end - this.start;
     for (const [signal, colour] of Object.entries(VITAL_LINES)) {
-      const series = vitals[signal];
-      if (!series || !series.length || !this.duration) continue;
+      const series = this.timeline.vitals[signal];
+      if (!series || series.length < 2 || span <= 0) continue;
       const values = series.map(([, v]) => v);
-      const low = Math.min(...values), high = Math.max(...values), span = high - low || 1;
+      const low = Math.min(...values), high = Math.max(...values), range = high - low || 1;
       const line = document.createElementNS(ns, "polyline");
-      line.setAttribute("points", series.map(([t, v]) => `${(1000 * t) / this.duration},${95 - (90 * (v - low)) / span}`).join(" "));
+      line.setAttribute("points", series.map(([t, v]) => `${(1000 * (t - this.start)) / span},${95 - (90 * (v - low)) / range}`).join(" "));
       line.setAttribute("fill", "none");
       line.setAttribute("stroke", colour);
       line.setAttribute("stroke-width", "2");
       line.setAttribute("vector-effect", "non-scaling-stroke");
       svg.append(line);
     }
-    const track = el("div", { class: "lane-track" }, svg);
-    return el("div", { class: "lane" }, el("span", { class: "lane-label", text: "Vitals: HR, SpO₂, SBP" }), track);
+    return el("div", { class: "lane" }, el("span", { class: "lane-label", text: "Vitals: HR, SpO₂, SBP" }), el("div", { class: "lane-track" }, svg));
   }
 
   placePlayheads(t) {
@@ -213,12 +297,21 @@ class Player {
     }
   }
 
-  // -- bookmarks ------------------------------------------------------------------------
+  // -- bookmarks and comments ---------------------------------------------------------------
+  async loadAnnotations() {
+    try {
+      this.annotations = (await getJson(this.api("/annotations"))).annotations;
+      this.renderBookmarks();
+    } catch (err) {
+      showProblem(`Could not load the bookmarks (${err.code}): ${err.message}`);
+    }
+  }
+
   renderBookmarks() {
     const sorted = [...this.annotations].sort((a, b) => a.start_s - b.start_s);
     this.bookmarkTrack?.replaceChildren(...sorted.map((a) => this.marker(a.start_s, a.text, "bookmark")));
     $("bookmarks").replaceChildren(...sorted.map((a) => {
-      const when = a.end_s == null ? clockText(a.start_s) : `${clockText(a.start_s)}–${clockText(a.end_s)}`;
+      const when = a.end_s == null ? clockText(a.start_s - this.start) : `${clockText(a.start_s - this.start)}–${clockText(a.end_s - this.start)}`;
       const go = el("button", { type: "button", class: "go", text: `Go to ${when}`, "aria-label": `Go to ${when}: ${a.text}` });
       go.addEventListener("click", () => this.seek(a.start_s));
       return el("li", { class: "bookmark-item" }, go, " ", document.createTextNode(a.text + (a.author ? ` — ${a.author}` : "")));
@@ -228,40 +321,34 @@ class Player {
   async addBookmark() {
     const text = $("bookmark-text").value.trim();
     if (!text) return;
-    const end = $("bookmark-end").value.trim();
-    const start = Math.round(this.now * 10) / 10;
-    const body = end === "" ? { kind: "bookmark", start_s: start, text } : { kind: "comment", start_s: start, end_s: Number(end), text };
+    const until = $("bookmark-end").value.trim();
+    const at = Math.round(this.seconds * 10) / 10;
+    const body = until === "" ? { start_s: at, text } : { start_s: at, end_s: this.start + Number(until), text };
     try {
-      const note = await getJson(`/api/sessions/${encodeURIComponent(this.info.id)}/annotations`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", ...(this.token ? { Authorization: `Bearer ${this.token}` } : {}) },
-        body: JSON.stringify(body),
+      const note = await getJson(this.api("/annotations"), {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
       });
       this.annotations.push(note);
       this.renderBookmarks();
       $("bookmark-form").reset();
-      announce(`Bookmark added at ${clockText(start)}`);
+      announce(`Bookmark added at ${clockText(at - this.start)}`);
     } catch (err) {
       showProblem(`Could not save the bookmark (${err.code}): ${err.message}`);
     }
   }
 }
 
-async function start() {
+function start() {
   const params = new URLSearchParams(location.search);
   const session = params.get("session");
-  if (!session) {
-    await listSessions();
+  const token = params.get("token");
+  if (!session || !token) {
+    listSessions();
     return;
   }
   $("main").hidden = false;
-  try {
-    const info = await getJson(`/api/sessions/${encodeURIComponent(session)}`);
-    const player = new Player(info, params.get("token") || "");
-    window.grandRounds = { player, HIDDEN, isHidden, get conn() { return player.conn; }, get mirror() { return player.conn.mirror; } };
-  } catch (err) {
-    showProblem(`Could not open session ${session} (${err.code}): ${err.message}`);
-  }
+  const player = new Player(session, token);
+  window.grandRounds = { player, HIDDEN, isHidden, get conn() { return player.conn; }, get mirror() { return player.conn.mirror; } };
 }
 
 start();
