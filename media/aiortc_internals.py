@@ -17,10 +17,14 @@ from typing import Any
 
 import aioice.ice
 import aiortc
+import aiortc.codecs
 import aiortc.codecs.base
+import aiortc.rtcrtpreceiver
+import aiortc.rtp
+import aiortc.sdp
 from aiortc import RTCPeerConnection, RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender
 from aiortc import clock as aiortc_clock
-from aiortc.codecs import is_rtx
+from aiortc.codecs import depayload, is_rtx
 from aiortc.codecs.base import Decoder, Encoder
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
@@ -37,6 +41,20 @@ from aiortc.rtp import (
     unwrap_rtx,
     wrap_rtx,
 )
+from aiortc.sdp import SessionDescription, candidate_from_sdp
+
+# Non-public aiortc names the rest of media/ uses, imported only through here.
+__all__ = [
+    "CodecGuard",
+    "ReceiverTap",
+    "RtpPacket",
+    "SenderTap",
+    "SessionDescription",
+    "candidate_from_sdp",
+    "depayload",
+    "missing_internals",
+    "use_host_addresses",
+]
 
 AIORTC_VERSION = "1.16.0"
 
@@ -76,6 +94,14 @@ REQUIRED: tuple[tuple[str, str], ...] = (
     ("aiortc.codecs.base", "Encoder"),
     ("aiortc.codecs.base", "Decoder"),
     ("aioice.ice", "get_host_addresses"),
+    ("aiortc.sdp", "SessionDescription"),
+    ("aiortc.sdp", "candidate_from_sdp"),
+    ("aiortc.codecs", "depayload"),
+    ("aiortc.rtp", "RtpPacket"),
+    ("aiortc.rtp", "wrap_rtx"),
+    ("aiortc.rtp", "unwrap_rtx"),
+    ("aiortc.rtcrtpreceiver", "NackGenerator"),
+    ("aiortc.rtcrtpreceiver", "StreamStatistics"),
 )
 
 
@@ -92,6 +118,10 @@ async def missing_internals() -> list[str]:
             "RTCRtpSender": transceiver.sender,
             "RTCDtlsTransport": transceiver.sender.transport,
             "aiortc.codecs.base": aiortc.codecs.base,
+            "aiortc.codecs": aiortc.codecs,
+            "aiortc.sdp": aiortc.sdp,
+            "aiortc.rtp": aiortc.rtp,
+            "aiortc.rtcrtpreceiver": aiortc.rtcrtpreceiver,
             "aioice.ice": aioice.ice,
         }
         for owner, name in REQUIRED:

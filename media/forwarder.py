@@ -16,9 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCRtpCodecParameters
-from aiortc.rtp import RtpPacket
 
-from media.aiortc_internals import ReceiverTap, SenderTap
+from media.aiortc_internals import ReceiverTap, RtpPacket, SenderTap
 from media.rewriter import RtpRewriter
 from media.speaking import SpeakingDetector
 from media.vp8 import is_keyframe_start

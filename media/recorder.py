@@ -14,9 +14,8 @@ from typing import Any, BinaryIO
 
 import msgpack
 from aiortc import RTCRtpCodecParameters
-from aiortc.codecs import depayload
-from aiortc.rtp import RtpPacket
 
+from media.aiortc_internals import RtpPacket, depayload
 from media.vp8 import is_keyframe_start
 
 #: Incomplete video frames kept waiting for late packets before being dropped.

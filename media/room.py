@@ -30,10 +30,14 @@ from aiortc import (
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
-from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from media import errors
-from media.aiortc_internals import ReceiverTap, SenderTap
+from media.aiortc_internals import (
+    ReceiverTap,
+    SenderTap,
+    SessionDescription,
+    candidate_from_sdp,
+)
 from media.errors import SignalError
 from media.forwarder import TrackOutput, TrackSource
 from media.recorder import TrackRecorder
