@@ -29,7 +29,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
+    "--allow-loopback-in-peer-connection", "--autoplay-policy=no-user-gesture-required",
 ]
 
 
@@ -64,18 +64,16 @@ class WebServer:
         return f"{self.base}/?room=demo&token={self.token(role, name)}"
 
 
-@pytest.fixture(scope="module")
-def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
-    data = tmp_path_factory.mktemp("web-data")
+def run_server(data: Path, command: list[str]) -> Iterator[WebServer]:
+    """Run a server process on a free port until the block ends; waits for /healthz."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--demo", "--host", "127.0.0.1",
-         "--port", str(port), "--data-dir", str(data)],
+        [sys.executable, "-m", *command, "--port", str(port), "--data-dir", str(data)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ},
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while True:
             try:
                 with urllib.request.urlopen(base + "/healthz", timeout=1):
@@ -90,9 +88,15 @@ def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
     finally:
         process.terminate()
         try:
-            process.wait(timeout=5)
+            process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="module")
+def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    data = tmp_path_factory.mktemp("web-data")
+    yield from run_server(data, ["server.cli", "serve", "--demo", "--host", "127.0.0.1"])
 
 
 @pytest.fixture(scope="module")
