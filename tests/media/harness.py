@@ -22,7 +22,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import av
 import numpy as np
@@ -42,6 +42,14 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 20.0
 
 use_host_addresses(["127.0.0.1"])
+
+
+class Signaller(Protocol):
+    """Whatever relays a client's rtc messages: the worker here, the supervisor."""
+
+    async def signal(
+        self, room: str, member: str, role: str, msg: dict[str, Any]
+    ) -> list[dict[str, Any]]: ...
 
 
 class WorkerProcess:
@@ -219,7 +227,7 @@ class Publisher:
 
 
 async def publish(
-    worker: WorkerProcess,
+    worker: Signaller,
     room: str,
     member: str,
     role: str,
@@ -298,7 +306,7 @@ class Subscriber:
 
 
 async def subscribe(
-    worker: WorkerProcess,
+    worker: Signaller,
     room: str,
     member: str,
     role: str = "spectator",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -113,4 +114,66 @@ async def test_recording_through_the_supervisor(tmp_path: Path) -> None:
         await supervisor.start_recording("r", tmp_path / "session" / "media", 0.0)
         # No media published: stopping yields an empty manifest, not an error.
         assert await supervisor.stop_recording("r") == []
+        nursery.cancel_scope.cancel()
+
+
+class _Bridge:
+    """Lets the asyncio test clients call the trio supervisor, like the room server."""
+
+    def __init__(self, supervisor: MediaSupervisor, token: trio.lowlevel.TrioToken) -> None:
+        self._supervisor = supervisor
+        self._token = token
+
+    async def signal(
+        self, room: str, member: str, role: str, msg: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        call = partial(
+            trio.from_thread.run,
+            self._supervisor.signal,
+            room,
+            member,
+            role,
+            msg,
+            trio_token=self._token,
+        )
+        return await asyncio.get_running_loop().run_in_executor(None, call)
+
+
+async def test_clients_renegotiate_after_a_worker_restart_and_media_flows_again(
+    tmp_path: Path,
+) -> None:
+    events: list[dict[str, Any]] = []
+
+    async def on_event(room: str, member: str | None, message: dict[str, Any]) -> None:
+        events.append(message)
+
+    config = MediaConfig(data_dir=tmp_path, ice_host_addresses=["127.0.0.1"])
+    supervisor = MediaSupervisor(config, on_event)
+
+    async def clients(bridge: _Bridge) -> None:
+        from tests.media.harness import publish, subscribe, wait_for
+
+        pub = await publish(bridge, "r", "alice", "participant", video=False)
+        sub = await subscribe(bridge, "r", "bob", role="participant")
+        audio = pub.tracks["audio"]
+        await wait_for(lambda: len(sub.received[audio].packets) > 20)
+
+        pid = supervisor.worker_pids()[0]
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await wait_for(lambda: any(e["op"] == "renegotiate" for e in events))
+        await pub.pc.close()
+        await sub.pc.close()
+
+        # What a client does on "renegotiate": publish and subscribe afresh.
+        pub = await publish(bridge, "r", "alice", "participant", video=False)
+        sub = await subscribe(bridge, "r", "bob", role="participant")
+        await wait_for(lambda: len(sub.received[pub.tracks["audio"]].packets) > 20)
+        await pub.pc.close()
+        await sub.pc.close()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(supervisor.run)
+        bridge = _Bridge(supervisor, trio.lowlevel.current_trio_token())
+        await trio.to_thread.run_sync(asyncio.run, clients(bridge))
         nursery.cancel_scope.cancel()
