@@ -116,7 +116,8 @@ def decode_client_frame(data: bytes) -> dict[str, Any]:
 
 
 # -- client messages ----------------------------------------------------------
-_STRICT = ConfigDict(extra="forbid", strict=False, frozen=True)
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+"""Strict: a string where a number belongs is refused, not converted (ints pass as floats)."""
 PoseValues = Annotated[list[float], Field(min_length=7, max_length=7)]
 
 
@@ -210,7 +211,7 @@ def canonical(obj: Any) -> Any:
         return {k: canonical(obj[k]) for k in sorted(obj, key=_key_order)}
     if isinstance(obj, list | tuple):
         return [canonical(v) for v in obj]
-    if isinstance(obj, float) and obj.is_integer():
+    if isinstance(obj, float) and obj.is_integer() and abs(obj) < 2**63:
         return int(obj)
     return obj
 

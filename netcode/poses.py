@@ -21,15 +21,17 @@ class PoseTable:
         self._reference: dict[int, RawPose] = {}
 
     def update(self, eid: int, pose: RawPose) -> bool:
-        """Offer a new raw pose; True when it changed what is published."""
+        """Offer a new raw pose; True when it was taken (it moved past the deadband).
+
+        A taken pose becomes the deadband's new reference even when it quantizes to
+        what is already published, so it shapes later decisions: the room records
+        every taken pose, which keeps a replay exact.
+        """
         reference = self._reference.get(eid)
         if reference is not None and not _moved(reference, pose):
             return False
-        quantized = quantize(pose)
         self._reference[eid] = pose
-        if self.published.get(eid) == quantized:
-            return False
-        self.published[eid] = quantized
+        self.published[eid] = quantize(pose)
         return True
 
     def remove(self, eid: int) -> None:

@@ -46,7 +46,7 @@ def as_raw_pose(values: Sequence[float]) -> RawPose:
     if any(abs(v) > POSITION_LIMIT_M for v in floats[:3]):
         raise PoseError(f"pose positions must be within {POSITION_LIMIT_M:g} m of the origin")
     norm = math.sqrt(sum(v * v for v in floats[3:]))
-    if norm < 1e-6:
+    if not math.isfinite(norm) or norm < 1e-6:
         raise PoseError("pose rotation must be a non-zero quaternion")
     floats[3:] = [v / norm for v in floats[3:]]
     return _FLOAT32x7.unpack(_FLOAT32x7.pack(*floats))

@@ -66,6 +66,19 @@ class _Entity:
     vis: dict[str, View]
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of the same types all the way down: 1 -> True is a change clients must see."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    return bool(a == b)
+
+
 def _seen(value: Any, vis: View, view: View) -> Any:
     return value if sees(view, vis) else HIDDEN
 
@@ -144,7 +157,7 @@ class CaseState:
         old_value = entity.values.get(field, _ABSENT)
         old_vis = entity.vis.get(field, View.SPECTATOR)
         new_vis = old_vis if vis is None else View(vis)
-        if old_value is not _ABSENT and old_value == value and old_vis == new_vis:
+        if old_value is not _ABSENT and _same(old_value, value) and old_vis == new_vis:
             return
         entity.values[field] = value
         entity.vis[field] = new_vis
@@ -152,7 +165,7 @@ class CaseState:
         for view in ALL_VIEWS:
             after = _seen(value, new_vis, view)
             before = _ABSENT if old_value is _ABSENT else _seen(old_value, old_vis, view)
-            changed = before is _ABSENT or (before is not after and before != after)
+            changed = before is _ABSENT or not _same(before, after)
             per_view.append(["set", eid, field, after] if changed else None)
         self._emit(("set", eid, field, value, int(new_vis)), tuple(per_view))
 
