@@ -20,7 +20,6 @@ from media.vp8 import is_keyframe_start
 
 #: Incomplete video frames kept waiting for late packets before being dropped.
 MAX_PENDING_FRAMES = 32
-FLUSH_EVERY = 50
 
 
 class _PendingFrame:
@@ -47,7 +46,9 @@ class TrackRecorder:
         self.dropped = 0
         self.first_arrival_ms: int | None = None
         self._session_start = session_start
-        self._file: BinaryIO = path.open("wb")
+        # Unbuffered: one write per frame, so a killed worker loses at most the
+        # frame being written (the reader stops at a truncated last record).
+        self._file: BinaryIO = path.open("wb", buffering=0)
         self._file.write(msgpack.packb(header, use_bin_type=True))
         self._pending: dict[int, _PendingFrame] = {}
         self._written: set[int] = set()
@@ -96,8 +97,6 @@ class TrackRecorder:
             self.first_arrival_ms = arrival_ms
         self._file.write(msgpack.packb([arrival_ms, timestamp, key, data], use_bin_type=True))
         self.frames += 1
-        if self.frames % FLUSH_EVERY == 0:
-            self._file.flush()
 
     def close(self) -> None:
         self._file.close()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -174,6 +176,18 @@ async def test_clients_renegotiate_after_a_worker_restart_and_media_flows_again(
 
     async with trio.open_nursery() as nursery:
         await nursery.start(supervisor.run)
+        recording = tmp_path / "session" / "media"
+        await supervisor.start_recording("r", recording, time.time())
         bridge = _Bridge(supervisor, trio.lowlevel.current_trio_token())
         await trio.to_thread.run_sync(asyncio.run, clients(bridge))
+        entries = await supervisor.stop_recording("r")
         nursery.cancel_scope.cancel()
+
+    # The recording survived the restart: one segment per worker, both remuxed.
+    audio = [e for e in entries if e["kind"] == "audio"]
+    assert len(audio) == 2, entries
+    for entry in audio:
+        assert entry["frames"] > 10 and entry["offset_ms"] >= 0
+        assert (recording / entry["file"]).stat().st_size > 0
+    assert audio[0]["offset_ms"] != audio[1]["offset_ms"]
+    assert json.loads((recording / "tracks.json").read_text()) == entries
