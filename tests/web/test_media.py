@@ -1,6 +1,7 @@
 """WebRTC in Chromium through the real media worker: a spectator page receives a
 participant's voice and the presenter's side-by-side stereo video (getStats shows audio
-samples and video frames decoded) and shows it as anaglyph."""
+samples and video frames decoded), shows the speaker as speaking, and shows the video
+as anaglyph."""
 
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ def test_spectator_receives_voice_and_stereo_video(media_server: WebServer, open
     assert stats.get("audioSamples", 0) > 0, f"no audio decoded: {stats}; {status}"
     assert stats.get("framesDecoded", 0) > 5, f"no video decoded: {stats}; {status}"
 
+    spectator.wait_for_function(
+        "() => document.querySelector('#participants .person.speaking')?.textContent.includes('Dr Voice')",
+        timeout=15_000)
     spectator.wait_for_selector("#stereo:not([hidden])")
     spectator.select_option("#stereo-mode", "anaglyph")
     time.sleep(0.5)

@@ -133,6 +133,7 @@ class App {
       status: $("media-status"), audio: $("media-audio"), stereo: $("stereo"), mode: $("stereo-mode"),
       micButton: $("media-mic"), shareButton: $("media-share"), listenButton: $("media-listen"),
     }, { audioOnly: this.lowBandwidth });
+    this.media.onSpeaking = () => { this.dirty = true; };
     $("media-listen").addEventListener("click", () => this.media.listen());
     if (role !== "spectator") {
       $("media-mic").hidden = false;
@@ -235,7 +236,7 @@ class App {
     const monitor = mirror.first("monitor");
     if (monitor) this.monitor.update(monitor.fields);
     renderCase($("case-panel"), mirror);
-    renderPeople($("participants"), mirror, this.conn.welcome?.member);
+    renderPeople($("participants"), mirror, this.conn.welcome?.member, this.media?.speaking);
     renderEvents($("events"), timeline(mirror));
     renderChat($("chat"), mirror.logs.chat || []);
     if (this.conn.role === "facilitator") {

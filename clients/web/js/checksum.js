@@ -1,11 +1,9 @@
 // The checksum of a view's state: CRC-32 of its canonical msgpack encoding
 // (docs/protocol.md "Checksums"; reference: netcode/codec.py `canonical`).
-// Maps keyed by integers are JS Maps (entities, poses); plain objects come from the
-// msgpack decoder, which turns integer keys into property names, so a key that is
-// written as a canonical decimal integer is taken to have been an integer.
-import { HIDDEN } from "./wire.js";
+// JS Maps keep their keys' types (the mirror's entities and poses); for plain objects
+// from the decoder, wire.js remembers which keys were integers; any other key is a string.
+import { HIDDEN, integerKeysOf } from "./wire.js";
 
-const INT_KEY = /^(0|-?[1-9][0-9]{0,15})$/;
 const utf8 = new TextEncoder();
 
 const CRC_TABLE = (() => {
@@ -85,9 +83,10 @@ function compareKeys(a, b) {
 
 function sortedEntries(value) {
   const raw = value instanceof Map ? [...value.entries()] : Object.entries(value);
+  const ints = value instanceof Map ? undefined : integerKeysOf(value);
   const keyed = raw.map(([k, v]) => {
     if (typeof k === "number") return { key: k, isInt: true, value: v };
-    if (INT_KEY.test(k)) return { key: Number(k), isInt: true, value: v };
+    if (ints && ints.has(k)) return { key: Number(k), isInt: true, value: v };
     return { key: k, isInt: false, bytes: utf8.encode(k), value: v };
   });
   return keyed.sort(compareKeys);
@@ -99,7 +98,7 @@ function write(w, value) {
   else if (value === true) w.u8(0xc3);
   else if (value === false) w.u8(0xc2);
   else if (typeof value === "number") {
-    if (Number.isInteger(value)) writeInt(w, value);
+    if (Number.isInteger(value) && Math.abs(value) < 2 ** 63) writeInt(w, value);
     else { w.u8(0xcb); w.reserve(8); w.view.setFloat64(w.len, value); w.len += 8; }
   } else if (typeof value === "string") writeString(w, value);
   else if (value instanceof Uint8Array) {

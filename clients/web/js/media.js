@@ -27,6 +27,7 @@ export class Media {
     this.subSeq = 0;
     this.unavailable = false;
     this.stereoVideo = null;
+    this.speaking = new Set(); // member ids the media worker hears speaking
     conn.addEventListener("rtc", (e) => this.onMessage(e.detail));
     conn.addEventListener("error-msg", (e) => {
       if (e.detail.code === "media_unavailable") this.setUnavailable(e.detail.msg);
@@ -222,6 +223,10 @@ export class Media {
         for (const t of message.added || []) this.tracks.set(t.track, t);
         for (const id of message.removed || []) this.tracks.delete(id);
         if ((message.added || []).some((t) => !this.isMine(t))) this.subscribe();
+        break;
+      case "speaking":
+        if (message.speaking) this.speaking.add(message.member); else this.speaking.delete(message.member);
+        this.onSpeaking?.();
         break;
       case "renegotiate":
         this.restart();

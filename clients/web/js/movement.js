@@ -13,8 +13,8 @@ export class DesktopMover {
   constructor(scene, conn) {
     this.scene = scene;
     this.conn = conn;
-    this.x = 0.6 - Math.random() * 1.2;
-    this.z = 2.6;
+    this.x = 1.2 - Math.random() * 2.4;
+    this.z = 2.0;
     this.yaw = 0;
     this.pitch = -0.25;
     this.keys = new Set();

@@ -37,14 +37,16 @@ export function renderCase(root, mirror) {
   root.replaceChildren(...parts.filter((p) => p !== undefined && p !== null));
 }
 
-export function renderPeople(list, mirror, selfMember) {
+/** Avatars with their state; `speakingMembers` adds what the media worker hears. */
+export function renderPeople(list, mirror, selfMember, speakingMembers = new Set()) {
   const avatars = [...mirror.find("avatar").entries()];
   if (!avatars.length) {
     list.replaceChildren(el("li", { class: "muted", text: "Nobody with an avatar yet." }));
     return;
   }
   list.replaceChildren(...avatars.map(([id, a]) => {
-    const state = a.connected === false ? "disconnected" : a.speaking ? "speaking" : "connected";
+    const speaking = a.speaking === true || speakingMembers.has(String(a.member)) || speakingMembers.has(a.member);
+    const state = a.connected === false ? "disconnected" : speaking ? "speaking" : "connected";
     const icon = state === "speaking" ? "🔊" : state === "disconnected" ? "⨯" : "●";
     return el("li", { class: `person ${state}`, "data-avatar": id },
       el("span", { class: "person-icon", "aria-hidden": "true", text: icon }),

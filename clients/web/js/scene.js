@@ -28,7 +28,7 @@ export class RoomScene {
     this.scene = new THREE.Scene();
     this.scene.background = new THREE.Color(0x1b2430);
     this.camera = new THREE.PerspectiveCamera(60, 16 / 9, 0.05, 100);
-    this.camera.position.set(0, 2.4, 3.2);
+    this.camera.position.set(0, 3.0, 4.6);
     this.camera.lookAt(0, 0.9, 0);
     this.scene.add(new THREE.HemisphereLight(0xffffff, 0x334455, 2.2));
     const sun = new THREE.DirectionalLight(0xffffff, 1.2);
