@@ -10,12 +10,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from replay.reader import Session
 from server.replay_cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_session_loses_at_most_the_last_second(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.replay.crash_writer", str(tmp_path)],
@@ -43,3 +46,37 @@ def test_sigkill_mid_session_loses_at_most_the_last_second(tmp_path: Path) -> No
     assert session.manifest.status == "repaired"
     last_tick = session.tick_range()[1]
     assert must_have > 0 and last_tick >= must_have
+
+
+@pytest.mark.slow
+def test_a_real_server_killed_mid_session_repairs_and_verifies(tmp_path: Path) -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--demo", "--port", "0",
+         "--data-dir", str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    bots = None
+    try:
+        assert server.stdout is not None
+        url = next(line.split("serving on ")[1].strip()
+                   for line in server.stdout if "serving on" in line)
+        bots = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "bots", "--server", url, "--data-dir",
+             str(tmp_path), "--participants", "3", "--seconds", "30"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(4)
+    finally:
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait()
+        if bots is not None:
+            bots.kill()
+            bots.wait()
+    (session_id,) = [p.name for p in (tmp_path / "sessions").iterdir()]
+    d = ["--data-dir", str(tmp_path)]
+    assert cli(["verify", session_id, *d]) == 1
+    assert cli(["repair", session_id, *d]) == 0
+    assert cli(["verify", session_id, *d]) == 0
+    session = Session.open(tmp_path, session_id)
+    assert any(r.kind == "join" for r in session.records())
+    assert session.tick_range()[1] > 30
