@@ -217,14 +217,18 @@ class Session:
                 raise ReplayError(damage.code, damage.describe(self.tick_hz))
             offset = fmt.HEADER.size
 
-    def records(self, from_tick: int | None = None, to_tick: int | None = None) -> Iterator[Record]:
-        """Records in order; with `from_tick`, starting at the keyframe at or before it."""
+    def records(
+        self, from_tick: int | None = None, to_tick: int | None = None,
+        kinds: frozenset[str] | None = None,
+    ) -> Iterator[Record]:
+        """Records in order, of ticks `from_tick`..`to_tick` (reached through the keyframe
+        index), optionally only those of `kinds` (the others are skipped undecoded)."""
         start = None
         if from_tick is not None:
             k = self._keyframe_at(from_tick)
             if k is not None:
                 start = (k[1], k[2])
-        for _, frame in self.frames(start):
+        for _, frame in self.frames(start, kinds):
             if to_tick is not None and frame.record.tick > to_tick:
                 return
             if from_tick is None or frame.record.tick >= from_tick:

@@ -21,7 +21,8 @@ from rooms.room import Room, RoomConfig
 from rooms.scenario import Scenario
 
 INPUT_KINDS = frozenset(
-    {"start", "tick", "join", "reconnect", "disconnect", "leave", "intent", "pose", "end"}
+    {"start", "tick", "join", "reconnect", "disconnect", "leave", "intent", "pose", "end",
+     "speaking"}
 )
 """Record kinds that `Room.replay_inputs` consumes; every other kind is an output."""
 

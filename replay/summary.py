@@ -13,6 +13,8 @@ from typing import Any
 from replay.manifest import pseudonym
 from replay.reader import Session
 
+SUMMARY_KINDS = frozenset({"join", "leave", "expire", "intent", "reply", "ended", "op"})
+
 
 @dataclass(slots=True)
 class Action:
@@ -47,9 +49,9 @@ def summarize(session: Session) -> Summary:
                 m.started_at, session.tick_hz)
     monitors: set[int] = set()
     open_intents: dict[tuple[Any, Any], Action] = {}
-    for record in session.records():
+    s.end_s = session.time_range()[1]
+    for record in session.records(kinds=SUMMARY_KINDS):
         t, data = session.seconds(record.tick), record.data
-        s.end_s = t
         if record.kind == "join":
             s.members[data["member"]] = {
                 "role": data.get("role"), "name": data.get("name", ""), "joined_s": t,
