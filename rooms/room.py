@@ -29,7 +29,9 @@ from rooms.scenario import Actor, Clock, IntentRefused, Scenario
 
 PARTS: Final = ("head", "left", "right")
 MAX_QUEUED_INPUTS: Final = 4096
-ROOM_ACTIONS: Final = frozenset({"chat", "ask", "grab", "release", "pause", "resume", "end"})
+ROOM_ACTIONS: Final = frozenset(
+    {"chat", "ask", "grab", "release", "pause", "resume", "end", "present", "remove"}
+)
 _ACTION_ROLES: Final[dict[str, frozenset[Role]]] = {
     "chat": frozenset({Role.PARTICIPANT, Role.FACILITATOR}),
     "ask": frozenset({Role.SPECTATOR, Role.PARTICIPANT}),
@@ -38,6 +40,8 @@ _ACTION_ROLES: Final[dict[str, frozenset[Role]]] = {
     "pause": frozenset({Role.FACILITATOR}),
     "resume": frozenset({Role.FACILITATOR}),
     "end": frozenset({Role.FACILITATOR}),
+    "present": frozenset({Role.FACILITATOR}),
+    "remove": frozenset({Role.FACILITATOR}),
 }
 MAX_TEXT: Final = 2000
 
@@ -130,6 +134,8 @@ class Room:
         self._keyframe_every = max(1, round(self.config.keyframe_seconds * self.config.tick_hz))
         self._keyframe_due = False
         self._published_poses: dict[int, tuple[int, int, int, int]] = {}
+        self.removed_by_facilitator: list[int] = []
+        """Members the facilitator removed since the host last looked (it disconnects them)."""
 
     # -- lifecycle --------------------------------------------------------------
     @property
@@ -208,6 +214,15 @@ class Room:
     def request_end(self, reason: str) -> None:
         """End the room at the next tick (idle timeout, shutdown, an admin's request)."""
         self._submit("end", 0, {"reason": reason[:200]})
+
+    def set_speaking(self, member_id: int, speaking: bool) -> None:
+        """The media worker heard this member start or stop speaking."""
+        if member_id in self.members:
+            self._submit("speaking", member_id, {"speaking": bool(speaking)})
+
+    def is_presenter(self, member_id: int) -> bool:
+        member = self.members.get(member_id)
+        return bool(member and member.avatar and self.world.get(member.avatar, "presenter"))
 
     def submit(self, member_id: int, reply_id: int, action: str, args: Mapping[str, Any]) -> None:
         """Queue an intent; its `Reply` comes out of the next `tick()`."""
@@ -336,6 +351,9 @@ class Room:
                 self.world.set(member.avatar, "connected", False)
         elif kind == "leave":
             self._remove(member)
+        elif kind == "speaking":
+            if member.avatar is not None:
+                self.world.set(member.avatar, "speaking", data["speaking"])
         elif kind == "intent":
             return self._apply_intent(member, data["id"], data["do"], data["args"])
         return None
@@ -401,6 +419,25 @@ class Room:
                 self._set_holder(obj, None)
             else:
                 raise IntentRefused("not_holder", f"you do not hold object {obj}")
+        elif action in ("present", "remove"):
+            target = self.members.get(args.get("member"))  # type: ignore[arg-type]
+            if target is None or target.avatar is None:
+                raise IntentRefused(
+                    "unknown_member", f"no member {args.get('member')!r} with an avatar"
+                )
+            if action == "present":
+                self.world.set(target.avatar, "presenter", bool(args.get("on", True)))
+            else:
+                self.world.log(
+                    "events",
+                    {
+                        "t": self.clock.seconds,
+                        "kind": "room",
+                        "text": f"{target.name} was removed by {member.name}",
+                    },
+                )
+                self._remove(target)
+                self.removed_by_facilitator.append(target.id)
         elif action == "pause":
             if self.status is not RoomStatus.RUNNING:
                 raise IntentRefused("bad_state", f"the room is {self.status.value}, not running")
@@ -443,6 +480,7 @@ class Room:
                 "role": member.role.value,
                 "connected": member.connected,
                 "speaking": False,
+                "presenter": False,
             },
         )
         for part in PARTS:
@@ -520,3 +558,5 @@ class Room:
                 )
             elif record.kind == "end":
                 self.request_end(data["reason"])
+            elif record.kind == "speaking":
+                self.set_speaking(data["member"], data["speaking"])

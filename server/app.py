@@ -7,6 +7,7 @@ nothing left running.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import secrets
 import signal
@@ -24,6 +25,8 @@ from server.api import Api
 from server.client_socket import binary_frame
 from server.config import Settings
 from server.http import handle_connection
+from server.media_bridge import MediaBridge
+from server.media_supervisor import MediaConfig, MediaSupervisor
 from server.metrics import Metrics
 from server.room_host import RoomHost
 from server.scenarios import DEFAULT_CASE, make_scenario
@@ -44,6 +47,7 @@ class Server:
         self._nursery: trio.Nursery | None = None
         self._room_nursery: trio.Nursery | None = None
         self.on_room_created: list[Callable[[RoomHost], None]] = []
+        self.media: MediaBridge | None = None
 
     # -- rooms ------------------------------------------------------------------
     def create_room(
@@ -138,6 +142,7 @@ class Server:
                 self.port = listeners[0].socket.getsockname()[1]
                 if self.settings.port == 0:
                     self.settings = self.settings.model_copy(update={"port": self.port})
+                await self._start_media(nursery)
                 try:
                     async with trio.open_nursery() as rooms:
                         self._room_nursery = rooms
@@ -154,6 +159,29 @@ class Server:
                     with trio.CancelScope(shield=True):
                         await self._end_all_rooms("the server is shutting down")
                     nursery.cancel_scope.cancel()
+
+    async def _start_media(self, nursery: trio.Nursery) -> None:
+        """Start the media workers, unless disabled; without them rooms run without media."""
+        if self.settings.media_workers == 0:
+            return
+        if importlib.util.find_spec("aiortc") is None:
+            log.warning("media disabled: aiortc is not installed (install the 'media' extra)")
+            return
+        config = MediaConfig(
+            data_dir=self.settings.data_dir / "media-control",
+            workers=self.settings.media_workers,
+            ice_servers=list(self.settings.ice_servers),
+            ice_host_addresses=self.settings.ice_host_addresses,
+        )
+
+        async def on_event(room: str, member: str | None, message: dict[str, Any]) -> None:
+            if self.media is not None:
+                await self.media.on_event(room, member, message)
+
+        supervisor = MediaSupervisor(config, on_event)
+        await nursery.start(supervisor.run)
+        self.media = MediaBridge(supervisor, nursery)
+        self.on_room_created.append(self.media.attach)
 
     async def _serve(self, listeners: list[trio.SocketListener], clients: trio.Nursery) -> None:
         await trio.serve_listeners(self._handle, listeners, handler_nursery=clients)

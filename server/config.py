@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     send_queue_bytes: int = Field(default=512 * 1024, ge=16 * 1024)
     slow_drop_seconds: float = Field(default=5.0, gt=0)
     client_timeout_seconds: float = Field(default=30.0, gt=0)
+    media_workers: int = Field(default=1, ge=0, le=16)
+    """Media worker processes (0: no voice or video)."""
+    ice_servers: list[dict[str, str]] = Field(default_factory=list)
+    """STUN/TURN servers for real deployments, as RTCIceServer maps; none on loopback."""
+    ice_host_addresses: list[str] | None = None
+    """Gather ICE candidates only on these addresses (e.g. ["127.0.0.1"] in tests)."""
     rate_per_second: float = Field(default=100.0, gt=0)
     rate_burst: float = Field(default=200.0, gt=0)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,11 @@ from server.config import Settings
 from server.metrics import Metrics
 
 RtcHandler = Callable[["RoomHost", "Link", Rtc], None]
+DetachHook = Callable[["RoomHost", int], None]
+StopHook = Callable[["RoomHost"], Awaitable[None]]
 FLUSH_INTERVAL_SECONDS = 0.5
+STOP_HOOK_SECONDS = 60.0
+"""Longest a room's end waits for a hook (e.g. remuxing its media) before sealing."""
 
 
 @dataclass(eq=False, slots=True)
@@ -67,6 +71,8 @@ class RoomHost:
         self._sessions: dict[str, int] = {}
         self.created_at = time.time()
         self.rtc_handler: RtcHandler | None = None
+        self.on_detach: list[DetachHook] = []
+        self.on_stop: list[StopHook] = []
         self._stopped = trio.Event()
 
     @property
@@ -149,6 +155,8 @@ class RoomHost:
             return
         del self.links[link.member.id]
         self.metrics.clients.labels(link.member.role.value).dec()
+        for hook in self.on_detach:
+            hook(self, link.member.id)
         if self.ended or self._stopped.is_set():
             return
         if left:
@@ -219,6 +227,9 @@ class RoomHost:
                     nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
+                for hook in self.on_stop:
+                    with trio.move_on_after(STOP_HOOK_SECONDS):
+                        await hook(self)
                 if self.writer is not None:
                     await trio.to_thread.run_sync(self.writer.close)
                     self._report_recording(self.writer)
@@ -253,6 +264,11 @@ class RoomHost:
                     self.reply(reply)
                 for member_id in result.removed:
                     self._forget(member_id)
+                for member_id in self.room.removed_by_facilitator:
+                    self._forget(member_id)
+                    if (removed := self.links.get(member_id)) is not None:
+                        self.drop(removed, "removed", "the facilitator removed you from the room")
+                self.room.removed_by_facilitator.clear()
                 self._fan_out()
                 self.metrics.tick_seconds.observe(time.perf_counter() - started)
                 if result.ended:

@@ -22,6 +22,7 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
         tick_hz=30,
         grace_seconds=2.0,
         slow_drop_seconds=2.0,
+        media_workers=0,
     )
     instance = Server(settings)
     async with trio.open_nursery() as nursery:

@@ -21,7 +21,9 @@ from server.config import Settings
 @pytest.fixture
 async def tight_server(tmp_path: Path) -> AsyncIterator[Server]:
     """Small kernel send buffers, so a stalled reader fills them in a moment."""
-    settings = Settings(port=0, data_dir=tmp_path, slow_drop_seconds=1.0, socket_send_buffer=4096)
+    settings = Settings(
+        port=0, data_dir=tmp_path, slow_drop_seconds=1.0, socket_send_buffer=4096, media_workers=0
+    )
     instance = Server(settings)
     async with trio.open_nursery() as nursery:
         await nursery.start(
