@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 import trio
 
@@ -58,6 +59,11 @@ async def test_serve_demo_prints_links_and_sigterm_shuts_down_cleanly(tmp_path: 
         assert set(links) == {"facilitator", "participant", "spectator"}
         token = links["participant"].split("token=")[1]
         ws = url.replace("http", "ws") + "/ws"
+        children: list[psutil.Process] = []
+        with trio.fail_after(20):  # the media worker is a supervised child process
+            while not children:
+                children = psutil.Process(process.pid).children(recursive=True)
+                await trio.sleep(0.1)
         async with connect(ws, token) as client:
             await client.wait_for(lambda m: m.find("monitor"))
             process.send_signal(signal.SIGTERM)
@@ -67,6 +73,8 @@ async def test_serve_demo_prints_links_and_sigterm_shuts_down_cleanly(tmp_path: 
         with trio.fail_after(10):
             code = await process.wait()
         assert code == 0
+        _, alive = psutil.wait_procs(children, timeout=5)
+        assert not alive, f"orphaned processes: {alive}"
     finally:
         if process.returncode is None:
             process.kill()
