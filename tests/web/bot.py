@@ -41,9 +41,11 @@ class WalkingBot:
                 while not self._stop.is_set():
                     step += 1
                     self.x = round(((step // 3) % 20) * 0.05 - 0.5, 3)  # back and forth, 5 cm steps
-                    await client.send_pose(head=still_pose(self.x, 1.6, -1.0),
-                                           left=still_pose(self.x - 0.2, 1.1, -0.8),
-                                           right=still_pose(self.x + 0.2, 1.1, -0.8))
+                    await client.send_pose(
+                        head=still_pose(self.x, 1.6, -1.0),
+                        left=still_pose(self.x - 0.2, 1.1, -0.8),
+                        right=still_pose(self.x + 0.2, 1.1, -0.8),
+                    )
                     await trio.sleep(0.05)
         except BaseException as exc:  # reported by __enter__ or the test
             self.error = exc

@@ -26,10 +26,18 @@ AXE = ROOT / "clients" / "web" / "vendor" / "axe.min.js"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection", "--autoplay-policy=no-user-gesture-required",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--enable-unsafe-swiftshader",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
 ]
 
 
@@ -54,8 +62,13 @@ class WebServer:
         if name:
             body["name"] = name
         request = urllib.request.Request(
-            f"{self.base}/api/rooms/demo/tokens", data=json.dumps(body).encode(), method="POST",
-            headers={"Authorization": f"Bearer {self.admin_key}", "Content-Type": "application/json"},
+            f"{self.base}/api/rooms/demo/tokens",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={
+                "Authorization": f"Bearer {self.admin_key}",
+                "Content-Type": "application/json",
+            },
         )
         with urllib.request.urlopen(request, timeout=5) as response:
             return str(json.load(response)["token"])
@@ -69,7 +82,10 @@ def run_server(data: Path, command: list[str]) -> Iterator[WebServer]:
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", *command, "--port", str(port), "--data-dir", str(data)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ},
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -123,7 +139,9 @@ def open_page(browser: Any) -> Iterator[Callable[[str], Any]]:
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(url)
-        page.wait_for_function("() => window.grandRounds && window.grandRounds.mirror.tick !== null")
+        page.wait_for_function(
+            "() => window.grandRounds && window.grandRounds.mirror.tick !== null"
+        )
         return page
 
     yield opener

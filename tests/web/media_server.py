@@ -40,21 +40,24 @@ async def main(port: int, data_dir: Path) -> None:
                 link.sock.send(encode({**message, "t": "rtc"}))
 
     supervisor = MediaSupervisor(
-        MediaConfig(data_dir=data_dir / "media", ice_host_addresses=["127.0.0.1"]), on_event)
+        MediaConfig(data_dir=data_dir / "media", ice_host_addresses=["127.0.0.1"]), on_event
+    )
 
     async with trio.open_nursery() as nursery:
         await nursery.start(supervisor.run)
 
         async def relay(host: RoomHost, link: Link, message: dict[str, Any]) -> None:
-            replies = await supervisor.signal(host.room.id, str(link.member.id),
-                                              media_role(link), message)
+            replies = await supervisor.signal(
+                host.room.id, str(link.member.id), media_role(link), message
+            )
             for reply in replies:
                 link.sock.send(encode({**reply, "t": "rtc"}))
 
         def wire(ready: Server) -> None:
             for host in ready.rooms.values():
                 host.rtc_handler = lambda host, link, msg: nursery.start_soon(
-                    relay, host, link, {k: v for k, v in msg.model_dump().items() if k != "t"})
+                    relay, host, link, {k: v for k, v in msg.model_dump().items() if k != "t"}
+                )
             print("ready", flush=True)
 
         await server.run(demo=True, on_ready=wire)

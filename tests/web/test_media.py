@@ -1,7 +1,7 @@
 """WebRTC in Chromium through the real media worker: a spectator page receives a
 participant's voice and the presenter's side-by-side stereo video (getStats shows audio
-samples and video frames decoded), shows the speaker as speaking, and shows the video
-as anaglyph."""
+samples and video frames decoded), shows the speaker as speaking, sees the facilitator
+mute them, and shows the video as anaglyph."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ def test_spectator_receives_voice_and_stereo_video(media_server: WebServer, open
     speaker = open_page(media_server.page_url("participant", "Dr Voice"))
     presenter = open_page(media_server.page_url("participant", "Presenter Scope"))
     speaker.click("#media-mic")
-    speaker.wait_for_function("() => document.querySelector('#media-mic').getAttribute('aria-pressed') === 'true'")
+    speaker.wait_for_function(
+        "() => document.querySelector('#media-mic').getAttribute('aria-pressed') === 'true'"
+    )
     presenter.click("#media-share")
 
     deadline = time.monotonic() + 30
@@ -48,12 +50,28 @@ def test_spectator_receives_voice_and_stereo_video(media_server: WebServer, open
     assert stats.get("framesDecoded", 0) > 5, f"no video decoded: {stats}; {status}"
 
     spectator.wait_for_function(
-        "() => document.querySelector('#participants .person.speaking')?.textContent.includes('Dr Voice')",
-        timeout=15_000)
+        "() => document.querySelector('#participants .person.speaking')"
+        "?.textContent.includes('Dr Voice')",
+        timeout=15_000,
+    )
+    console = open_page(media_server.page_url("facilitator", "Dr Lead"))
+    console.wait_for_function(
+        "() => [...window.grandRounds.media.tracks.values()].some(t => t.kind === 'audio')"
+    )
+    console.click("button[aria-label='Mute Dr Voice']")
+    console.wait_for_selector("button[aria-label='Unmute Dr Voice']")
+    spectator.wait_for_function(
+        "() => [...window.grandRounds.media.tracks.values()]"
+        ".some(t => t.kind === 'audio' && t.muted)"
+    )
     spectator.wait_for_selector("#stereo:not([hidden])")
     spectator.select_option("#stereo-mode", "anaglyph")
     time.sleep(0.5)
     canvas, video = spectator.evaluate(
-        "() => [document.querySelector('#stereo canvas').width, document.querySelector('#stereo video').videoWidth]")
-    assert video > 0 and canvas == video // 2, "anaglyph shows one eye's width of the side-by-side frame"
+        "() => [document.querySelector('#stereo canvas').width,"
+        " document.querySelector('#stereo video').videoWidth]"
+    )
+    assert video > 0 and canvas == video // 2, (
+        "anaglyph shows one eye's width of the side-by-side frame"
+    )
     keep(screenshot(spectator, "spectator-media"), "spectator-media.png")

@@ -31,7 +31,8 @@ def record_a_session(server: WebServer) -> float:
             assert reply.ok, reply
             at = client.mirror.tick / client.welcome["tick_hz"]
             await client.wait_for(
-                lambda m: any(f.get("hr") == HR_OVERRIDE for f in m.find("monitor").values()))
+                lambda m: any(f.get("hr") == HR_OVERRIDE for f in m.find("monitor").values())
+            )
             await trio.sleep(2.0)
             reply = await client.intent("reveal", test=next(iter(CASE.investigations)))
             assert reply.ok, reply
@@ -43,7 +44,9 @@ def record_a_session(server: WebServer) -> float:
 
 def admin_post(server: WebServer, path: str, body: dict[str, Any]) -> Any:
     request = urllib.request.Request(
-        server.base + path, data=json.dumps(body).encode(), method="POST",
+        server.base + path,
+        data=json.dumps(body).encode(),
+        method="POST",
         headers={"Authorization": f"Bearer {server.admin_key}", "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=5) as response:
@@ -66,8 +69,11 @@ def test_replay_viewer_seeks_to_a_bookmark(web_server: WebServer, browser: Any) 
     page.click("#sessions button")
     page.wait_for_function("() => window.grandRounds && window.grandRounds.mirror.tick !== null")
     sid = page.evaluate("() => window.grandRounds.player.sessionId")
-    admin_post(web_server, f"/api/sessions/{sid}/annotations",
-               {"start_s": override_at + 1.0, "text": "Heart rate overridden"})
+    admin_post(
+        web_server,
+        f"/api/sessions/{sid}/annotations",
+        {"start_s": override_at + 1.0, "text": "Heart rate overridden"},
+    )
     page.reload()
     page.wait_for_function("() => window.grandRounds && window.grandRounds.mirror.tick !== null")
 
@@ -88,11 +94,15 @@ def test_replay_viewer_seeks_to_a_bookmark(web_server: WebServer, browser: Any) 
     page.fill("#seek", page.get_attribute("#seek", "max") or "0")
     page.dispatch_event("#seek", "change")
     page.wait_for_function(
-        "(name) => document.querySelector('#case-panel').textContent.includes(name)", arg=result_name)
+        "(name) => document.querySelector('#case-panel').textContent.includes(name)",
+        arg=result_name,
+    )
 
     page.click("#play")
-    page.wait_for_function("() => document.querySelector('#play').getAttribute('aria-pressed') === 'true'"
-                           " || document.querySelector('#play').textContent === 'Play'")
+    page.wait_for_function(
+        "() => document.querySelector('#play').getAttribute('aria-pressed') === 'true'"
+        " || document.querySelector('#play').textContent === 'Play'"
+    )
     page.fill("#bookmark-text", "Result seen")
     page.click("#bookmark-form button")
     page.wait_for_function("() => document.querySelectorAll('#bookmarks li').length === 2")

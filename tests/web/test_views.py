@@ -18,7 +18,9 @@ pytestmark = pytest.mark.slow
 
 CASE = next(c for c in shipped_cases() if c.id == DEFAULT_CASE)
 SECRET = CASE.summary  # the answer key's summary: facilitator only
-VITALS_JS = "() => [...document.querySelectorAll('.vital .value')].map(n => n.textContent).join(' ')"
+VITALS_JS = (
+    "() => [...document.querySelectorAll('.vital .value')].map(n => n.textContent).join(' ')"
+)
 DOC_SHOTS = ROOT / "docs" / "screenshots"
 
 
@@ -37,7 +39,8 @@ def head_of(page: Any, member: int) -> Any:
             const m = window.grandRounds.mirror;
             const avatar = [...m.find('avatar')].find(([, a]) => a.member === member);
             if (!avatar) return null;
-            const head = [...m.find('part')].find(([, p]) => p.avatar === avatar[0] && p.part === 'head');
+            const head = [...m.find('part')]
+                .find(([, p]) => p.avatar === avatar[0] && p.part === 'head');
             return head ? window.grandRounds.app.scene.positionOf(head[0]) : null;
         }""",
         member,
@@ -59,7 +62,9 @@ def test_spectator_sees_vitals_and_a_moving_avatar_but_no_hidden_fields(
     with WalkingBot(web_server.ws, web_server.token("participant", "Dr Bot")) as bot:
         assert bot.member is not None
         page.wait_for_function(
-            "(name) => document.querySelector('#participants').textContent.includes(name)", arg="Dr Bot")
+            "(name) => document.querySelector('#participants').textContent.includes(name)",
+            arg="Dr Bot",
+        )
         positions = set()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and len(positions) < 4:
@@ -84,7 +89,9 @@ def test_spectator_sees_vitals_and_a_moving_avatar_but_no_hidden_fields(
     keep(shot, "spectator.png")
 
 
-def test_participant_moves_by_keyboard_chats_and_documents(web_server: WebServer, open_page: Any) -> None:
+def test_participant_moves_by_keyboard_chats_and_documents(
+    web_server: WebServer, open_page: Any
+) -> None:
     page = open_page(web_server.page_url("participant", "Dr Keys"))
     page.wait_for_selector("#act-note")
     before = head_of(page, page.evaluate("() => window.grandRounds.conn.welcome.member"))
@@ -97,7 +104,8 @@ def test_participant_moves_by_keyboard_chats_and_documents(web_server: WebServer
         """([member, z]) => {
             const m = window.grandRounds.mirror;
             const avatar = [...m.find('avatar')].find(([, a]) => a.member === member);
-            const head = avatar && [...m.find('part')].find(([, p]) => p.avatar === avatar[0] && p.part === 'head');
+            const head = avatar && [...m.find('part')]
+                .find(([, p]) => p.avatar === avatar[0] && p.part === 'head');
             const pose = head && m.poses.get(head[0]);
             return pose && (z === null || pose[2] < z * 1000 - 300);
         }""",
@@ -105,24 +113,36 @@ def test_participant_moves_by_keyboard_chats_and_documents(web_server: WebServer
     )
     page.fill("#chat-text", "Lactate please")
     page.press("#chat-text", "Enter")
-    page.wait_for_function("() => document.querySelector('#chat').textContent.includes('Lactate please')")
+    page.wait_for_function(
+        "() => document.querySelector('#chat').textContent.includes('Lactate please')"
+    )
     page.fill("#act-note-text", "Started antibiotics at 0:40")
     page.click("#act-note button[type=submit]")
-    page.wait_for_function("() => document.querySelector('#act-note-status').textContent.includes('done')")
+    page.wait_for_function(
+        "() => document.querySelector('#act-note-status').textContent.includes('done')"
+    )
     shot = screenshot(page, "participant")
     keep(shot, "participant.png")
 
 
-def test_facilitator_pause_freezes_the_spectators_monitor(web_server: WebServer, open_page: Any) -> None:
+def test_facilitator_pause_freezes_the_spectators_monitor(
+    web_server: WebServer, open_page: Any
+) -> None:
     spectator = open_page(web_server.page_url("spectator"))
     spectator.fill("#ask-text", "Why not start with a CT?")
     spectator.click("#ask-form button")
     console = open_page(web_server.page_url("facilitator", "Dr Lead"))
-    console.wait_for_function("() => document.querySelector('#questions').textContent.includes('CT?')")
-    assert SECRET[:40] in console.evaluate("() => document.querySelector('#answer-key').textContent")
+    console.wait_for_function(
+        "() => document.querySelector('#questions').textContent.includes('CT?')"
+    )
+    assert SECRET[:40] in console.evaluate(
+        "() => document.querySelector('#answer-key').textContent"
+    )
 
     console.click("#ctl-pause")
-    spectator.wait_for_function("() => document.querySelector('#room-status').textContent === 'Paused'")
+    spectator.wait_for_function(
+        "() => document.querySelector('#room-status').textContent === 'Paused'"
+    )
     time.sleep(0.5)
     assert len(vitals_over(spectator, 3.0)) == 1, "the vitals changed while the case was paused"
 
@@ -133,26 +153,35 @@ def test_facilitator_pause_freezes_the_spectators_monitor(web_server: WebServer,
     keep(shot, "facilitator.png")
 
     console.click("#ctl-resume")
-    spectator.wait_for_function("() => document.querySelector('#room-status').textContent === 'Running'")
+    spectator.wait_for_function(
+        "() => document.querySelector('#room-status').textContent === 'Running'"
+    )
     assert len(vitals_over(spectator, 3.0)) > 1, "the vitals did not change after resuming"
 
     console.select_option("#act-override-signal", "hr")
     console.fill("#act-override-value", "163")
     console.fill("#act-override-for_s", "120")
     console.click("#act-override button[type=submit]")
-    console.wait_for_function("() => document.querySelector('#act-override-status').textContent.includes('done')")
+    console.wait_for_function(
+        "() => document.querySelector('#act-override-status').textContent.includes('done')"
+    )
     spectator.wait_for_function("""() => {
         const tile = document.querySelector('.vital[data-signal=hr]');
-        return tile.querySelector('.value').textContent === '163' && tile.classList.contains('overridden')
+        return tile.querySelector('.value').textContent === '163'
+            && tile.classList.contains('overridden')
             && tile.textContent.includes('HIGH');
     }""")
-    spectator.wait_for_function("() => document.querySelector('#events').textContent.includes('facilitator override')")
+    spectator.wait_for_function(
+        "() => document.querySelector('#events').textContent.includes('facilitator override')"
+    )
 
     test_id, investigation = next(iter(CASE.investigations.items()))
     console.fill("#act-reveal-test", test_id)
     console.click("#act-reveal button[type=submit]")
     spectator.wait_for_function(
-        "(name) => document.querySelector('#case-panel').textContent.includes(name)", arg=investigation.name)
+        "(name) => document.querySelector('#case-panel').textContent.includes(name)",
+        arg=investigation.name,
+    )
     keep(screenshot(spectator, "spectator-after-override"), "spectator-override.png")
 
 

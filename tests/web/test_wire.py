@@ -19,11 +19,29 @@ STATE = {
     "e": {
         1: ["monitor", {"hr": 92, "temp": 37.0, "spo2": 95.5, "alarms": ["hr_high"], "off": None}],
         300: ["answer_key", {"summary": HIDDEN, "score": HIDDEN}],
-        70000: ["patient", {"name": "Zoë 🫀", "long": "x" * 300, "flag": True, "no": False,
-                            "nested": {"b": {"1": 2, "a": [1, -1, -33, -129, -40000, -2**31 - 1]},
-                                       "a": 2**40, "c": 1e300, "d": -2.5}}],
-        5: ["blob", {"data": b"\x00\x01\xff" * 100, "many": list(range(20)),
-                     "wide": {f"k{i}": i for i in range(20)}}],
+        70000: [
+            "patient",
+            {
+                "name": "Zoë 🫀",
+                "long": "x" * 300,
+                "flag": True,
+                "no": False,
+                "nested": {
+                    "b": {"1": 2, "a": [1, -1, -33, -129, -40000, -(2**31) - 1]},
+                    "a": 2**40,
+                    "c": 1e300,
+                    "d": -2.5,
+                },
+            },
+        ],
+        5: [
+            "blob",
+            {
+                "data": b"\x00\x01\xff" * 100,
+                "many": list(range(20)),
+                "wide": {f"k{i}": i for i in range(20)},
+            },
+        ],
     },
     "l": {"events": [{"t": 1.5, "text": "a"}, {"t": 2, "text": "b"}], "chat": []},
     "p": {12: [1000, -2000, 30, 3221225471], 3: [0, 0, 0, 0]},

@@ -6,7 +6,7 @@ import { RoomScene } from "./scene.js";
 import { DesktopMover, XrSession } from "./movement.js";
 import { actionsFor, buildActionForms } from "./actions.js";
 import { eventText, renderCase, renderChat, renderEvents, renderInspector, renderPeople, timeline } from "./panels.js";
-import { renderAnswerKey, renderQuestions, renderScore, wireControls, wireJoinLinks } from "./facilitator.js";
+import { personControls, renderAnswerKey, renderQuestions, renderScore, wireControls, wireJoinLinks } from "./facilitator.js";
 import { Media } from "./media.js";
 import { label } from "./render.js";
 import { HIDDEN, isHidden } from "./wire.js";
@@ -236,7 +236,8 @@ class App {
     const monitor = mirror.first("monitor");
     if (monitor) this.monitor.update(monitor.fields);
     renderCase($("case-panel"), mirror);
-    renderPeople($("participants"), mirror, this.conn.welcome?.member, this.media?.speaking);
+    renderPeople($("participants"), mirror, this.conn.welcome?.member, this.media?.speaking,
+      this.conn.role === "facilitator" ? personControls(this.media) : null);
     renderEvents($("events"), timeline(mirror));
     renderChat($("chat"), mirror.logs.chat || []);
     if (this.conn.role === "facilitator") {

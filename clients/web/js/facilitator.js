@@ -18,6 +18,25 @@ export function wireControls(conn, report) {
 }
 
 /** The answer key: its summary open, every other field behind a disclosure (kept open across updates). */
+/** Per-person controls for the facilitator: mute or unmute their voice (media `mute`). */
+export function personControls(media) {
+  return (avatarId, fields) => {
+    const button = el("button", { type: "button", class: "small", text: "Mute", "aria-label": `Mute ${fields.name}` });
+    button.addEventListener("click", () => {
+      const tracks = media ? media.tracksOf(fields.member, "audio") : [];
+      if (!tracks.length) {
+        button.textContent = "No voice";
+        return;
+      }
+      const muted = !tracks.every((t) => t.muted);
+      for (const t of tracks) media.mute(t.track, muted);
+      button.textContent = muted ? "Unmute" : "Mute";
+      button.setAttribute("aria-label", `${muted ? "Unmute" : "Mute"} ${fields.name}`);
+    });
+    return [button];
+  };
+}
+
 export function renderAnswerKey(root, mirror) {
   const key = mirror.first("answer_key");
   if (!key) {

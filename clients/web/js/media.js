@@ -224,6 +224,11 @@ export class Media {
         for (const id of message.removed || []) this.tracks.delete(id);
         if ((message.added || []).some((t) => !this.isMine(t))) this.subscribe();
         break;
+      case "muted": {
+        const track = this.tracks.get(message.track);
+        if (track) track.muted = message.muted;
+        break;
+      }
       case "speaking":
         if (message.speaking) this.speaking.add(message.member); else this.speaking.delete(message.member);
         this.onSpeaking?.();
@@ -237,6 +242,15 @@ export class Media {
       default:
         break;
     }
+  }
+
+  /** The tracks a member publishes, of one kind. */
+  tracksOf(member, kind) {
+    return [...this.tracks.values()].filter((t) => String(t.member) === String(member) && t.kind === kind);
+  }
+
+  mute(trackId, muted) {
+    this.conn.sendRtc({ op: "mute", track: trackId, muted });
   }
 
   isMine(track) {

@@ -37,23 +37,35 @@ export function renderCase(root, mirror) {
   root.replaceChildren(...parts.filter((p) => p !== undefined && p !== null));
 }
 
-/** Avatars with their state; `speakingMembers` adds what the media worker hears. */
-export function renderPeople(list, mirror, selfMember, speakingMembers = new Set()) {
-  const avatars = [...mirror.find("avatar").entries()];
-  if (!avatars.length) {
+/** Avatars with their state, updated in place (so focus on a control survives updates).
+ * `speakingMembers` adds who the media worker hears; `controls(id, fields)`, if given,
+ * makes the controls shown beside each person once, when the person first appears. */
+export function renderPeople(list, mirror, selfMember, speakingMembers = new Set(), controls = null) {
+  const avatars = new Map(mirror.find("avatar"));
+  for (const item of [...list.children]) {
+    if (!avatars.has(Number(item.dataset.avatar))) item.remove();
+  }
+  if (!avatars.size) {
     list.replaceChildren(el("li", { class: "muted", text: "Nobody with an avatar yet." }));
     return;
   }
-  list.replaceChildren(...avatars.map(([id, a]) => {
+  for (const [id, a] of avatars) {
+    let item = list.querySelector(`li[data-avatar="${id}"]`);
+    if (!item) {
+      item = el("li", { class: "person", "data-avatar": id },
+        el("span", { class: "person-icon", "aria-hidden": "true" }), el("span", { class: "person-name" }),
+        el("span", { class: "person-role" }), el("span", { class: "person-state" }),
+        controls ? el("span", { class: "person-controls" }, ...controls(id, a)) : null);
+      list.append(item);
+    }
     const speaking = a.speaking === true || speakingMembers.has(String(a.member)) || speakingMembers.has(a.member);
     const state = a.connected === false ? "disconnected" : speaking ? "speaking" : "connected";
-    const icon = state === "speaking" ? "🔊" : state === "disconnected" ? "⨯" : "●";
-    return el("li", { class: `person ${state}`, "data-avatar": id },
-      el("span", { class: "person-icon", "aria-hidden": "true", text: icon }),
-      el("span", { class: "person-name", text: String(a.name) + (a.member === selfMember ? " (you)" : "") }),
-      el("span", { class: "person-role", text: label(String(a.role)) }),
-      el("span", { class: "person-state", text: state }));
-  }));
+    item.className = `person ${state}`;
+    item.querySelector(".person-icon").textContent = state === "speaking" ? "🔊" : state === "disconnected" ? "⨯" : "●";
+    item.querySelector(".person-name").textContent = String(a.name) + (a.member === selfMember ? " (you)" : "");
+    item.querySelector(".person-role").textContent = label(String(a.role));
+    item.querySelector(".person-state").textContent = state;
+  }
 }
 
 export function eventText(entry) {
