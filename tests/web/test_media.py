@@ -1,7 +1,7 @@
 """WebRTC in Chromium through the real media worker: a spectator page receives a
 participant's voice and the presenter's side-by-side stereo video (getStats shows audio
 samples and video frames decoded), shows the speaker as speaking, sees the facilitator
-mute them, and shows the video as anaglyph."""
+mute them, shows the video as anaglyph, and in low-bandwidth mode takes voices only."""
 
 from __future__ import annotations
 
@@ -75,3 +75,9 @@ def test_spectator_receives_voice_and_stereo_video(media_server: WebServer, open
         "anaglyph shows one eye's width of the side-by-side frame"
     )
     keep(screenshot(spectator, "spectator-media"), "spectator-media.png")
+
+    spectator.check("#low-bandwidth")
+    spectator.wait_for_function(
+        "() => document.querySelector('#media-status').textContent === 'Receiving 1 voice.'"
+    )
+    assert spectator.is_hidden("#stereo"), "low-bandwidth mode receives voices only"

@@ -89,7 +89,7 @@ def test_spectator_sees_vitals_and_a_moving_avatar_but_no_hidden_fields(
     keep(shot, "spectator.png")
 
 
-def test_participant_moves_by_keyboard_chats_and_documents(
+def test_participant_moves_by_keyboard_chats_resumes_and_documents(
     web_server: WebServer, open_page: Any
 ) -> None:
     page = open_page(web_server.page_url("participant", "Dr Keys"))
@@ -116,6 +116,11 @@ def test_participant_moves_by_keyboard_chats_and_documents(
     page.wait_for_function(
         "() => document.querySelector('#chat').textContent.includes('Lactate please')"
     )
+    page.evaluate("() => window.grandRounds.conn.ws.close()")  # a dropped link resumes
+    page.wait_for_function(
+        "() => document.querySelector('#conn-status').textContent === 'Connected (resumed)'"
+    )
+    assert page.evaluate("() => window.grandRounds.conn.welcome.member") == member
     page.fill("#act-note-text", "Started antibiotics at 0:40")
     page.click("#act-note button[type=submit]")
     page.wait_for_function(

@@ -56,6 +56,10 @@ export class Media {
   // -- subscribing ------------------------------------------------------------------
   subscribe() {
     for (const id of [...this.pcs.keys()].filter((k) => k.startsWith("sub"))) this.closePc(id, "unsubscribe");
+    if (this.audioOnly && this.stereoVideo) {
+      this.stereoVideo = null;
+      this.ui.stereo.hidden = true;
+    }
     const pc = `sub${++this.subSeq}`;
     const message = { op: "subscribe", pc };
     if (this.audioOnly && this.tracks.size) {
@@ -108,6 +112,10 @@ export class Media {
     const scratch = document.createElement("canvas");
     const sctx = scratch.getContext("2d");
     const draw = () => {
+      if (!this.stereoVideo) {
+        this.drawing = false;
+        return;
+      }
       const { video, layout } = this.stereoVideo;
       if (video.videoWidth) {
         const mode = layout === "side-by-side" ? this.ui.mode.value : "side-by-side";
