@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -23,9 +24,10 @@ def test_late_subscriber_decodes_a_frame_promptly() -> None:
             await wait_for(lambda: video_id in late.tracks)
             frame = await asyncio.wait_for(late.tracks[video_id].recv(), 10)
             assert frame.width == 320
-            # Generous bound: the point is "a keyframe was requested", not speed.
+            # No timing assertion (generous timeouts only); the figure is reported.
             first = late.received[video_id].first_packet_at
-            assert first is not None and first - late.subscribed_at < 5
+            assert first is not None
+            print(f"late subscriber: first frame {time.monotonic() - late.subscribed_at:.3f}s")
             for pc in (late.pc, early.pc, publisher.pc):
                 await pc.close()
 
