@@ -9,6 +9,7 @@ hooks; that is test instrumentation, not part of the worker.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import fractions
 import hashlib
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import av
-import numpy as np
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
@@ -142,9 +142,8 @@ class ToneTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, loud: bool = True) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.loud = loud
         self._pts = 0
         self._start: float | None = None
 
@@ -152,12 +151,12 @@ class ToneTrack(MediaStreamTrack):
         if self._start is None:
             self._start = time.monotonic()
         await asyncio.sleep(max(self._start + self._pts / 48000 - time.monotonic(), 0))
-        t = (np.arange(960) + self._pts) / 48000
-        amp = 12000 if self.loud else 0
-        samples = (amp * np.sin(2 * math.pi * 440 * t)).astype(np.int16)
-        frame = av.AudioFrame.from_ndarray(
-            np.repeat(samples, 2).reshape(1, -1), format="s16", layout="stereo"
-        )
+        samples = array.array("h")
+        for n in range(960):
+            value = int(12000 * math.sin(2 * math.pi * 440 * (n + self._pts) / 48000))
+            samples.extend((value, value))
+        frame = av.AudioFrame(format="s16", layout="stereo", samples=960)
+        frame.planes[0].update(samples.tobytes())
         frame.sample_rate = 48000
         frame.pts = self._pts
         frame.time_base = fractions.Fraction(1, 48000)
@@ -180,12 +179,16 @@ class StereoTrack(MediaStreamTrack):
         if self._start is None:
             self._start = time.monotonic()
         await asyncio.sleep(max(self._start + self.frames / self.fps - time.monotonic(), 0))
-        image = np.zeros((self.height, self.width, 3), np.uint8)
+        frame = av.VideoFrame(self.width, self.height, "yuv420p")
+        luma, *chroma = frame.planes
         half = self.width // 2
-        x = (self.frames * 4) % half
-        image[:, x : x + 8, 0] = 255  # left eye
-        image[:, half + (x + 4) % half : half + (x + 4) % half + 8, 1] = 255  # right eye
-        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        x = (self.frames * 4) % (half - 12)
+        row = bytearray(luma.line_size)
+        row[x : x + 8] = b"\xff" * 8  # a bar in the left eye...
+        row[half + x + 4 : half + x + 12] = b"\xa0" * 8  # ...and, shifted, in the right
+        luma.update(bytes(row) * self.height)
+        for plane in chroma:
+            plane.update(b"\x80" * plane.buffer_size)
         frame.pts = self.frames * (90000 // self.fps)
         frame.time_base = fractions.Fraction(1, 90000)
         self.frames += 1
