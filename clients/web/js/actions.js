@@ -16,7 +16,7 @@ const optionIds = (m, form) => {
 const answerKey = (m) => m.first("answer_key")?.fields ?? {};
 
 // name -> {fields: [{name, type, required, choices?(mirror, form)}], roles}
-export const ACTIONS = {
+const ACTIONS = {
   examine: { fields: [{ name: "region", required: true }] },
   order: { fields: [{ name: "test", required: true }] },
   give: { fields: [{ name: "drug", required: true }, { name: "dose", type: "number", required: true }, { name: "route", required: true }] },
@@ -70,9 +70,13 @@ function actionForm(name, mirror, send) {
   form.append(el("button", { type: "submit", text: label(name) }), status);
   const refresh = () => {
     for (const { input, field } of lists) {
+      const values = field.choices(mirror, form).map(String);
+      const key = JSON.stringify(values);
+      if (input.dataset.values === key) continue; // unchanged: leave an open list alone
+      input.dataset.values = key;
       const current = input.value;
-      const values = field.choices(mirror, form);
-      input.replaceChildren(el("option", { value: "", text: "Choose…" }), ...values.map((v) => el("option", { value: v, text: String(v), selected: v === current })));
+      input.replaceChildren(el("option", { value: "", text: "Choose…" }),
+        ...values.map((v) => el("option", { value: v, text: v, selected: v === current })));
     }
   };
   form.addEventListener("change", (event) => { if (event.target.name === "decision") refresh(); });

@@ -65,10 +65,12 @@ class App {
     this.lastPanels = 0;
     this.lastFrame = 0;
     this.forms = null;
-    this.scenario = null;
     this.mover = null;
     this.xr = null;
-    this.monitorFields = null;
+    this.media = null;
+    this.wired = false;   // role-specific controls set up (once, at the first welcome)
+    this.joined = false;  // the room holds our avatar: poses may be sent
+    this.status = null;   // the room's status, to announce changes
 
     const toggle = $("low-bandwidth");
     toggle.checked = this.lowBandwidth;
@@ -189,9 +191,8 @@ class App {
     if (!this.forms) {
       const roomEntity = mirror.first("room");
       if (roomEntity && this.conn.role) {
-        this.scenario = roomEntity.fields.scenario;
         const container = this.conn.role === "facilitator" ? $("fac-actions") : $("actions");
-        this.forms = buildActionForms(container, actionsFor(this.conn.role, this.scenario), mirror,
+        this.forms = buildActionForms(container, actionsFor(this.conn.role, roomEntity.fields.scenario), mirror,
           (action, args) => this.conn.intent(action, args));
       }
     }

@@ -2,6 +2,7 @@
 // live score (facilitator-only fields), the audience's questions, and join links made
 // through the admin API (`POST /api/rooms/{id}/tokens`) with copy buttons.
 import { clockText, el, fieldList, fillList, label, valueNode } from "./render.js";
+import { isHidden } from "./wire.js";
 
 const ROLES = ["participant", "spectator", "facilitator"];
 
@@ -52,6 +53,11 @@ export function renderAnswerKey(root, mirror) {
     }
     parts.push(el("details", { "data-field": name, open: open.has(name) },
       el("summary", { text: label(name) }), valueNode(value)));
+  }
+  const debrief = mirror.first("room")?.fields.debrief;
+  if (debrief && typeof debrief === "object" && !isHidden(debrief)) {
+    parts.unshift(el("details", { "data-field": "debrief", open: true },
+      el("summary", { text: "Debrief (the session has ended)" }), valueNode(debrief)));
   }
   const director = mirror.first("director");
   if (director) {

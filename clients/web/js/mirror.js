@@ -3,7 +3,7 @@
 // keyed by integer id; logs keep the newest LOG_TAIL entries per channel.
 import { checksum } from "./checksum.js";
 
-export const LOG_TAIL = 50;
+const LOG_TAIL = 50;
 
 export class Desync extends Error {}
 

@@ -3,7 +3,7 @@
 // symbol (never colour alone) and announced to screen readers when they start.
 import { isHidden } from "./wire.js";
 
-export const SIGNALS = [
+const SIGNALS = [
   { key: "hr", label: "HR", unit: "/min", low: 50, high: 120 },
   { key: "spo2", label: "SpO₂", unit: "%", low: 92, high: null },
   { key: "bp", label: "NIBP", unit: "mmHg" },

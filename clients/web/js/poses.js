@@ -4,7 +4,7 @@ const BITS = 10;
 const MAX = (1 << BITS) - 1;
 const RANGE = 1 / Math.SQRT2;
 
-export function dequantizeQuaternion(packed) {
+function dequantizeQuaternion(packed) {
   const largest = (packed >>> 30) & 3;
   const others = [20, 10, 0].map((shift) => ((packed >>> shift) & MAX) / MAX * 2 * RANGE - RANGE);
   const implied = Math.sqrt(Math.max(0, 1 - others.reduce((s, c) => s + c * c, 0)));
