@@ -16,7 +16,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
 from typing import Any
 
 import psutil
@@ -44,9 +43,14 @@ def _room_ticks(ticks: int, recorder: Any) -> float:
     for tick in range(ticks):
         for index, member in enumerate(members):
             x = (tick * 3 % 1000) / 1000 if index < 2 else 0.0001 * (tick % 3)
-            room.pose(member.id, {"head": [index, 1.6, 0, 0, 0, 0, 1],
-                                  "left": [x, 1.1, 0.3, 0, 0, 0, 1],
-                                  "right": [index + 0.2, 1.1, 0.3, 0, 0, 0, 1]})
+            room.pose(
+                member.id,
+                {
+                    "head": [index, 1.6, 0, 0, 0, 0, 1],
+                    "left": [x, 1.1, 0.3, 0, 0, 0, 1],
+                    "right": [index + 0.2, 1.1, 0.3, 0, 0, 0, 1],
+                },
+            )
         room.tick()
         for view in ALL_VIEWS:
             room.publisher.frame(view, room.tick_no - 1)
