@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiortc import RTCRtpCodecParameters
+from aiortc import RTCRtpCodecParameters, RTCRtpTransceiver
 
 from media.aiortc_internals import ReceiverTap, RtpPacket, SenderTap
 from media.rewriter import RtpRewriter
@@ -162,10 +162,13 @@ class TrackSource:
 class TrackOutput:
     """One subscriber's copy of one track."""
 
-    def __init__(self, source: TrackSource, tap: SenderTap, key: int) -> None:
+    def __init__(
+        self, source: TrackSource, tap: SenderTap, key: int, transceiver: RTCRtpTransceiver
+    ) -> None:
         self.source = source
         self.tap = tap
         self.key = key
+        self.transceiver = transceiver
         self.forwarded = 0
         self._rewriter: RtpRewriter | None = None
         self._waiting_keyframe = source.kind == "video"

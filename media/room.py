@@ -6,8 +6,9 @@ gets a :class:`SignalError` and leaves the room exactly as it was.
 
 Publishing and subscribing use separate peer connections: the client offers
 to publish, the worker offers to subscribe. New tracks are announced with a
-``tracks`` event and picked up with a new subscription, so no connection ever
-needs renegotiating.
+``tracks`` event; a client adds them to its subscription with another
+``subscribe`` on the same pc, which the worker answers with a re-offer, so
+the only renegotiation is always worker-offered and only ever adds m-lines.
 """
 
 from __future__ import annotations
@@ -217,25 +218,38 @@ class Room:
         return [{"op": "answer", "pc": pc_id, "sdp": pc.localDescription.sdp, "tracks": added}]
 
     async def _subscribe(self, member: Member, message: dict[str, Any]) -> list[dict[str, Any]]:
-        pc_id = self._new_pc_id(member, message)
+        """Offer tracks on a new pc, or add tracks to an existing subscription pc."""
+        pc_id = _pc_id(message)
+        peer = member.peers.get(pc_id)
+        if peer is None:
+            pc_id = self._new_pc_id(member, message)
+        elif peer.direction != "subscribe" or peer.pc.signalingState != "stable":
+            raise SignalError(
+                errors.BAD_MESSAGE, f"pc {pc_id!r} is not a settled subscription", pc_id
+            )
+        have = {o.source.id for o in peer.outputs} if peer is not None else set()
         wanted = message.get("tracks")
         if wanted is None:
-            sources = [s for s in self.tracks.values() if s.member_id != member.id]
+            sources = [
+                s for s in self.tracks.values() if s.member_id != member.id and s.id not in have
+            ]
         else:
             if not isinstance(wanted, list) or not all(isinstance(t, str) for t in wanted):
                 raise SignalError(errors.BAD_MESSAGE, "'tracks' must be a list of track ids", pc_id)
             unknown = [t for t in wanted if t not in self.tracks]
             if unknown:
                 raise SignalError(errors.UNKNOWN_TRACK, f"no such track: {unknown[0]}", pc_id)
-            sources = [self.tracks[t] for t in dict.fromkeys(wanted)]
+            sources = [self.tracks[t] for t in dict.fromkeys(wanted) if t not in have]
         if not sources:
-            raise SignalError(errors.UNKNOWN_TRACK, "no tracks to subscribe to", pc_id)
-        if len(sources) > MAX_TRACKS_PER_SUBSCRIBE:
+            raise SignalError(errors.UNKNOWN_TRACK, "no new tracks to subscribe to", pc_id)
+        if len(have) + len(sources) > MAX_TRACKS_PER_SUBSCRIBE:
             raise SignalError(errors.LIMIT, f"at most {MAX_TRACKS_PER_SUBSCRIBE} tracks", pc_id)
 
-        pc = self._new_pc()
-        peer = Peer(pc_id, "subscribe", pc)
-        pairs = []
+        created = peer is None
+        if peer is None:
+            peer = Peer(pc_id, "subscribe", self._new_pc())
+        pc = peer.pc
+        added = []
         for source in sources:
             transceiver = pc.addTransceiver(source.kind, direction="sendonly")
             _prefer_forwardable_codecs(transceiver, source.kind)
@@ -245,18 +259,24 @@ class Room:
                 on_keyframe_request=source.request_keyframe,
                 on_remb=partial(source.on_remb, key),
             )
-            peer.outputs.append(TrackOutput(source, tap, key))
-            pairs.append((transceiver, source))
+            added.append(TrackOutput(source, tap, key, transceiver))
         try:
             await self._negotiate(pc.setLocalDescription(await pc.createOffer()), pc_id)
         except BaseException:
-            await pc.close()
+            # A new pc is discarded; an existing one cannot take back its
+            # transceivers, so it is closed rather than left half-renegotiated.
+            if created:
+                await pc.close()
+            else:
+                await self._close_peer(member, peer)
             raise
-        member.peers[pc_id] = peer
-        self._watch(member, peer)
-        for output in peer.outputs:
+        peer.outputs += added
+        if created:
+            member.peers[pc_id] = peer
+            self._watch(member, peer)
+        for output in added:
             output.source.outputs[output.key] = output
-        tracks = [dict(s.describe(), mid=t.mid) for t, s in pairs]
+        tracks = [dict(o.source.describe(), mid=o.transceiver.mid) for o in peer.outputs]
         return [{"op": "offer", "pc": pc_id, "sdp": pc.localDescription.sdp, "tracks": tracks}]
 
     async def _answer(self, member: Member, message: dict[str, Any]) -> list[dict[str, Any]]:

@@ -306,6 +306,7 @@ class Subscriber:
     received: dict[str, Received]  # track id -> observations
     tracks: dict[str, MediaStreamTrack] = field(default_factory=dict)  # track id -> remote track
     subscribed_at: float = 0.0
+    mid_track: dict[str, str] = field(default_factory=dict)
 
 
 async def subscribe(
@@ -326,13 +327,13 @@ async def subscribe(
     assert offer["op"] == "offer", offer
     pc = new_pc()
     mid_track = {t["mid"]: t["track"] for t in offer["tracks"]}
-    subscriber = Subscriber(pc, {}, subscribed_at=subscribed_at)
+    subscriber = Subscriber(pc, {}, subscribed_at=subscribed_at, mid_track=mid_track)
 
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
         for t in pc.getTransceivers():
             if t.receiver.track is track:
-                subscriber.tracks[mid_track[t.mid]] = track
+                subscriber.tracks[subscriber.mid_track[t.mid]] = track
 
     await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
     rtx_types = {
@@ -352,6 +353,36 @@ async def subscribe(
     )
     assert ack["op"] == "ack", ack
     return subscriber
+
+
+async def resubscribe(
+    worker: Signaller,
+    sub: Subscriber,
+    room: str,
+    member: str,
+    role: str = "spectator",
+    pc_id: str = "sub",
+) -> list[str]:
+    """Add the room's new tracks to an existing subscription (a worker re-offer)."""
+    (offer,) = await worker.signal(room, member, role, {"op": "subscribe", "pc": pc_id})
+    assert offer["op"] == "offer", offer
+    mid_track = {t["mid"]: t["track"] for t in offer["tracks"]}
+    sub.mid_track.update(mid_track)
+    before = {t.mid for t in sub.pc.getTransceivers()}
+    await sub.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+    rng = random.Random(0)
+    added = []
+    for t in sub.pc.getTransceivers():
+        if t.mid not in before:
+            track_id = mid_track[t.mid]
+            received = sub.received[track_id] = Received(t.kind)
+            _observe(t.receiver, received, set(), 0.0, rng)
+            added.append(track_id)
+    await sub.pc.setLocalDescription(await sub.pc.createAnswer())
+    answer = {"op": "answer", "pc": pc_id, "sdp": sub.pc.localDescription.sdp}
+    (ack,) = await worker.signal(room, member, role, answer)
+    assert ack["op"] == "ack", ack
+    return added
 
 
 def _observe(

@@ -7,7 +7,14 @@ import asyncio
 import pytest
 from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, RtcpPsfbPacket, RtcpSrPacket, unpack_remb_fci
 
-from tests.media.harness import WorkerProcess, frame_hashes, publish, subscribe, wait_for
+from tests.media.harness import (
+    WorkerProcess,
+    frame_hashes,
+    publish,
+    resubscribe,
+    subscribe,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -68,3 +75,28 @@ def _remb_for(feedback: list[object], ssrc: int) -> bool:
             if ssrc in ssrcs and bitrate > 0:
                 return True
     return False
+
+
+def test_new_tracks_join_an_existing_subscription() -> None:
+    async def scenario() -> None:
+        async with WorkerProcess() as worker:
+            alice = await publish(worker, "r1", "alice", "participant", video=False)
+            sub = await subscribe(worker, "r1", "sam")
+            await wait_for(lambda: len(sub.received[alice.tracks["audio"]].packets) > 10)
+            bob = await publish(worker, "r1", "bob", "participant", video=False, pc_id="p")
+            added = await resubscribe(worker, sub, "r1", "sam")
+            assert added == [bob.tracks["audio"]]
+            await wait_for(lambda: len(sub.received[bob.tracks["audio"]].packets) > 10)
+            # The first track kept flowing through the renegotiation.
+            count = len(sub.received[alice.tracks["audio"]].packets)
+            await wait_for(lambda: len(sub.received[alice.tracks["audio"]].packets) > count + 10)
+            # Nothing new to add is a coded error, and changes nothing.
+            (error,) = await worker.signal(
+                "r1", "sam", "spectator", {"op": "subscribe", "pc": "sub"}
+            )
+            assert error["code"] == "unknown_track"
+            assert (await worker.request("stats"))["outputs"] == 2
+            for pc in (sub.pc, alice.pc, bob.pc):
+                await pc.close()
+
+    asyncio.run(scenario())
