@@ -3,7 +3,7 @@
 import { RoomConnection, wsUrl } from "./connection.js";
 import { Monitor } from "./monitor.js";
 import { RoomScene } from "./scene.js";
-import { DesktopMover, XrSession } from "./movement.js";
+import { DesktopMover, OrbitView, XrSession } from "./movement.js";
 import { actionsFor, buildActionForms } from "./actions.js";
 import { eventText, renderCase, renderChat, renderEvents, renderInspector, renderPeople, timeline } from "./panels.js";
 import { personControls, renderAnswerKey, renderQuestions, renderScore, wireControls, wireJoinLinks } from "./facilitator.js";
@@ -111,7 +111,9 @@ class App {
     $("facilitator-panel").hidden = role !== "facilitator";
     $("ask-panel").hidden = !(role === "spectator" || role === "participant");
     $("chat-form").hidden = role === "spectator";
-    $("scene-help").hidden = role === "spectator";
+    $("scene-help").textContent = role === "spectator"
+      ? "Click or tab to the view, then: left and right arrows turn around the room; up and down zoom."
+      : "Click or tab to the view, then move: W A S D or arrow keys; Q/E turn; R/F look up/down; or drag with the mouse.";
     if (this.wired) {
       if (welcome.resumed === false && this.media && !this.media.unavailable) this.media.restart();
       return;
@@ -119,6 +121,7 @@ class App {
     this.wired = true;
     this.wireForms(role);
     this.startMedia(role);
+    if (role === "spectator" && this.scene.ok) new OrbitView(this.scene);
     if (role !== "spectator" && this.scene.ok) {
       this.mover = new DesktopMover(this.scene, this.conn);
       this.xr = new XrSession(this.scene, this.conn, $("enter-vr"), $("vr-status"));
@@ -136,6 +139,7 @@ class App {
       micButton: $("media-mic"), shareButton: $("media-share"), listenButton: $("media-listen"),
     }, { audioOnly: this.lowBandwidth });
     this.media.onSpeaking = () => { this.dirty = true; };
+    this.media.onVideo = (video, layout) => this.scene.showStereoVideo(video, layout);
     $("media-listen").addEventListener("click", () => this.media.listen());
     if (role !== "spectator") {
       $("media-mic").hidden = false;

@@ -100,6 +100,7 @@ export class Media {
     this.ui.stereo.querySelector(".video-source").replaceChildren(video);
     this.stereoVideo = { video, layout: description?.layout ?? "mono" };
     video.play().catch(() => {});
+    this.onVideo?.(video, this.stereoVideo.layout);
     this.drawLoop();
   }
 

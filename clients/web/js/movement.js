@@ -1,5 +1,6 @@
-// Moving your own avatar. On a desktop: keyboard (W A S D / arrows, Q E turn, R F look)
-// and mouse drag on the 3D view move a first-person head; hands follow the head.
+// Moving your own avatar (or, for a spectator, the view). On a desktop: keyboard
+// (W A S D / arrows, Q E turn, R F look) and mouse drag on the 3D view move a
+// first-person head; hands follow the head.
 // In a headset: "Enter VR" starts an immersive-vr WebXR session and the head and hand
 // poses come from the XR frame. Poses are sent at most SEND_HZ times a second, float32.
 import { rawPose, yawQuaternion } from "./poses.js";
@@ -70,6 +71,31 @@ export class DesktopMover {
     const s = Math.sin(this.yaw), c = Math.cos(this.yaw);
     const hand = (side) => rawPose([this.x + c * 0.22 * side - s * 0.3, EYE - 0.5, this.z - s * 0.22 * side - c * 0.3], q);
     return { head: rawPose([this.x, EYE, this.z], yawQuaternion(this.yaw, this.pitch)), left: hand(-1), right: hand(1) };
+  }
+}
+
+/** A spectator's view: arrow keys orbit the room's centre and zoom (no pose is sent). */
+export class OrbitView {
+  constructor(scene) {
+    this.scene = scene;
+    this.angle = 0;
+    this.distance = 5.4;
+    this.place();
+    scene.renderer.domElement.addEventListener("keydown", (e) => {
+      const turn = { ArrowLeft: -0.15, ArrowRight: 0.15 }[e.key] ?? 0;
+      const zoom = { ArrowUp: -0.4, ArrowDown: 0.4 }[e.key] ?? 0;
+      if (!turn && !zoom) return;
+      e.preventDefault();
+      this.angle += turn;
+      this.distance = Math.max(1.5, Math.min(10, this.distance + zoom));
+      this.place();
+    });
+  }
+
+  place() {
+    const camera = this.scene.camera;
+    camera.position.set(Math.sin(this.angle) * this.distance, 0.55 * this.distance, Math.cos(this.angle) * this.distance);
+    camera.lookAt(0, 0.9, 0);
   }
 }
 

@@ -7,6 +7,7 @@
 import { RoomConnection, wsUrl } from "./connection.js";
 import { Monitor } from "./monitor.js";
 import { RoomScene } from "./scene.js";
+import { OrbitView } from "./movement.js";
 import { renderCase, renderEvents, renderPeople, timeline, eventText } from "./panels.js";
 import { clockText, el } from "./render.js";
 import { HIDDEN, isHidden } from "./wire.js";
@@ -138,6 +139,7 @@ class Player {
     this.conn = new RoomConnection({ url: wsUrl(), token });
     this.scene = new RoomScene($("scene"));
     this.monitor = new Monitor($("monitor"), $("alarm-text"), () => {});
+    if (this.scene.ok) new OrbitView(this.scene);
     $("debrief").href = this.api("/export/debrief");
 
     this.conn.addEventListener("status", (e) => { $("conn-status").textContent = e.detail; });

@@ -28,7 +28,7 @@ export class RoomScene {
     this.scene = new THREE.Scene();
     this.scene.background = new THREE.Color(0x1b2430);
     this.camera = new THREE.PerspectiveCamera(60, 16 / 9, 0.05, 100);
-    this.camera.position.set(0, 3.0, 4.6);
+    this.camera.position.set(0, 3.0, 5.4);
     this.camera.lookAt(0, 0.9, 0);
     this.scene.add(new THREE.HemisphereLight(0xffffff, 0x334455, 2.2));
     const sun = new THREE.DirectionalLight(0xffffff, 1.2);
@@ -141,6 +141,29 @@ export class RoomScene {
       track.object3d.quaternion.set(...pose.q);
     }
     this.renderer.render(this.scene, this.camera);
+  }
+
+  /** Show the presenter's video on a screen seen only in VR, each eye its half of a
+   * side-by-side frame (three.js gives the left eye layer 1 and the right eye layer 2). */
+  showStereoVideo(video, layout) {
+    if (!this.ok) return;
+    if (this.screen) this.scene.remove(this.screen);
+    const texture = new THREE.VideoTexture(video);
+    texture.colorSpace = THREE.SRGBColorSpace;
+    const stereo = layout === "side-by-side";
+    const screen = new THREE.Group();
+    const eyes = stereo ? [[1, 0], [2, 0.5]] : [[1, 0], [2, 0]];
+    for (const [layer, offset] of eyes) {
+      const map = texture.clone();
+      map.repeat.set(stereo ? 0.5 : 1, 1);
+      map.offset.set(offset, 0);
+      const plane = new THREE.Mesh(new THREE.PlaneGeometry(1.6, 0.9), new THREE.MeshBasicMaterial({ map }));
+      plane.layers.set(layer);
+      screen.add(plane);
+    }
+    screen.position.set(0, 1.8, -2.5);
+    this.scene.add(screen);
+    this.screen = screen;
   }
 
   /** The drawn position of an entity's mesh, or null. */
