@@ -77,11 +77,25 @@ class WebServer:
         return f"{self.base}/?room=demo&token={self.token(role, name)}"
 
 
-def run_server(data: Path, command: list[str]) -> Iterator[WebServer]:
-    """Run a server process on a free port until the block ends; waits for /healthz."""
+@pytest.fixture(scope="module")
+def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    """`serve --demo` (the septic shock case, with media) on a free port, per test module."""
+    data = tmp_path_factory.mktemp("web-data")
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", *command, "--port", str(port), "--data-dir", str(data)],
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--demo",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data),
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -107,12 +121,6 @@ def run_server(data: Path, command: list[str]) -> Iterator[WebServer]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
-
-
-@pytest.fixture(scope="module")
-def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
-    data = tmp_path_factory.mktemp("web-data")
-    yield from run_server(data, ["server.cli", "serve", "--demo", "--host", "127.0.0.1"])
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""WebRTC in Chromium through the real media worker: a spectator page receives a
+"""WebRTC in Chromium through the server's media workers: a spectator page receives a
 participant's voice and the presenter's side-by-side stereo video (getStats shows audio
 samples and video frames decoded), shows the speaker as speaking, sees the facilitator
 mute them, shows the video as anaglyph, and in low-bandwidth mode takes voices only."""
@@ -6,12 +6,11 @@ mute them, shows the video as anaglyph, and in low-bandwidth mode takes voices o
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.web.conftest import WebServer, run_server, screenshot
+from tests.web.conftest import WebServer, screenshot
 from tests.web.test_views import keep
 
 pytestmark = pytest.mark.slow
@@ -19,19 +18,17 @@ pytestmark = pytest.mark.slow
 pytest.importorskip("aiortc")
 
 
-@pytest.fixture(scope="module")
-def media_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
-    yield from run_server(tmp_path_factory.mktemp("media-data"), ["tests.web.media_server"])
-
-
 def media_stats(page: Any) -> dict[str, int]:
     return page.evaluate("async () => await window.grandRounds.media.stats()")  # type: ignore[no-any-return]
 
 
-def test_spectator_receives_voice_and_stereo_video(media_server: WebServer, open_page: Any) -> None:
-    spectator = open_page(media_server.page_url("spectator", "Student"))
-    speaker = open_page(media_server.page_url("participant", "Dr Voice"))
-    presenter = open_page(media_server.page_url("participant", "Presenter Scope"))
+def test_spectator_receives_voice_and_stereo_video(web_server: WebServer, open_page: Any) -> None:
+    spectator = open_page(web_server.page_url("spectator", "Student"))
+    speaker = open_page(web_server.page_url("participant", "Dr Voice"))
+    presenter = open_page(web_server.page_url("participant", "Dr Scope"))
+    console = open_page(web_server.page_url("facilitator", "Dr Lead"))
+    console.click("button[aria-label='Dr Scope presents']")
+    console.wait_for_selector("button[aria-label='Dr Scope presents'][aria-pressed=true]")
     speaker.click("#media-mic")
     speaker.wait_for_function(
         "() => document.querySelector('#media-mic').getAttribute('aria-pressed') === 'true'"
@@ -54,7 +51,6 @@ def test_spectator_receives_voice_and_stereo_video(media_server: WebServer, open
         "?.textContent.includes('Dr Voice')",
         timeout=15_000,
     )
-    console = open_page(media_server.page_url("facilitator", "Dr Lead"))
     console.wait_for_function(
         "() => [...window.grandRounds.media.tracks.values()].some(t => t.kind === 'audio')"
     )

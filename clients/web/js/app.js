@@ -71,6 +71,7 @@ class App {
     this.wired = false;   // role-specific controls set up (once, at the first welcome)
     this.joined = false;  // the room holds our avatar: poses may be sent
     this.status = null;   // the room's status, to announce changes
+    this.personControls = null;
 
     const toggle = $("low-bandwidth");
     toggle.checked = this.lowBandwidth;
@@ -119,8 +120,8 @@ class App {
       return;
     }
     this.wired = true;
-    this.wireForms(role);
     this.startMedia(role);
+    this.wireForms(role);
     if (role === "spectator" && this.scene.ok) new OrbitView(this.scene);
     if (role !== "spectator" && this.scene.ok) {
       this.mover = new DesktopMover(this.scene, this.conn);
@@ -171,6 +172,7 @@ class App {
       else report(`Question refused (${reply.code}): ${reply.msg}`, true);
     });
     if (role === "facilitator") {
+      this.personControls = personControls(this.conn, this.media, report);
       wireControls(this.conn, report);
       wireJoinLinks(room || this.conn.welcome.room, report);
     }
@@ -242,7 +244,7 @@ class App {
     if (monitor) this.monitor.update(monitor.fields);
     renderCase($("case-panel"), mirror);
     renderPeople($("participants"), mirror, this.conn.welcome?.member, this.media?.speaking,
-      this.conn.role === "facilitator" ? personControls(this.media) : null);
+      this.conn.role === "facilitator" ? this.personControls : null);
     renderEvents($("events"), timeline(mirror));
     renderChat($("chat"), mirror.logs.chat || []);
     if (this.conn.role === "facilitator") {

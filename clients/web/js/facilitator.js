@@ -19,22 +19,38 @@ export function wireControls(conn, report) {
 }
 
 /** The answer key: its summary open, every other field behind a disclosure (kept open across updates). */
-/** Per-person controls for the facilitator: mute or unmute their voice (media `mute`). */
-export function personControls(media) {
+/** Per-person controls for the facilitator: mute their voice (media `mute`), make them
+ * the presenter (intent `present`), remove them from the room (intent `remove`). */
+export function personControls(conn, media, report) {
   return (avatarId, fields) => {
-    const button = el("button", { type: "button", class: "small", text: "Mute", "aria-label": `Mute ${fields.name}` });
-    button.addEventListener("click", () => {
+    const who = fields.name;
+    const mute = el("button", { type: "button", class: "small", text: "Mute", "aria-label": `Mute ${who}` });
+    mute.addEventListener("click", () => {
       const tracks = media ? media.tracksOf(fields.member, "audio") : [];
       if (!tracks.length) {
-        button.textContent = "No voice";
+        report(`${who} is not sending a voice.`, false);
         return;
       }
       const muted = !tracks.every((t) => t.muted);
       for (const t of tracks) media.mute(t.track, muted);
-      button.textContent = muted ? "Unmute" : "Mute";
-      button.setAttribute("aria-label", `${muted ? "Unmute" : "Mute"} ${fields.name}`);
+      mute.textContent = muted ? "Unmute" : "Mute";
+      mute.setAttribute("aria-label", `${muted ? "Unmute" : "Mute"} ${who}`);
     });
-    return [button];
+    const present = el("button", { type: "button", class: "small", text: "Presenter", "aria-pressed": "false",
+      "aria-label": `${who} presents`, "data-presenter": "" });
+    present.addEventListener("click", async () => {
+      const on = present.getAttribute("aria-pressed") !== "true";
+      const reply = await conn.intent("present", { member: fields.member, on });
+      if (reply.ok) present.setAttribute("aria-pressed", String(on));
+      else report(`present refused (${reply.code}): ${reply.msg}`, true);
+    });
+    const remove = el("button", { type: "button", class: "small danger", text: "Remove", "aria-label": `Remove ${who}` });
+    remove.addEventListener("click", async () => {
+      if (!window.confirm(`Remove ${who} from the room?`)) return;
+      const reply = await conn.intent("remove", { member: fields.member });
+      report(reply.ok ? `${who} was removed.` : `remove refused (${reply.code}): ${reply.msg}`, !reply.ok);
+    });
+    return [mute, present, remove];
   };
 }
 

@@ -1,7 +1,9 @@
 // Voice and stereo video over WebRTC, signalled with `rtc` messages on the room's
-// WebSocket (docs/media.md). Publishing and subscribing use separate peer connections;
-// a `tracks` event is picked up with a fresh subscription (never a renegotiation).
-// Stereo video is one side-by-side VP8 track, shown as one eye, side by side or anaglyph.
+// WebSocket (docs/media.md). Publishing and subscribing use separate peer connections.
+// New tracks are added to the subscription by asking again with the same pc id (the
+// worker re-offers with the added m-lines); switching to voices only opens a new,
+// audio-only subscription. Stereo video is one side-by-side VP8 track, shown as one eye,
+// side by side or anaglyph (and per eye in VR, see scene.js).
 import { el } from "./render.js";
 
 const ICE_GATHER_MS = 2000;
@@ -25,6 +27,10 @@ export class Media {
     this.tracks = new Map();    // track id -> description {track, member, kind, layout, muted}
     this.published = new Map(); // pc id -> {stream, tracks}
     this.subSeq = 0;
+    this.subPc = null;        // the current subscription's pc id
+    this.subSettled = true;   // its last offer has been answered
+    this.subWanted = false;   // more tracks to ask for once it is
+    this.byMid = new Map();   // mid -> track description, from the latest offer
     this.unavailable = false;
     this.stereoVideo = null;
     this.speaking = new Set(); // member ids the media worker hears speaking
@@ -50,38 +56,56 @@ export class Media {
 
   setAudioOnly(on) {
     this.audioOnly = on;
-    if (!this.unavailable) this.subscribe();
+    if (!this.unavailable) this.subscribe(on); // voices only: a new subscription; back: add video
   }
 
   // -- subscribing ------------------------------------------------------------------
-  subscribe() {
-    for (const id of [...this.pcs.keys()].filter((k) => k.startsWith("sub"))) this.closePc(id, "unsubscribe");
+  /** Ask for the tracks we lack: on the current subscription, or on a new one (`fresh`). */
+  subscribe(fresh = false) {
+    if (fresh || !this.subPc) {
+      if (this.subPc) this.closePc(this.subPc, "unsubscribe");
+      this.subPc = `sub${++this.subSeq}`;
+      this.subSettled = true;
+    }
     if (this.audioOnly && this.stereoVideo) {
       this.stereoVideo = null;
       this.ui.stereo.hidden = true;
     }
-    const pc = `sub${++this.subSeq}`;
-    const message = { op: "subscribe", pc };
-    if (this.audioOnly && this.tracks.size) {
-      message.tracks = [...this.tracks.values()].filter((t) => t.kind === "audio").map((t) => t.track).slice(0, 32);
+    if (!this.subSettled) {
+      this.subWanted = true; // ask again once the current offer is answered
+      return;
     }
+    const message = { op: "subscribe", pc: this.subPc };
+    if (this.audioOnly) {
+      const audio = [...this.tracks.values()].filter((t) => t.kind === "audio" && !this.isMine(t));
+      if (this.tracks.size && !audio.length) return;
+      if (this.tracks.size) message.tracks = audio.map((t) => t.track).slice(0, 32);
+    }
+    this.subSettled = false;
+    this.subWanted = false;
     this.conn.sendRtc(message);
   }
 
   async onOffer(message) {
-    const pc = new RTCPeerConnection({ iceServers: [] });
-    this.pcs.set(message.pc, pc);
-    const byMid = new Map((message.tracks || []).map((t) => [String(t.mid), t]));
+    let pc = this.pcs.get(message.pc);
+    if (!pc) {
+      pc = new RTCPeerConnection({ iceServers: [] });
+      this.pcs.set(message.pc, pc);
+      pc.addEventListener("track", (event) =>
+        this.onRemoteTrack(event, this.byMid.get(String(event.transceiver.mid)), message.pc));
+    }
+    this.byMid = new Map((message.tracks || []).map((t) => [String(t.mid), t]));
     for (const t of message.tracks || []) this.tracks.set(t.track, t);
-    pc.addEventListener("track", (event) => this.onRemoteTrack(event, byMid.get(String(event.transceiver.mid)), message.pc));
     await pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
     await pc.setLocalDescription(await pc.createAnswer());
     await waitForIce(pc);
     this.conn.sendRtc({ op: "answer", pc: message.pc, sdp: pc.localDescription.sdp });
+    if (message.pc === this.subPc) this.subSettled = true;
     const videos = (message.tracks || []).filter((t) => t.kind === "video").length;
     const audios = (message.tracks || []).length - videos;
     this.setStatus(`Receiving ${audios} voice${audios === 1 ? "" : "s"}${videos ? ` and ${videos} video` : ""}.`);
-    if (this.audioOnly && videos) this.subscribe();
+    if (this.audioOnly && videos) this.subscribe(true);
+    else if (this.subWanted) this.subscribe();
   }
 
   onRemoteTrack(event, description, pcId) {
@@ -231,7 +255,7 @@ export class Media {
       case "tracks":
         for (const t of message.added || []) this.tracks.set(t.track, t);
         for (const id of message.removed || []) this.tracks.delete(id);
-        if ((message.added || []).some((t) => !this.isMine(t))) this.subscribe();
+        if ((message.added || []).some((t) => !this.isMine(t) && (!this.audioOnly || t.kind === "audio"))) this.subscribe();
         break;
       case "muted": {
         const track = this.tracks.get(message.track);
@@ -246,7 +270,12 @@ export class Media {
         this.restart();
         break;
       case "error":
-        this.setStatus(`Media error (${message.code}): ${message.message}`);
+        if (message.pc && message.pc === this.subPc) this.subSettled = true;
+        if (message.code === "unknown_track" && message.pc === this.subPc) {
+          if (!this.pcs.has(this.subPc)) this.setStatus("Nobody is sharing voice or video yet.");
+        } else {
+          this.setStatus(`Media error (${message.code}): ${message.message}`);
+        }
         break;
       default:
         break;
@@ -284,10 +313,11 @@ export class Media {
     const published = [...this.published.entries()];
     for (const id of [...this.pcs.keys()]) this.closePc(id, null);
     this.published.clear();
+    this.subPc = null;
     for (const [id, { stream }] of published) {
       await this.publish(id, stream, id === "stereo" ? "side-by-side" : undefined);
     }
-    this.subscribe();
+    this.subscribe(true);
   }
 
   /** Decoded media counters from getStats (tests and the status line use them). */

@@ -64,7 +64,8 @@ export function renderPeople(list, mirror, selfMember, speakingMembers = new Set
     item.querySelector(".person-icon").textContent = state === "speaking" ? "🔊" : state === "disconnected" ? "⨯" : "●";
     item.querySelector(".person-name").textContent = String(a.name) + (a.member === selfMember ? " (you)" : "");
     item.querySelector(".person-role").textContent = label(String(a.role));
-    item.querySelector(".person-state").textContent = state;
+    item.querySelector(".person-state").textContent = a.presenter === true ? `${state}, presenting` : state;
+    item.querySelector("[data-presenter]")?.setAttribute("aria-pressed", String(a.presenter === true));
   }
 }
 
