@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 
-import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -104,13 +103,8 @@ Q1 = [-0.5769325494766235, 0.42294830083847046, -0.5157687664031982, 0.471429914
 Q2 = [-0.5758467316627502, 0.4217609167098999, -0.5167402029037476, 0.4727556109428406]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rooms/room.py _apply_pose records only poses PoseTable.update() published, but "
-    "netcode/poses.py PoseTable.update moves its deadband reference also when a pose moved "
-    "past the deadband yet quantizes to the published value; that unrecorded pose changes "
-    "later deadband decisions, so a replay publishes different poses"
-))
 def test_a_turn_that_quantizes_to_the_same_pose_replays_identically() -> None:
+    """A taken pose that quantizes to the published one is recorded (fixed in f42d980)."""
     p1 = as_raw_pose([0.0004, 1.0, 0.0, *Q1])
     p2 = as_raw_pose([0.0004, 1.0, 0.0, *Q2])
     assert rotation_angle(p1, p2) >= ROTATION_DEADBAND_RAD and quantize(p1) == quantize(p2)

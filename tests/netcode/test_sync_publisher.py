@@ -24,13 +24,14 @@ from tests.netcode.sync_helpers import SLOW_OK, assert_mirror_matches, decode, f
 VIEWS = st.sampled_from(ALL_VIEWS)
 FIELDS = st.sampled_from(["a", "b", "c", "name", "score"])
 CHANNELS = st.sampled_from(["chat", "events", "questions", "team"])
-# No bools: an int/bool swap together with a visibility change is a known bug, pinned
-# by test_views.py::test_int_to_bool_with_visibility_change_reaches_mirrors (xfail).
-# Floats are bounded: integral floats >= 2**64 break `checksum` (test_codec.py, xfail).
+# Bools next to small ints and integral floats: 1 -> True must reach every view.
 SCALARS = (
     st.none()
-    | st.integers(-(2**40), 2**40)
-    | st.floats(-1e9, 1e9, allow_nan=False)
+    | st.booleans()
+    | st.integers(-2, 2)
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.sampled_from([0.0, 1.0, -1.0, 1e20])
+    | st.floats(allow_nan=False)
     | st.text(max_size=8)
 )
 VALUES = st.recursive(
@@ -59,7 +60,7 @@ def change_world(data: st.DataObject, world: CaseState, poses: dict[int, Quantiz
     """One random case or pose change, as a scenario and the pose table would make it."""
     eids = list(world.entity_ids())
     choice = data.draw(st.sampled_from(
-        ["create", "set", "set", "set", "delete", "log", "log", "pose", "unpose"]
+        ["create", "set", "set", "set", "delete", "log", "log", "burst", "pose", "unpose"]
     ))
     if choice == "create" or (not eids and choice in ("set", "delete", "pose", "unpose")):
         fields = data.draw(st.dictionaries(FIELDS, VALUES, max_size=3))
@@ -74,6 +75,10 @@ def change_world(data: st.DataObject, world: CaseState, poses: dict[int, Quantiz
         poses.pop(eid, None)  # a deleted entity loses its pose in the same tick (Room does)
     elif choice == "log":
         world.log(data.draw(CHANNELS), data.draw(VALUES), data.draw(VIEWS))
+    elif choice == "burst":  # enough entries to push a channel past its 50-entry tail
+        channel, vis = data.draw(CHANNELS), data.draw(VIEWS)
+        for i in range(data.draw(st.integers(10, 40))):
+            world.log(channel, i, vis)
     elif choice == "pose":
         poses[data.draw(st.sampled_from(eids))] = data.draw(POSES)
     elif poses:

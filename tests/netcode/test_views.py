@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netcode.codec import checksum
-from netcode.mirror import Desync, Mirror
+from netcode.mirror import Mirror
 from netcode.publisher import Publisher
 from netcode.state import HIDDEN, CaseState
 from netcode.views import ALL_VIEWS, VIEW_OF_ROLE, Role, View
@@ -139,12 +139,9 @@ def test_hidden_log_entries_are_not_sent_but_the_op_head_moves() -> None:
     assert {m.op for m in mirrors.values()} == {2}
 
 
-@pytest.mark.xfail(strict=True, raises=Desync, reason=(
-    "netcode/state.py CaseState.set line 155: per-view change test uses ==, so 1 -> True "
-    "(equal in Python) with a visibility change sends no op to views that saw both"
-))
 @pytest.mark.parametrize(("old", "new"), [(1, True), (0, False), ([1], [True])])
 def test_int_to_bool_with_visibility_change_reaches_mirrors(old: Any, new: Any) -> None:
+    """1 -> True is a change clients must see (== once hid it; fixed in f42d980)."""
     world = CaseState()
     publisher = Publisher(world, checksum_every=1)
     eid = world.create("avatar", {"connected": old})
@@ -153,7 +150,7 @@ def test_int_to_bool_with_visibility_change_reaches_mirrors(old: Any, new: Any) 
     mirror.apply(decode(publisher.frame(View.FACILITATOR, None)))
     world.set(eid, "connected", new, View.PARTICIPANT)
     publisher.publish(1, world.drain(), {})
-    mirror.apply(decode(publisher.frame(View.FACILITATOR, 0)))  # raises Desync today
+    mirror.apply(decode(publisher.frame(View.FACILITATOR, 0)))  # no Desync
     assert checksum(mirror.view_state()) == checksum(publisher.view_state(View.FACILITATOR))
 
 
