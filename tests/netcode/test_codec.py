@@ -302,3 +302,15 @@ def test_pose_values_arrive_as_floats() -> None:
 def test_values_of_another_type_are_not_coerced(message: dict[str, Any]) -> None:
     """No silent coercion: lax pydantic once turned '5' into 5 (fixed in f42d980)."""
     assert refused(encode(message)).code == "bad_message"
+
+
+@pytest.mark.parametrize(("value", "as_int"), [
+    (2.0**62, True), (-(2.0**62), True), (2.0**63 - 1024, True),
+    (2.0**63, False), (-(2.0**63), False), (1e300, False), (float("inf"), False), (0.5, False),
+])
+def test_integral_floats_below_2_63_in_magnitude_are_written_as_integers(
+    value: float, as_int: bool
+) -> None:
+    # docs/protocol.md, "Checksums"
+    assert isinstance(canonical(value), int) is as_int
+    assert isinstance(checksum({"e": {}, "l": {"x": [value]}, "p": {}}), int)
