@@ -9,7 +9,9 @@ latency through it: publisher's send to subscriber's arrival of a frame's last
 packet, on loopback. A first row measures a direct publisher-to-subscriber
 connection; what a forwarder adds is roughly its figure minus that one.
 Subscribers here do not decode (they only time packets) so they do not steal
-the two cores from the process being measured.
+the two cores from the process being measured; the last column is the CPU of
+this process (publisher and all subscribers), which on a loaded 2-core machine
+can itself become the bottleneck at 16 subscribers.
 
 Frames are matched across the relay's re-encoding by their RTP timestamps:
 the publisher's frame intervals vary pseudo-randomly, aiortc keeps intervals,
@@ -328,13 +330,13 @@ async def measure(
         await forwarder.answer(handle, pc.localDescription.sdp)
         subs.append((pc, clock))
     await asyncio.sleep(warmup)
-    proc = psutil.Process(pid)
-    cpu0, t0 = proc.cpu_times(), time.perf_counter()
+    proc, me = psutil.Process(pid), psutil.Process()
+    cpu0, me0, t0 = proc.cpu_times(), me.cpu_times(), time.perf_counter()
     for _, clock in subs:
         clock.last.clear()
     window_start = time.perf_counter()
     await asyncio.sleep(seconds)
-    cpu1, t1 = proc.cpu_times(), time.perf_counter()
+    cpu1, me1, t1 = proc.cpu_times(), me.cpu_times(), time.perf_counter()
     latencies: list[float] = []
     delivered = 0
     for _, clock in subs:
@@ -346,11 +348,13 @@ async def measure(
     await pub.close()
     await forwarder.stop()
     busy = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    clients = (me1.user - me0.user) + (me1.system - me0.system)
     latencies.sort()
     return {
         "forwarder": forwarder.name,
         "subscribers": subscribers,
         "cpu_pct": 100 * busy / (t1 - t0),
+        "clients_cpu_pct": 100 * clients / (t1 - t0),
         "fps_per_sub": delivered / subscribers / seconds,
         "p50_ms": statistics.median(latencies) if latencies else float("nan"),
         "p95_ms": latencies[int(0.95 * (len(latencies) - 1))] if latencies else float("nan"),
@@ -391,7 +395,7 @@ async def bench(args: argparse.Namespace) -> None:
     )
     print(
         f"{'forwarder':<18} {'subs':>4} {'CPU %core':>10} {'fps/sub':>8} "
-        f"{'p50 ms':>8} {'p95 ms':>8}"
+        f"{'p50 ms':>8} {'p95 ms':>8} {'clients %core':>14}"
     )
     p50, p95 = await measure_direct(clip, args.warmup, args.seconds)
     print(f"{'direct, no hop':<18} {1:>4} {'-':>10} {'-':>8} {p50:>8.1f} {p95:>8.1f}")
@@ -400,7 +404,7 @@ async def bench(args: argparse.Namespace) -> None:
             r = await measure(forwarder, clip, n, args.warmup, args.seconds)
             print(
                 f"{r['forwarder']:<18} {n:>4} {r['cpu_pct']:>10.1f} {r['fps_per_sub']:>8.1f} "
-                f"{r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f}",
+                f"{r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['clients_cpu_pct']:>14.1f}",
                 flush=True,
             )
 
