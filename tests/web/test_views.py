@@ -200,10 +200,21 @@ def test_each_view_passes_axe(web_server: WebServer, open_page: Any, role: str) 
     assert not violations, f"serious or critical accessibility violations: {summary}"
 
 
+def test_the_join_page_passes_axe(web_server: WebServer, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(web_server.base + "/")
+    page.wait_for_selector("#join:not([hidden])")
+    violations = axe_violations(page)
+    assert not violations, [(v["id"], v["impact"]) for v in violations]
+    page.close()
+
+
 def test_a_bad_token_shows_the_servers_reason(web_server: WebServer, browser: Any) -> None:
     page = browser.new_page()
     page.goto(f"{web_server.base}/?room=demo&token=not-a-token")
     page.wait_for_selector("#problem:not([hidden])")
-    text = page.inner_text("#problem")
+    text = page.inner_text("#problem-text")
     assert "bad_token" in text
+    page.click("#problem-dismiss")
+    assert page.is_hidden("#problem")
     page.close()

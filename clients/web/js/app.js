@@ -21,10 +21,11 @@ const room = params.get("room") || "";
 const token = params.get("token") || "";
 
 function showProblem(text) {
-  const box = $("problem");
-  box.textContent = text;
-  box.hidden = false;
+  $("problem").hidden = false; // shown first, so the alert is announced
+  $("problem-text").textContent = text;
 }
+
+$("problem-dismiss").addEventListener("click", () => { $("problem").hidden = true; });
 
 function announce(text) {
   const node = $("announcer");

@@ -19,9 +19,11 @@ const VITAL_LINES = { hr: "#7cfc8a", spo2: "#5cd6ff", sbp: "#ffffff" };
 const SKIPPED_KINDS = ['"kind":"poses"', '"kind":"keyframe"', '"kind":"checksum"'];
 
 function showProblem(text) {
-  $("problem").textContent = text;
-  $("problem").hidden = false;
+  $("problem").hidden = false; // shown first, so the alert is announced
+  $("problem-text").textContent = text;
 }
+
+$("problem-dismiss").addEventListener("click", () => { $("problem").hidden = true; });
 
 function announce(text) {
   $("announcer").textContent = "";
