@@ -64,6 +64,8 @@ class _Entity:
     kind: str
     values: dict[str, Any]
     vis: dict[str, View]
+    default_vis: View = View.SPECTATOR
+    """Visibility of a field first set later without one: the entity's most private level."""
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -140,7 +142,11 @@ class CaseState:
             name: (vis.get(name, View.SPECTATOR) if isinstance(vis, Mapping) else vis)
             for name in values
         }
-        self._entities[eid] = _Entity(kind, values, field_vis)
+        if isinstance(vis, Mapping):
+            default_vis = max(vis.values(), default=View.SPECTATOR)
+        else:
+            default_vis = View(vis)
+        self._entities[eid] = _Entity(kind, values, field_vis, View(default_vis))
         canonical = ("new", eid, kind, {k: [v, int(field_vis[k])] for k, v in values.items()})
         per_view = tuple(
             ["new", eid, kind, {k: _seen(v, field_vis[k], view) for k, v in values.items()}]
@@ -150,12 +156,17 @@ class CaseState:
         return eid
 
     def set(self, eid: int, field: str, value: Any, vis: View | None = None) -> None:
-        """Set a field; `vis=None` keeps its visibility (spectator for a new field)."""
+        """Set a field; `vis=None` keeps its visibility (a new field takes the entity's default:
+        the most private level it was created with, so nothing leaks by omission).
+
+        Values are kept by reference and must not be changed after they are set: build a
+        new value and set it again, so the change becomes an op.
+        """
         entity = self._entities.get(eid)
         if entity is None:
             raise StateError(f"entity {eid} does not exist")
         old_value = entity.values.get(field, _ABSENT)
-        old_vis = entity.vis.get(field, View.SPECTATOR)
+        old_vis = entity.vis.get(field, entity.default_vis)
         new_vis = old_vis if vis is None else View(vis)
         if old_value is not _ABSENT and _same(old_value, value) and old_vis == new_vis:
             return
@@ -211,7 +222,12 @@ class CaseState:
             "next_eid": self._next_eid,
             "op_seq": self._op_seq,
             "entities": [
-                [eid, e.kind, {k: [v, int(e.vis[k])] for k, v in e.values.items()}]
+                [
+                    eid,
+                    e.kind,
+                    {k: [v, int(e.vis[k])] for k, v in e.values.items()},
+                    int(e.default_vis),
+                ]
                 for eid, e in self._entities.items()
             ],
             "logs": [{ch: list(tail) for ch, tail in logs.items()} for logs in self._logs],
@@ -221,11 +237,12 @@ class CaseState:
     def restore(cls, data: Mapping[str, Any]) -> CaseState:
         state = cls(first_op_seq=int(data["op_seq"]))
         state._next_eid = int(data["next_eid"])
-        for eid, kind, fields in data["entities"]:
+        for eid, kind, fields, default_vis in data["entities"]:
             state._entities[int(eid)] = _Entity(
                 kind,
                 {k: v for k, (v, _) in fields.items()},
                 {k: View(vis) for k, (_, vis) in fields.items()},
+                View(default_vis),
             )
         for view, logs in zip(ALL_VIEWS, data["logs"], strict=True):
             for channel, entries in logs.items():
