@@ -121,6 +121,11 @@ def test_participant_moves_by_keyboard_chats_resumes_and_documents(
         "() => document.querySelector('#conn-status').textContent === 'Connected (resumed)'"
     )
     assert page.evaluate("() => window.grandRounds.conn.welcome.member") == member
+    page.wait_for_function(
+        "(name) => document.querySelector('#participants').textContent"
+        ".includes(name + ' (you)Participantconnected')",
+        arg="Dr Keys",
+    )
     page.fill("#act-note-text", "Started antibiotics at 0:40")
     page.click("#act-note button[type=submit]")
     page.wait_for_function(

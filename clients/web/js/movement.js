@@ -14,9 +14,10 @@ export class DesktopMover {
   constructor(scene, conn) {
     this.scene = scene;
     this.conn = conn;
-    this.x = 1.2 - Math.random() * 2.4;
-    this.z = 2.0;
-    this.yaw = 0;
+    const around = (Math.random() - 0.5) * 2.2; // somewhere on an arc in front of the table, facing it
+    this.x = 2.4 * Math.sin(around);
+    this.z = 2.4 * Math.cos(around);
+    this.yaw = around;
     this.pitch = -0.25;
     this.keys = new Set();
     this.dirty = true;

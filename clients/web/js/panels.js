@@ -55,7 +55,7 @@ export function renderPeople(list, mirror, selfMember, speakingMembers = new Set
       item = el("li", { class: "person", "data-avatar": id },
         el("span", { class: "person-icon", "aria-hidden": "true" }), el("span", { class: "person-name" }),
         el("span", { class: "person-role" }), el("span", { class: "person-state" }),
-        controls ? el("span", { class: "person-controls" }, ...controls(id, a)) : null);
+        controls && a.member !== selfMember ? el("span", { class: "person-controls" }, ...controls(id, a)) : null);
       list.append(item);
     }
     const speaking = a.speaking === true || speakingMembers.has(String(a.member)) || speakingMembers.has(a.member);
