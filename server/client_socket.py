@@ -78,6 +78,8 @@ class ClientSocket:
         self._flushed = trio.Event()
         self._flushed.set()
         self._leftover = leftover
+        self._reading = trio.CancelScope()
+        self._stop_reading = False
         self.closed = False
         self.close_reason = ""
         self.bytes_sent = 0
@@ -181,12 +183,16 @@ class ClientSocket:
                         self._write(self._ws.send(event.response()))
                     self.close_reason = self.close_reason or "client closed"
                     return
-            with trio.fail_after(self._receive_timeout):
+            if self._stop_reading:
+                return
+            data = b""
+            self._reading = trio.CancelScope()  # one per read: `close_soon` cancels it
+            with self._reading, trio.fail_after(self._receive_timeout):
                 try:
                     data = await self._stream.receive_some(_READ_SIZE)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     return
-            if not data:
+            if not data:  # the peer closed, or `close_soon` stopped the reading
                 return
             self._ws.receive_data(data)
 
@@ -209,6 +215,12 @@ class ClientSocket:
         ):
             return
 
+    def close_soon(self, reason: str) -> None:
+        """Stop reading; the session then closes politely (flushing what is queued)."""
+        self.close_reason = self.close_reason or reason
+        self._stop_reading = True
+        self._reading.cancel()
+
     def abort(self, reason: str) -> None:
         """Close at once, without a goodbye (the client is gone or hopelessly behind)."""
         if self.closed:
@@ -217,6 +229,10 @@ class ClientSocket:
         self.close_reason = self.close_reason or reason
         self._wake.set()
         self._flushed.set()
+        self._stop_reading = True
+        self._reading.cancel()
+        with contextlib.suppress(OSError):  # shuts the connection for both descriptors
+            self._raw.shutdown(socket.SHUT_RDWR)
         trio.lowlevel.notify_closing(self._raw)
         self._raw.close()
 

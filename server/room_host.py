@@ -323,8 +323,10 @@ class RoomHost:
         """Tell a client why it is being disconnected, then cut it off."""
         self.metrics.clients_dropped.labels(code).inc()
         link.sock.send(encode({"t": "bye", "code": code, "msg": message}))
-        link.sock.close_reason = code
-        link.sock.abort(code)
+        if link.sock.backlog:
+            link.sock.abort(code)  # it cannot take the goodbye either
+        else:
+            link.sock.close_soon(code)
 
     async def _goodbye(self) -> None:
         reason = self.room.end_reason or "the room has ended"
