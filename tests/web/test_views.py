@@ -205,6 +205,21 @@ def test_each_view_passes_axe(web_server: WebServer, open_page: Any, role: str) 
     assert not violations, f"serious or critical accessibility violations: {summary}"
 
 
+def test_the_facilitator_removes_a_participant(web_server: WebServer, open_page: Any) -> None:
+    gone = open_page(web_server.page_url("participant", "Dr Gone"))
+    console = open_page(web_server.page_url("facilitator", "Dr Lead"))
+    console.on("dialog", lambda dialog: dialog.accept())
+    console.click("button[aria-label='Remove Dr Gone']")
+    gone.wait_for_selector("#problem:not([hidden])")
+    assert "(removed)" in gone.inner_text("#problem-text")
+    gone.wait_for_function(
+        "() => document.querySelector('#conn-status').textContent === 'Disconnected'"
+    )
+    console.wait_for_function(
+        "() => !document.querySelector('#participants').textContent.includes('Dr Gone')"
+    )
+
+
 def test_the_join_page_passes_axe(web_server: WebServer, browser: Any) -> None:
     page = browser.new_page()
     page.goto(web_server.base + "/")

@@ -13,7 +13,7 @@ const MAX_PENDING_REPLIES = 64;
 const MAX_RECONNECTS = 6;
 const FATAL_BYE = new Set([
   "bad_token", "token_expired", "wrong_room", "unknown_room", "room_ended", "room_full",
-  "version_mismatch", "too_many_errors",
+  "version_mismatch", "too_many_errors", "removed", "unknown_session", "bad_session",
 ]);
 
 export function wsUrl() {
