@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,19 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
         slow_drop_seconds=2.0,
         media_workers=0,
     )
+    async with running(settings) as instance:
+        yield instance
+
+
+@asynccontextmanager
+async def running(settings: Settings, demo_case: str = "demo") -> AsyncIterator[Server]:
+    """A server running `settings` (with the room 'demo') for the duration of the block."""
     instance = Server(settings)
     async with trio.open_nursery() as nursery:
         await nursery.start(
-            lambda task_status: instance.run(task_status=task_status, demo=True, demo_case="demo")
+            lambda task_status: instance.run(
+                task_status=task_status, demo=True, demo_case=demo_case
+            )
         )
         yield instance
         nursery.cancel_scope.cancel()

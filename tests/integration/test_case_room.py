@@ -13,19 +13,13 @@ from netcode.state import HIDDEN
 from netcode.views import Role
 from server.app import Server
 from server.config import Settings
+from tests.conftest import running
 
 
 @pytest.fixture
 async def case_server(tmp_path: Path) -> AsyncIterator[Server]:
-    instance = Server(Settings(port=0, data_dir=tmp_path))
-    async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: instance.run(
-                task_status=task_status, demo=True, demo_case="septic_shock_ed"
-            )
-        )
+    async with running(Settings(port=0, data_dir=tmp_path), "septic_shock_ed") as instance:
         yield instance
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_case_room_runs_the_case_for_every_role(case_server: Server) -> None:

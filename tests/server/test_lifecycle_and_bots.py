@@ -13,19 +13,14 @@ from clients.python.bots import report, run_bots
 from netcode.views import Role
 from server.app import Server
 from server.config import Settings
-from tests.conftest import http_url, ws_url
+from tests.conftest import http_url, running, ws_url
 
 
 @pytest.fixture
 async def idle_server(tmp_path: Path) -> AsyncIterator[Server]:
     settings = Settings(port=0, data_dir=tmp_path, idle_timeout_seconds=1.0, media_workers=0)
-    instance = Server(settings)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: instance.run(task_status=task_status, demo=True, demo_case="demo")
-        )
+    async with running(settings, "demo") as instance:
         yield instance
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_room_nobody_is_in_ends_after_the_idle_timeout(idle_server: Server) -> None:

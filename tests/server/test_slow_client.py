@@ -16,6 +16,7 @@ from clients.python import connect
 from netcode.views import Role
 from server.app import Server
 from server.config import Settings
+from tests.conftest import running
 
 
 @pytest.fixture
@@ -24,13 +25,8 @@ async def tight_server(tmp_path: Path) -> AsyncIterator[Server]:
     settings = Settings(
         port=0, data_dir=tmp_path, slow_drop_seconds=1.0, socket_send_buffer=4096, media_workers=0
     )
-    instance = Server(settings)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: instance.run(task_status=task_status, demo=True, demo_case="demo")
-        )
+    async with running(settings, "demo") as instance:
         yield instance
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_client_that_stops_reading_is_dropped_and_the_room_is_unaffected(
