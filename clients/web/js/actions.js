@@ -26,10 +26,12 @@ const ACTIONS = {
   note: { fields: [{ name: "text", type: "textarea", required: true }] },
   time_scale: { fields: [{ name: "scale", type: "number", required: true, step: "0.25", min: "0.25", max: "10" }] },
   inject: { fields: [{ name: "event", required: true, choices: (m) => keysOf(answerKey(m).events) }] },
-  override: { fields: [{ name: "signal", required: true, choices: () => SIGNALS }, { name: "value", type: "number" }, { name: "for_s", type: "number" }] },
-  reveal: { fields: [{ name: "test" }, { name: "region" }] },
-  advance: { fields: [{ name: "phase" }] },
-  hint: { fields: [{ name: "text" }, { name: "index", type: "number" }] },
+  override: { fields: [{ name: "signal", required: true, choices: () => SIGNALS },
+    { name: "value", type: "number", hint: "leave empty to end the override" },
+    { name: "for_s", type: "number", hint: "seconds; empty: until ended" }] },
+  reveal: { fields: [{ name: "test", hint: "a test id, or" }, { name: "region", hint: "an exam region" }] },
+  advance: { fields: [{ name: "phase", hint: "empty: the next phase" }] },
+  hint: { fields: [{ name: "text" }, { name: "index", type: "number", hint: "or a prepared hint's number" }] },
   score: { fields: [{ name: "item", required: true, choices: (m) => (m.first("director")?.fields.score?.manual ?? []).map((x) => x.id) }, { name: "points", type: "number", required: true }, { name: "comment" }] },
 };
 const CASE_PARTICIPANT = ["examine", "order", "give", "oxygen", "call_help", "decide", "note"];
@@ -65,7 +67,12 @@ function actionForm(name, mirror, send) {
       lists.push({ input, field, select: true });
     } else input = el("input", { id: inputId, name: field.name, type: field.type === "number" ? "number" : "text", autocomplete: "off", step: field.step ?? "any", min: field.min, max: field.max });
     if (field.required) input.required = true;
-    form.append(el("label", { for: inputId, text: label(field.name) + (field.required ? "" : " (optional)") }), input);
+    form.append(el("label", { for: inputId, text: label(field.name) + (field.required ? "" : " (optional)") }));
+    if (field.hint) {
+      input.setAttribute("aria-describedby", `${inputId}-hint`);
+      form.append(el("span", { class: "field-hint", id: `${inputId}-hint`, text: field.hint }));
+    }
+    form.append(input);
   }
   form.append(el("button", { type: "submit", text: label(name) }), status);
   const refresh = () => {

@@ -27,6 +27,12 @@ export function renderCase(root, mirror) {
       el("li", {}, el("strong", { text: `${r.name ?? r.test}: ` }), valueNode(r.text),
         r.values && !isHidden(r.values) && Object.keys(r.values).length ? fieldList(r.values) : null))));
   }
+  const team = mirror.first("team");
+  if (team && Array.isArray(team.fields.pending) && team.fields.pending.length) {
+    parts.push(el("h3", { text: "Pending orders" }));
+    parts.push(el("ul", {}, ...team.fields.pending.map((o) =>
+      el("li", { text: `${o.name ?? o.test} (ordered at ${clockText(o.ordered_s)})` }))));
+  }
   const decisions = [...mirror.find("decision").values()];
   if (decisions.length) {
     parts.push(el("h3", { text: "Decisions" }));
@@ -76,10 +82,10 @@ export function eventText(entry) {
   return `${who}${text}`;
 }
 
-/** All case-like log channels merged by time: events, case, hints, script. */
+/** All case-like log channels your view holds, merged by time (the team's notes too). */
 export function timeline(mirror) {
   const out = [];
-  for (const channel of ["events", "case", "hints", "script"]) {
+  for (const channel of ["events", "case", "hints", "script", "notes"]) {
     for (const entry of mirror.logs[channel] || []) out.push({ channel, entry });
   }
   return out.sort((a, b) => (a.entry.t ?? 0) - (b.entry.t ?? 0)).slice(-50);

@@ -3,6 +3,7 @@
 // smooth between state frames. `positionOf(id)` reports what is drawn (tests use it).
 import * as THREE from "three";
 import { dequantize } from "./poses.js";
+import { eyeRect } from "./stereo.js";
 
 const INTERP_MS = 100;
 const ROLE_COLOURS = { facilitator: 0xe69f00, participant: 0x56b4e9, spectator: 0x999999 };
@@ -144,19 +145,18 @@ export class RoomScene {
   }
 
   /** Show the presenter's video on a screen seen only in VR, each eye its half of a
-   * side-by-side frame (three.js gives the left eye layer 1 and the right eye layer 2). */
+   * stereo frame (three.js gives the left eye layer 1 and the right eye layer 2). */
   showStereoVideo(video, layout) {
     if (!this.ok) return;
     if (this.screen) this.scene.remove(this.screen);
     const texture = new THREE.VideoTexture(video);
     texture.colorSpace = THREE.SRGBColorSpace;
-    const stereo = layout === "side-by-side";
     const screen = new THREE.Group();
-    const eyes = stereo ? [[1, 0], [2, 0.5]] : [[1, 0], [2, 0]];
-    for (const [layer, offset] of eyes) {
+    for (const [layer, eye] of [[1, 0], [2, 1]]) {
+      const [x, y, w, h] = eyeRect(layout, eye, 1, 1);
       const map = texture.clone();
-      map.repeat.set(stereo ? 0.5 : 1, 1);
-      map.offset.set(offset, 0);
+      map.repeat.set(w, h);
+      map.offset.set(x, 1 - y - h); // texture v runs bottom to top
       const plane = new THREE.Mesh(new THREE.PlaneGeometry(1.6, 0.9), new THREE.MeshBasicMaterial({ map }));
       plane.layers.set(layer);
       screen.add(plane);
