@@ -135,17 +135,28 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def open_page(browser: Any) -> Iterator[Callable[[str], Any]]:
+def open_page(browser: Any) -> Iterator[Callable[..., Any]]:
     """Open app pages; fails the test on any uncaught page error."""
     contexts: list[Any] = []
     errors: list[str] = []
 
-    def opener(url: str) -> Any:
+    def opener(url: str, received: list[bytes] | None = None) -> Any:
+        """Open `url`; with `received`, every WebSocket frame the page gets is kept there."""
         context = browser.new_context(viewport={"width": 1360, "height": 1000})
         contexts.append(context)
         context.set_default_timeout(10_000)
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        if received is not None:
+            page.on(
+                "websocket",
+                lambda ws: ws.on(
+                    "framereceived",
+                    lambda payload: received.append(
+                        payload if isinstance(payload, bytes) else payload.encode()
+                    ),
+                ),
+            )
         page.goto(url)
         page.wait_for_function(
             "() => window.grandRounds && window.grandRounds.mirror.tick !== null"

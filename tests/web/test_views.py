@@ -55,7 +55,8 @@ def keep(path: Any, name: str) -> None:
 def test_spectator_sees_vitals_and_a_moving_avatar_but_no_hidden_fields(
     web_server: WebServer, open_page: Any
 ) -> None:
-    page = open_page(web_server.page_url("spectator"))
+    frames: list[bytes] = []
+    page = open_page(web_server.page_url("spectator"), received=frames)
     page.wait_for_function("() => document.querySelector('.vital .value').textContent !== '--'")
     assert len(vitals_over(page, 2.5)) > 1, "the monitor's numbers did not change"
 
@@ -85,6 +86,8 @@ def test_spectator_sees_vitals_and_a_moving_avatar_but_no_hidden_fields(
     page.wait_for_selector("#inspector details")
     assert SECRET[:40] not in page.evaluate("() => document.body.innerText")
     assert SECRET[:40] not in page.content()
+    assert frames, "no WebSocket frames were seen"
+    assert not any(SECRET[:40].encode() in frame for frame in frames), "a hidden field was sent"
     assert page.evaluate("() => window.grandRounds.conn.resyncs") == 0, "checksums disagreed"
     keep(shot, "spectator.png")
 
