@@ -1,6 +1,6 @@
 // One WebSocket session with a room: hello/welcome, state frames into a Mirror (acks,
 // resync on desync), intents with replies, poses, and resume after a dropped link.
-// Events (EventTarget): "welcome", "state" (detail: changes), "reply-error", "error-msg",
+// Events (EventTarget): "welcome", "state" (detail: changes), "error-msg" (detail: {code, msg}),
 // "bye", "status" (detail: text), "rtc" (detail: message), "playback" (a review's play head).
 import { decode, encode, encodeSingle } from "./wire.js";
 import { Desync, Mirror } from "./mirror.js";

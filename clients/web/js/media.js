@@ -123,7 +123,7 @@ export class Media {
     video.srcObject = stream;
     this.ui.stereo.hidden = false;
     this.ui.stereo.querySelector(".video-source").replaceChildren(video);
-    this.stereoVideo = { video, layout: description?.layout ?? "mono" };
+    this.stereoVideo = { video, layout: description?.layout ?? "mono", track: description?.track };
     video.play().catch(() => {});
     this.onVideo?.(video, this.stereoVideo.layout);
     this.drawLoop();
@@ -254,7 +254,7 @@ export class Media {
       }
       case "tracks":
         for (const t of message.added || []) this.tracks.set(t.track, t);
-        for (const id of message.removed || []) this.tracks.delete(id);
+        for (const id of message.removed || []) this.dropTrack(id);
         if ((message.added || []).some((t) => !this.isMine(t) && (!this.audioOnly || t.kind === "audio"))) this.subscribe();
         break;
       case "muted": {
@@ -293,6 +293,16 @@ export class Media {
 
   isMine(track) {
     return track.member === this.conn.welcome?.member;
+  }
+
+  /** A track is gone: forget it and take down what showed or played it. */
+  dropTrack(id) {
+    this.tracks.delete(id);
+    for (const audio of this.ui.audio.querySelectorAll("audio")) if (audio.dataset.track === id) audio.remove();
+    if (this.stereoVideo && this.stereoVideo.track === id) {
+      this.stereoVideo = null;
+      this.ui.stereo.hidden = true;
+    }
   }
 
   /** Play every voice (browsers may block autoplay until the user asks). */
