@@ -107,6 +107,11 @@ def test_replay_viewer_seeks_to_a_bookmark(web_server: WebServer, browser: Any) 
     page.click("#bookmark-form button")
     page.wait_for_function("() => document.querySelectorAll('#bookmarks li').length === 2")
     assert page.evaluate("() => window.grandRounds.conn.resyncs") == 0, "checksums disagreed"
+    debrief = page.evaluate(
+        "async () => { const r = await fetch(document.querySelector('#debrief').href);"
+        " return [r.status, r.headers.get('content-type'), (await r.text()).length]; }"
+    )
+    assert debrief[0] == 200 and debrief[1].startswith("text/html") and debrief[2] > 500, debrief
     violations = axe_violations(page)
     assert not violations, [(v["id"], v["impact"]) for v in violations]
     assert not errors, errors
