@@ -3,6 +3,7 @@ do, what the facilitator's console controls, and that each view passes axe-core.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from typing import Any
@@ -48,6 +49,9 @@ def head_of(page: Any, member: int) -> Any:
 
 
 def keep(path: Any, name: str) -> None:
+    """Copy a screenshot to docs/screenshots (for the README) when GR_UPDATE_SCREENSHOTS is set."""
+    if not os.environ.get("GR_UPDATE_SCREENSHOTS"):
+        return
     DOC_SHOTS.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(path, DOC_SHOTS / name)
 
