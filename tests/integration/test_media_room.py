@@ -244,10 +244,10 @@ async def test_speaking_reaches_the_avatar_in_a_spectators_mirror(media_server: 
         tone = SwitchableToneTrack()
         tone.silent = True
 
-        async def silence_then_switchable() -> None:
+        async def swap_in_switchable_tone() -> None:
             voice.pc.getSenders()[0].replaceTrack(tone)
 
-        await peers.run(silence_then_switchable())
+        await peers.run(swap_in_switchable_tone())
         # Silence is not speaking.
         await trio.sleep(2.0)
         assert speaking(sol.mirror) is False
