@@ -160,6 +160,14 @@ class Intent(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict, max_length=64)
 
 
+class Prefs(BaseModel):
+    """How much state the client wants: `rate` state frames a second (low bandwidth)."""
+
+    model_config = _STRICT
+    t: Literal["prefs"]
+    rate: int = Field(ge=1, le=120)
+
+
 class Resync(BaseModel):
     model_config = _STRICT
     t: Literal["resync"]
@@ -181,10 +189,12 @@ class Rtc(BaseModel):
 
 
 ClientMessage = Annotated[
-    Hello | Ack | PoseUpdate | Intent | Resync | Ping | Rtc, Field(discriminator="t")
+    Hello | Ack | PoseUpdate | Intent | Prefs | Resync | Ping | Rtc, Field(discriminator="t")
 ]
 _CLIENT_MESSAGE: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
-CLIENT_MESSAGE_TYPES: Final = frozenset({"hello", "ack", "pose", "intent", "resync", "ping", "rtc"})
+CLIENT_MESSAGE_TYPES: Final = frozenset(
+    {"hello", "ack", "pose", "intent", "prefs", "resync", "ping", "rtc"}
+)
 
 
 def parse_client_message(data: bytes) -> ClientMessage:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
+import re
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,6 +33,7 @@ REQUEST_TIMEOUT_SECONDS: Final = 10.0
 MAX_BODY: Final = 64 * 1024
 MAX_HEADER: Final = 16 * 1024
 _READ: Final = 16384
+FILE_CHUNK: Final = 256 * 1024
 
 
 @dataclass(slots=True)
@@ -48,6 +51,42 @@ class HttpResponse:
     body: bytes
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
+    file: FileSlice | None = None
+    """A body streamed from disk instead of `body` (large media files)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileSlice:
+    path: Path
+    start: int
+    length: int
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def file_response(path: Path, content_type: str, range_header: str | None) -> HttpResponse:
+    """A file, whole or the byte range asked for (206), streamed in chunks when sent."""
+    size = path.stat().st_size
+    start, end = 0, size - 1
+    status = 200
+    headers = [("accept-ranges", "bytes")]
+    if range_header:
+        match = _RANGE.match(range_header.strip())
+        if match is None or not (match.group(1) or match.group(2)):
+            return error_response(416, "bad_range", "only one 'bytes=start-end' range is served")
+        if match.group(1):
+            start = int(match.group(1))
+            end = min(end, int(match.group(2))) if match.group(2) else end
+        else:
+            start = max(0, size - int(match.group(2)))
+        if start > end or start >= size:
+            response = error_response(416, "bad_range", f"the file has {size} bytes")
+            response.headers.append(("content-range", f"bytes */{size}"))
+            return response
+        status = 206
+        headers.append(("content-range", f"bytes {start}-{end}/{size}"))
+    return HttpResponse(status, b"", content_type, headers, FileSlice(path, start, end - start + 1))
 
 
 def json_response(status: int, payload: Any) -> HttpResponse:
@@ -128,17 +167,38 @@ async def handle_connection(server: Server, stream: trio.SocketStream) -> None:
 
 
 async def _send(stream: trio.SocketStream, conn: h11.Connection, response: HttpResponse) -> None:
+    length = response.file.length if response.file is not None else len(response.body)
     headers = [
         ("content-type", response.content_type),
-        ("content-length", str(len(response.body))),
+        ("content-length", str(length)),
         ("cache-control", "no-store"),
         *response.headers,
     ]
-    data = conn.send(h11.Response(status_code=response.status, headers=headers))
-    data = (data or b"") + (conn.send(h11.Data(data=response.body)) or b"")
+    data = conn.send(h11.Response(status_code=response.status, headers=headers)) or b""
+    if response.file is None:
+        data += conn.send(h11.Data(data=response.body)) or b""
+    else:
+        with trio.fail_after(REQUEST_TIMEOUT_SECONDS):
+            await stream.send_all(data)
+        data = b""
+        await _send_file(stream, conn, response.file)
     data += conn.send(h11.EndOfMessage()) or b""
     with trio.fail_after(REQUEST_TIMEOUT_SECONDS):
         await stream.send_all(data)
+
+
+async def _send_file(stream: trio.SocketStream, conn: h11.Connection, part: FileSlice) -> None:
+    """Stream a slice of a file; each chunk must leave within the request timeout."""
+    async with await trio.open_file(part.path, "rb") as file:
+        await file.seek(part.start)
+        left = part.length
+        while left > 0:
+            chunk = await file.read(min(FILE_CHUNK, left))
+            if not chunk:
+                raise h11.LocalProtocolError("the file shrank while it was being sent")
+            left -= len(chunk)
+            with trio.fail_after(REQUEST_TIMEOUT_SECONDS):
+                await stream.send_all(conn.send(h11.Data(data=chunk)) or b"")
 
 
 async def _upgrade(

@@ -17,6 +17,7 @@ from netcode.codec import (
     Ack,
     Intent,
     Ping,
+    Prefs,
     ProtocolError,
     Resync,
     encode,
@@ -159,8 +160,8 @@ class ReviewStream:
             case Ping():
                 tick = self.playback.tick if self.playback else 0
                 self.sock.send(encode({"t": "pong", "id": message.id, "tick": tick}))
-            case Ack():
-                pass
+            case Ack() | Prefs():
+                pass  # a replay paces itself; low-bandwidth rates apply to live rooms
             case _:
                 self.sock.send(
                     encode(

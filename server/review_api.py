@@ -23,13 +23,20 @@ from replay.annotations import Annotations
 from replay.errors import ReplayError
 from replay.reader import Session
 from server import tokens
-from server.http import HttpRequest, HttpResponse, error_response, json_response
+from server.http import (
+    HttpRequest,
+    HttpResponse,
+    error_response,
+    file_response,
+    json_response,
+)
 
 if TYPE_CHECKING:
     from server.app import Server
 
 _SESSION_PATH = re.compile(
-    r"^/api/sessions/([A-Za-z0-9._-]{1,128})(?:/(tokens|annotations|export/(jsonl|xapi|debrief)))?$"
+    r"^/api/sessions/([A-Za-z0-9._-]{1,128})"
+    r"(?:/(tokens|annotations|export/(jsonl|xapi|debrief)|media/([A-Za-z0-9._-]{1,200})))?$"
 )
 
 
@@ -86,7 +93,7 @@ class ReviewApi:
         match = _SESSION_PATH.match(request.path)
         if match is None:
             return None
-        session_id, what, export = match.group(1), match.group(2), match.group(3)
+        session_id, what, export, media = match.groups()
         if what == "tokens":
             return self._issue(request, session_id)
         reviewer = self._reviewer(request, session_id)
@@ -101,6 +108,10 @@ class ReviewApi:
                 )
             if what == "annotations":
                 return await self._annotations(request, session_id, reviewer)
+            if media is not None:
+                return await trio.to_thread.run_sync(
+                    _media, data_dir, session_id, media, request.headers.get("range")
+                )
             return await trio.to_thread.run_sync(_export, data_dir, session_id, export)
         except ReplayError as exc:
             status = 404 if exc.code in ("unknown-session", "bad-session-id") else 409
@@ -163,6 +174,18 @@ def _summary(data_dir: Any, session_id: str) -> dict[str, Any]:
     path = layout.session_dir(data_dir, session_id)
     manifest: dict[str, Any] = layout.read_json(path / "manifest.json")
     return {"id": session_id, **manifest}
+
+
+MEDIA_TYPES = {".webm": "video/webm", ".ogg": "audio/ogg", ".json": "application/json"}
+
+
+def _media(data_dir: Any, session_id: str, name: str, range_header: str | None) -> HttpResponse:
+    """A recorded media track (remuxed WebM or Ogg) of the session, seekable by range."""
+    path = layout.session_dir(data_dir, session_id) / "media" / name
+    kind = MEDIA_TYPES.get(path.suffix)
+    if kind is None or name.startswith(".") or not path.is_file():
+        return error_response(404, "unknown_track", f"this session has no media file {name!r}")
+    return file_response(path, kind, range_header)
 
 
 def _export(data_dir: Any, session_id: str, kind: str | None) -> HttpResponse:

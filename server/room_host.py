@@ -23,6 +23,7 @@ from netcode.codec import (
     Intent,
     Ping,
     PoseUpdate,
+    Prefs,
     Resume,
     Resync,
     Rtc,
@@ -56,6 +57,8 @@ class Link:
     behind_since: float | None = None
     last_ack: int = 0
     frames: int = 0
+    every: int = 1
+    """Send state every this many ticks (more than 1 for low-bandwidth clients)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -186,6 +189,8 @@ class RoomHost:
                     )
             case Ack():
                 link.last_ack = message.tick
+            case Prefs():
+                link.every = max(1, round(self.room.config.tick_hz / message.rate))
             case Resync():
                 link.base = None
                 link.resume_op = None
@@ -289,6 +294,8 @@ class RoomHost:
         sent_bytes = frames = skipped = 0
         encodes_before = self.room.publisher.encodes
         for link in list(self.links.values()):
+            if link.every > 1 and self.room.tick_no % link.every:
+                continue  # a low-bandwidth client: the next delta covers these ticks
             size = self._send_state(link, now)
             if size:
                 sent_bytes += size

@@ -137,3 +137,29 @@ async def test_a_review_token_for_an_unknown_session_is_refused(server: Server) 
             raise AssertionError("should not connect")
     except ServerRefused as refused:
         assert refused.code == "unknown_session"
+
+
+async def test_recorded_media_is_served_whole_or_by_range(server: Server) -> None:
+    session_id, _, _ = await record_a_session(server)
+    media = server.rooms["demo"].writer.path / "media"  # type: ignore[union-attr]
+    media.mkdir(exist_ok=True)
+    content = bytes(range(256)) * 4096  # 1 MiB
+    (media / "ana_pub_1-1.webm").write_bytes(content)
+    _, body = await http(server, "POST", f"/api/sessions/{session_id}/tokens", {}, admin=True)
+    token = json.loads(body)["token"]
+    path = f"/api/sessions/{session_id}/media/ana_pub_1-1.webm?token={token}"
+
+    status, body = await http(server, "GET", path)
+    assert status == 200 and body == content
+    status, body = await http(server, "GET", path, headers={"Range": "bytes=1000-1999"})
+    assert status == 206 and body == content[1000:2000]
+    status, body = await http(server, "GET", path, headers={"Range": "bytes=-10"})
+    assert status == 206 and body == content[-10:]
+    status, _ = await http(server, "GET", path, headers={"Range": "bytes=9999999-"})
+    assert status == 416
+    status, _ = await http(server, "GET", path.replace("ana_pub_1-1.webm", "missing.webm"))
+    assert status == 404
+    status, _ = await http(server, "GET", path.replace("ana_pub_1-1.webm", "..%2Fmanifest.json"))
+    assert status == 404
+    status, _ = await http(server, "GET", f"/api/sessions/{session_id}/media/ana_pub_1-1.webm")
+    assert status == 401

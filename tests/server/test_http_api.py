@@ -13,21 +13,27 @@ from server.app import Server
 
 
 async def http(
-    server: Server, method: str, path: str, body: Any = None, admin: bool = False
+    server: Server,
+    method: str,
+    path: str,
+    body: Any = None,
+    admin: bool = False,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, bytes]:
     """A plain HTTP/1.1 request over a real socket."""
     payload = b"" if body is None else json.dumps(body).encode()
-    headers = [
+    lines = [
         f"{method} {path} HTTP/1.1",
         "Host: test",
         "Connection: close",
         f"Content-Length: {len(payload)}",
+        *(f"{name}: {value}" for name, value in (headers or {}).items()),
     ]
     if admin:
-        headers.append(f"Authorization: Bearer {server.settings.admin_key}")
+        lines.append(f"Authorization: Bearer {server.settings.admin_key}")
     stream = await trio.open_tcp_stream("127.0.0.1", server.port)
     async with stream:
-        await stream.send_all(("\r\n".join(headers) + "\r\n\r\n").encode() + payload)
+        await stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
         data = b""
         with trio.fail_after(5):
             while chunk := await stream.receive_some(65536):

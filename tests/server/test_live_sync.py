@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+
+import trio
+
 from clients.python import connect, still_pose
 from netcode.state import HIDDEN
 from netcode.views import Role
@@ -101,3 +105,17 @@ async def test_two_clients_grabbing_one_object_get_one_lease(server: Server) -> 
 
         assert (await ana.intent("release", obj=obj)).ok
         assert (await ben.intent("grab", obj=obj)).ok
+
+
+async def test_a_low_bandwidth_client_gets_state_at_the_rate_it_asks_for(server: Server) -> None:
+    url = ws_url(server)
+    seen: list[int] = []
+    async with connect(url, server.issue_token("demo", Role.SPECTATOR, "Slow link")) as client:
+        await client.wait_for(lambda m: m.find("monitor"))
+        await client.send({"t": "prefs", "rate": 5})
+        await trio.sleep(0.5)
+        client.on_frame = lambda frame, _: seen.append(frame["k"])
+        await client.wait_for(lambda m: len(seen) >= 4)
+        # Every sixth tick at 30 Hz, each a delta from the last one sent.
+        assert all(b - a == 6 for a, b in itertools.pairwise(seen))
+        assert client.resyncs == 0
