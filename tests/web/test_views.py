@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from netcode.codec import decode_server_message
 from rooms.case import shipped_cases
 from server.scenarios import DEFAULT_CASE
 from tests.web.bot import WalkingBot
@@ -200,6 +201,55 @@ def test_facilitator_pause_freezes_the_spectators_monitor(
         arg=investigation.name,
     )
     keep(screenshot(spectator, "spectator-after-override"), "spectator-override.png")
+
+
+def state_ticks(frames: list[bytes], since: int = 0) -> list[int]:
+    """The ticks `k` of the state frames among the WebSocket frames from index `since`."""
+    ticks = []
+    for data in frames[since:]:
+        message = decode_server_message(data)
+        if message.get("t") == "s":
+            ticks.append(int(message["k"]))
+    return ticks
+
+
+def steps_while(page: Any, frames: list[bytes], seconds: float) -> list[int]:
+    """Differences between consecutive state ticks received in the next `seconds`."""
+    start = len(frames)
+    time.sleep(seconds)
+    page.wait_for_timeout(1)  # let Playwright deliver the frames it has seen
+    ticks = state_ticks(frames, start)
+    return [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+
+
+def test_low_bandwidth_mode_asks_for_state_five_times_a_second(
+    web_server: WebServer, open_page: Any
+) -> None:
+    frames: list[bytes] = []
+    page = open_page(web_server.page_url("spectator", "Slow Link"), received=frames)
+    page.wait_for_function("() => document.querySelector('.vital .value').textContent !== '--'")
+    hz = page.evaluate("() => window.grandRounds.conn.welcome.tick_hz")
+    every = round(hz / 5)
+    assert set(steps_while(page, frames, 1.0)) == {1}, "full rate: a frame every tick"
+
+    page.check("#low-bandwidth")
+    time.sleep(0.5)  # the prefs message takes effect
+    steps = steps_while(page, frames, 2.0)
+    assert len(steps) >= 5 and set(steps) == {every}, f"low bandwidth: ticks step by {every}: {steps}"
+    assert len(vitals_over(page, 3.0)) > 1, "the vitals stopped changing in low-bandwidth mode"
+
+    page.evaluate("() => window.grandRounds.conn.ws.close()")  # a dropped link resumes
+    page.wait_for_function(
+        "() => document.querySelector('#conn-status').textContent === 'Connected (resumed)'"
+    )
+    time.sleep(0.5)
+    steps = steps_while(page, frames, 1.5)
+    assert steps and set(steps) == {every}, f"after resuming, still every {every} ticks: {steps}"
+
+    page.uncheck("#low-bandwidth")
+    time.sleep(0.5)
+    assert set(steps_while(page, frames, 1.0)) == {1}, "back to a frame every tick"
+    assert page.evaluate("() => window.grandRounds.conn.resyncs") == 0, "checksums disagreed"
 
 
 @pytest.mark.parametrize("role", ["spectator", "participant", "facilitator"])

@@ -14,6 +14,7 @@ import { HIDDEN, isHidden } from "./wire.js";
 const $ = (id) => document.getElementById(id);
 const PANEL_MS = 250;
 const LOW_BANDWIDTH_FRAME_MS = 500;
+const LOW_BANDWIDTH_RATE = 5; // state frames a second asked of the server in low-bandwidth mode
 const CAPTION_CHANNELS = new Set(["events", "case", "hints", "script"]);
 
 const params = new URLSearchParams(location.search);
@@ -73,6 +74,7 @@ class App {
     this.joined = false;  // the room holds our avatar: poses may be sent
     this.status = null;   // the room's status, to announce changes
     this.personControls = null;
+    this.ratePrefSent = false; // a prefs message went out on this connection or an earlier one
 
     const toggle = $("low-bandwidth");
     toggle.checked = this.lowBandwidth;
@@ -81,6 +83,7 @@ class App {
       localStorage.setItem("gr.lowBandwidth", toggle.checked ? "1" : "0");
       announce(toggle.checked ? "Low-bandwidth mode on: voices only, slower updates" : "Low-bandwidth mode off");
       if (this.media) this.media.setAudioOnly(toggle.checked);
+      this.sendRatePrefs();
     });
 
     conn.addEventListener("status", (e) => { $("conn-status").textContent = e.detail; });
@@ -104,6 +107,7 @@ class App {
   onWelcome(welcome) {
     const role = welcome.role;
     this.joined = false;
+    this.sendRatePrefs(); // every welcome: a resumed or new connection starts at the full rate
     document.body.dataset.role = role;
     $("main").hidden = false;
     $("room-title").textContent = welcome.title || "Grand Rounds";
@@ -129,6 +133,15 @@ class App {
       this.xr = new XrSession(this.scene, this.conn, $("enter-vr"), $("vr-status"));
       this.xr.probe();
     }
+  }
+
+  /** Ask the server for state at the low-bandwidth rate, or back at the full tick rate. */
+  sendRatePrefs() {
+    const welcome = this.conn.welcome;
+    if (!welcome) return;
+    if (!this.lowBandwidth && !this.ratePrefSent) return; // the server's default is the full rate
+    const rate = this.lowBandwidth ? LOW_BANDWIDTH_RATE : Math.max(1, Math.min(120, welcome.tick_hz || 30));
+    if (this.conn.send({ t: "prefs", rate })) this.ratePrefSent = true;
   }
 
   startMedia(role) {

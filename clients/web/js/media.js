@@ -5,7 +5,7 @@
 // audio-only subscription. Stereo video is one side-by-side VP8 track, shown as one eye,
 // side by side or anaglyph (and per eye in VR, see scene.js).
 import { el } from "./render.js";
-import { eyeRect } from "./stereo.js";
+import { drawStereo } from "./stereo.js";
 
 const ICE_GATHER_MS = 2000;
 
@@ -133,46 +133,8 @@ export class Media {
   drawLoop() {
     if (!this.stereoVideo || this.drawing) return;
     this.drawing = true;
-    const canvas = this.ui.stereo.querySelector("canvas");
-    const ctx = canvas.getContext("2d");
-    const scratch = document.createElement("canvas");
-    const sctx = scratch.getContext("2d");
-    const tint = (c, source, rect, colour) => {
-      c.globalCompositeOperation = "source-over";
-      c.drawImage(source, ...rect, 0, 0, rect[2], rect[3]);
-      c.globalCompositeOperation = "multiply";
-      c.fillStyle = colour;
-      c.fillRect(0, 0, rect[2], rect[3]);
-    };
-    const draw = () => {
-      if (!this.stereoVideo) {
-        this.drawing = false;
-        return;
-      }
-      const { video, layout } = this.stereoVideo;
-      if (video.videoWidth) {
-        const w = video.videoWidth, h = video.videoHeight;
-        const mode = layout === "mono" ? "whole" : this.ui.mode.value;
-        const left = eyeRect(layout, 0, w, h), right = eyeRect(layout, 1, w, h);
-        if (mode === "side-by-side" || mode === "whole") {
-          canvas.width = w; canvas.height = h;
-          ctx.drawImage(video, 0, 0);
-        } else if (mode === "one-eye") {
-          [canvas.width, canvas.height] = [left[2], left[3]];
-          ctx.drawImage(video, ...left, 0, 0, left[2], left[3]);
-        } else {
-          [canvas.width, canvas.height] = [left[2], left[3]];
-          [scratch.width, scratch.height] = [left[2], left[3]];
-          tint(ctx, video, left, "#f00");
-          tint(sctx, video, right, "#0ff");
-          ctx.globalCompositeOperation = "lighter";
-          ctx.drawImage(scratch, 0, 0);
-          ctx.globalCompositeOperation = "source-over";
-        }
-      }
-      requestAnimationFrame(draw);
-    };
-    requestAnimationFrame(draw);
+    drawStereo(this.ui.stereo.querySelector("canvas"), this.ui.mode, () => this.stereoVideo,
+      () => { this.drawing = false; });
   }
 
   // -- publishing -------------------------------------------------------------------

@@ -11,6 +11,7 @@ import { OrbitView } from "./movement.js";
 import { renderCase, renderEvents, renderPeople, timeline, eventText } from "./panels.js";
 import { clockText, el } from "./render.js";
 import { HIDDEN, isHidden } from "./wire.js";
+import { ReplayMedia } from "./replay_media.js";
 
 const $ = (id) => document.getElementById(id);
 const PANEL_MS = 200;
@@ -143,6 +144,10 @@ class Player {
     this.monitor = new Monitor($("monitor"), $("alarm-text"), () => {});
     if (this.scene.ok) new OrbitView(this.scene);
     $("debrief").href = this.api("/export/debrief");
+    this.media = new ReplayMedia(
+      { section: $("replay-media"), status: $("replay-media-status"), audio: $("replay-audio"), stereo: $("stereo"), mode: $("stereo-mode") },
+      (file) => this.api(`/media/${encodeURIComponent(file)}`));
+    this.manifest = null;
 
     this.conn.addEventListener("status", (e) => { $("conn-status").textContent = e.detail; });
     this.conn.addEventListener("welcome", (e) => this.onWelcome(e.detail));
@@ -161,6 +166,28 @@ class Player {
     else { const raf = (now) => { loop(now); requestAnimationFrame(raf); }; requestAnimationFrame(raf); }
     this.conn.open();
     this.loadAnnotations();
+    this.loadMedia();
+  }
+
+  async loadMedia() {
+    try {
+      this.manifest = await getJson(this.api(""));
+      if (this.conn.mirror.tick === null) { // names come from the avatars in the first state
+        await new Promise((resolve) => this.conn.addEventListener("state", resolve, { once: true }));
+      }
+      this.media.load(this.manifest.media_tracks || [], (member) => this.nameOf(member));
+    } catch (err) {
+      $("replay-media").hidden = false;
+      $("replay-media-status").textContent = `Could not load the recorded voice and video (${err.code}): ${err.message}`;
+    }
+  }
+
+  /** A member's name from the avatars seen so far (the manifest has only ids). */
+  nameOf(member) {
+    for (const a of this.conn.mirror.find("avatar").values()) {
+      if (String(a.member) === String(member)) return String(a.name);
+    }
+    return `member ${member}`;
   }
 
   api(suffix) {
@@ -188,6 +215,7 @@ class Player {
     $("play").textContent = this.playing ? "Pause" : "Play";
     $("play").setAttribute("aria-pressed", String(this.playing));
     $("speed").value = String(p.speed);
+    this.media.onPlayback(p);
     this.dirty = true;
   }
 
@@ -199,6 +227,7 @@ class Player {
 
   async seek(t) {
     const target = Math.max(this.start, Math.min(this.end, t));
+    this.media.seekTo(target);
     if (await this.control("seek", { seconds: target })) announce(`Moved to ${clockText(target - this.start)}`);
   }
 
@@ -233,6 +262,7 @@ class Player {
       this.scene.render(now);
     }
     this.monitor.draw(now);
+    this.media.tick(now);
   }
 
   showClock(t) {
@@ -352,7 +382,7 @@ function start() {
   }
   $("main").hidden = false;
   const player = new Player(session, token);
-  window.grandRounds = { player, HIDDEN, isHidden, get conn() { return player.conn; }, get mirror() { return player.conn.mirror; } };
+  window.grandRounds = { player, HIDDEN, isHidden, get conn() { return player.conn; }, get mirror() { return player.conn.mirror; }, get media() { return player.media; } };
 }
 
 start();
