@@ -142,7 +142,10 @@ class Server:
                 self.port = listeners[0].socket.getsockname()[1]
                 if self.settings.port == 0:
                     self.settings = self.settings.model_copy(update={"port": self.port})
-                await self._start_media(nursery)
+                # Media outlives the rooms even when the server is cancelled: ending a room
+                # remuxes its recorded tracks, which needs the workers.
+                media_scope = trio.CancelScope(shield=True)
+                await self._start_media(nursery, media_scope)
                 try:
                     async with trio.open_nursery() as rooms:
                         self._room_nursery = rooms
@@ -158,9 +161,10 @@ class Server:
                 finally:
                     with trio.CancelScope(shield=True):
                         await self._end_all_rooms("the server is shutting down")
+                    media_scope.cancel()
                     nursery.cancel_scope.cancel()
 
-    async def _start_media(self, nursery: trio.Nursery) -> None:
+    async def _start_media(self, nursery: trio.Nursery, scope: trio.CancelScope) -> None:
         """Start the media workers, unless disabled; without them rooms run without media."""
         if self.settings.media_workers == 0:
             return
@@ -179,7 +183,12 @@ class Server:
                 await self.media.on_event(room, member, message)
 
         supervisor = MediaSupervisor(config, on_event)
-        await nursery.start(supervisor.run)
+
+        async def supervise(*, task_status: trio.TaskStatus[None]) -> None:
+            with scope:
+                await supervisor.run(task_status=task_status)
+
+        await nursery.start(supervise)
         self.media = MediaBridge(supervisor, nursery)
         self.on_room_created.append(self.media.attach)
 

@@ -92,6 +92,8 @@ class MediaBridge:
         if host.writer is None:
             return
         for entry in entries:
+            if not entry.get("frames") or entry.get("offset_ms") is None:
+                continue  # a track that never carried a frame left no file to list
             host.writer.add_media_track(
                 entry["track"],
                 entry["kind"],

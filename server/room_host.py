@@ -9,6 +9,7 @@ the gap); one that stays behind for `slow_drop_seconds` is dropped with a reason
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -37,6 +38,7 @@ from server.client_socket import ClientSocket
 from server.config import Settings
 from server.metrics import Metrics
 
+log = logging.getLogger(__name__)
 RtcHandler = Callable[["RoomHost", "Link", Rtc], None]
 DetachHook = Callable[["RoomHost", int], None]
 StopHook = Callable[["RoomHost"], Awaitable[None]]
@@ -233,8 +235,11 @@ class RoomHost:
         finally:
             with trio.CancelScope(shield=True):
                 for hook in self.on_stop:
-                    with trio.move_on_after(STOP_HOOK_SECONDS):
-                        await hook(self)
+                    try:
+                        with trio.move_on_after(STOP_HOOK_SECONDS):
+                            await hook(self)
+                    except Exception:  # a hook must never cost the session its seal
+                        log.exception("room %s: a stop hook failed", self.room.id)
                 if self.writer is not None:
                     await trio.to_thread.run_sync(self.writer.close)
                     self._report_recording(self.writer)

@@ -216,9 +216,8 @@ async def run_bots(
             )
         await trio.sleep(0.5)
         for i in range(spectators):
-            nursery.start_soon(
-                spectator, url, spectator_token, i % full_every != 0, seconds - 0.5, tally
-            )
+            light = full_every == 0 or i % full_every != 0
+            nursery.start_soon(spectator, url, spectator_token, light, seconds - 0.5, tally)
             if i % 20 == 19:
                 await trio.sleep(0.05)
     return tally
@@ -259,6 +258,7 @@ def _command(args: argparse.Namespace) -> int:
             args.spectators,
             args.seconds,
             args.moving,
+            full_every=args.full_every,
             resumes=args.resumes,
         )
     )
@@ -277,6 +277,12 @@ def register(commands: Any) -> None:
     bots.add_argument("--moving", type=int, default=2, help="participants moving their hands")
     bots.add_argument(
         "--resumes", type=int, default=0, help="participants that drop and resume half-way"
+    )
+    bots.add_argument(
+        "--full-every",
+        type=int,
+        default=10,
+        help="every Nth spectator decodes and checks everything; the rest are light (0: all)",
     )
     bots.add_argument("--data-dir", type=Path, help="server data directory (for the admin key)")
     bots.add_argument("--admin-key", help="admin key (default: $GRANDROUNDS_ADMIN_KEY)")

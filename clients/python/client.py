@@ -235,6 +235,8 @@ class RoomClient:
             if self._ws is ws:
                 self._closed.set()
                 self._ws = None
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                await ws.aclose()  # the server closed first: release our side too
             for event, _ in self._replies.values():
                 event.set()
             self._wake()

@@ -340,14 +340,6 @@ async def test_bad_signalling_is_answered_and_breaks_nothing(media_server: Serve
         assert ana.connected and sol.connected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "server/media_bridge.py:100 float(entry.get('offset_ms', 0)) raises TypeError for a "
-        "track that recorded no frames (media.remux gives offset_ms None); the exception "
-        "escapes the room's stop hook, so the session is never sealed and the server crashes"
-    ),
-)
 async def test_a_track_that_recorded_nothing_does_not_cost_the_session(
     media_server: Server,
 ) -> None:
@@ -380,15 +372,6 @@ async def test_a_track_that_recorded_nothing_does_not_cost_the_session(
         await ana.wait_for(lambda m: m.find("avatar"), timeout=WAIT)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "server/app.py Server.run: the media supervisor runs in the outer nursery, so when "
-        "the server is cancelled it stops together with the rooms, and the shielded "
-        "_end_all_rooms in the finally asks a closed worker to stop recording and close "
-        "the room: each waits request_timeout_s (15 s) and logs 'did not answer in time'"
-    ),
-)
 async def test_a_cancelled_server_still_stops_its_rooms_media_cleanly(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
