@@ -403,3 +403,32 @@ async def test_a_cancelled_server_still_stops_its_rooms_media_cleanly(
     assert [t["id"] for t in session.manifest.media_tracks] == [voice.tracks["audio"]]
     unanswered = [r.getMessage() for r in caplog.records if "did not answer" in r.getMessage()]
     assert unanswered == []
+
+
+@pytest.mark.slow
+async def test_killing_the_media_worker_keeps_the_room_running_and_asks_to_renegotiate(
+    media_server: Server,
+) -> None:
+    server = media_server
+    assert server.media is not None
+    url = ws_url(server)
+    async with (
+        connect_rtc(url, server.issue_token("demo", Role.PARTICIPANT, "Ana")) as ana,
+        connect_rtc(url, server.issue_token("demo", Role.SPECTATOR, "Sol")) as sol,
+    ):
+        await sol.wait_for(lambda m: m.find("avatar"), timeout=WAIT)
+        [pid] = [p for p in server.media.supervisor.worker_pids() if p]
+        os.kill(pid, 9)
+        for client in (ana, sol):
+            event = await client.wait_rtc_event("renegotiate", timeout=WAIT)
+            assert event["reason"] == "worker_restarted"
+        # The room never noticed: state kept flowing to everyone, with no repair needed.
+        tick = sol.mirror.tick or 0
+        await sol.wait_for(lambda m: (m.tick or 0) > tick + 10, timeout=WAIT)
+        assert (await ana.intent("chat", text="still here")).ok
+        assert sol.resyncs == 0 and ana.resyncs == 0
+        [new_pid] = [p for p in server.media.supervisor.worker_pids() if p]
+        assert new_pid != pid and _alive(new_pid)
+        # And media signalling works again on the new worker.
+        reply = await sol.rtc({"op": "subscribe", "pc": "after-restart"}, timeout=WAIT)
+        assert reply["op"] != "error" or reply["code"] != "worker_unavailable", reply
