@@ -119,6 +119,7 @@ async function buildTimeline(sessionId, token) {
   for (const series of vitals.values()) if ((series.hr?.length ?? 0) > (best.hr?.length ?? 0)) best = series;
   const labels = { actions: "Team actions", facilitator: "Facilitator", decision: "Decisions", events: "Case events" };
   return {
+    members,
     lanes: Object.entries(lanes).map(([name, items]) => ({ name, label: labels[name], items: items.slice(-MAX_LANE_ITEMS) })),
     vitals: best,
   };
@@ -138,7 +139,7 @@ class Player {
     this.moved = new Set();
     this.lastPanels = 0;
     this.annotations = [];
-    this.timeline = { lanes: [], vitals: {} };
+    this.timeline = { lanes: [], vitals: {}, members: new Map() };
     this.conn = new RoomConnection({ url: wsUrl(), token });
     this.scene = new RoomScene($("scene"));
     this.monitor = new Monitor($("monitor"), $("alarm-text"), () => {});
@@ -182,8 +183,9 @@ class Player {
     }
   }
 
-  /** A member's name from the avatars seen so far (the manifest has only ids). */
+  /** A member's name: from the session's join records, else the avatars seen so far. */
   nameOf(member) {
+    for (const [id, who] of this.timeline.members) if (String(id) === String(member) && who.name) return String(who.name);
     for (const a of this.conn.mirror.find("avatar").values()) {
       if (String(a.member) === String(member)) return String(a.name);
     }
@@ -204,7 +206,11 @@ class Player {
     $("view-as").textContent = `Seen as the ${welcome.view}`;
     Object.assign($("seek"), { min: String(this.start), max: String(this.end) });
     buildTimeline(this.sessionId, this.token)
-      .then((timeline) => { this.timeline = timeline; this.buildLanes(); })
+      .then((timeline) => {
+        this.timeline = timeline;
+        this.buildLanes();
+        this.media.relabel((member) => this.nameOf(member));
+      })
       .catch((err) => showProblem(`Could not build the timeline: ${err.message}`));
     this.buildLanes();
   }

@@ -67,6 +67,14 @@ export class ReplayMedia {
     this.sync(true);
   }
 
+  /** Name the speakers again (their names may be known only once the timeline is read). */
+  relabel(nameOf) {
+    for (const t of this.tracks) {
+      const who = nameOf(t.member);
+      t.el.setAttribute("aria-label", t.kind === "audio" ? `Recorded voice of ${who}` : `Recorded video from ${who}`);
+    }
+  }
+
   /** The session second the play head is at now (extrapolated between playback messages). */
   headAt(now) {
     const h = this.head;
