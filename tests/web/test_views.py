@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import statistics
 import time
 from typing import Any
 
@@ -223,6 +224,16 @@ def steps_while(page: Any, frames: list[bytes], seconds: float) -> list[int]:
     return [b - a for a, b in itertools.pairwise(ticks)]
 
 
+def every_tick(steps: list[int]) -> bool:
+    """A frame for (nearly) every tick: a loaded server may skip a send now and then."""
+    return len(steps) >= 10 and statistics.median(steps) == 1
+
+
+def every_nth_tick(steps: list[int], n: int) -> bool:
+    """Frames only on ticks that are multiples of `n` apart, mostly exactly `n`."""
+    return len(steps) >= 4 and all(s % n == 0 for s in steps) and statistics.median(steps) == n
+
+
 def test_low_bandwidth_mode_asks_for_state_five_times_a_second(
     web_server: WebServer, open_page: Any
 ) -> None:
@@ -231,12 +242,13 @@ def test_low_bandwidth_mode_asks_for_state_five_times_a_second(
     page.wait_for_function("() => document.querySelector('.vital .value').textContent !== '--'")
     hz = page.evaluate("() => window.grandRounds.conn.welcome.tick_hz")
     every = round(hz / 5)
-    assert set(steps_while(page, frames, 1.0)) == {1}, "full rate: a frame every tick"
+    steps = steps_while(page, frames, 1.0)
+    assert every_tick(steps), f"full rate: a frame every tick: {steps}"
 
     page.check("#low-bandwidth")
     time.sleep(0.5)  # the prefs message takes effect
     steps = steps_while(page, frames, 2.0)
-    assert len(steps) >= 5 and set(steps) == {every}, f"low bandwidth: steps of {every}: {steps}"
+    assert every_nth_tick(steps, every), f"low bandwidth: steps of {every}: {steps}"
     assert len(vitals_over(page, 3.0)) > 1, "the vitals stopped changing in low-bandwidth mode"
 
     page.evaluate("() => window.grandRounds.conn.ws.close()")  # a dropped link resumes
@@ -245,11 +257,12 @@ def test_low_bandwidth_mode_asks_for_state_five_times_a_second(
     )
     time.sleep(0.5)
     steps = steps_while(page, frames, 1.5)
-    assert steps and set(steps) == {every}, f"after resuming, still every {every} ticks: {steps}"
+    assert every_nth_tick(steps, every), f"after resuming, still every {every} ticks: {steps}"
 
     page.uncheck("#low-bandwidth")
     time.sleep(0.5)
-    assert set(steps_while(page, frames, 1.0)) == {1}, "back to a frame every tick"
+    steps = steps_while(page, frames, 1.0)
+    assert every_tick(steps), f"back to a frame every tick: {steps}"
     assert page.evaluate("() => window.grandRounds.conn.resyncs") == 0, "checksums disagreed"
 
 
