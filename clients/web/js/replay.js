@@ -176,7 +176,8 @@ class Player {
       if (this.conn.mirror.tick === null) { // names come from the avatars in the first state
         await new Promise((resolve) => this.conn.addEventListener("state", resolve, { once: true }));
       }
-      this.media.load(this.manifest.media_tracks || [], (member) => this.nameOf(member));
+      this.media.load(this.manifest.media_tracks || [], (member) => this.nameOf(member),
+        !!this.manifest.ended_at);
     } catch (err) {
       $("replay-media").hidden = false;
       $("replay-media-status").textContent = `Could not load the recorded voice and video (${err.code}): ${err.message}`;

@@ -26,8 +26,9 @@ export class ReplayMedia {
     this.resyncs = 0;       // drift corrections (tests read this)
   }
 
-  /** Build the elements for the manifest's tracks; `nameOf(member)` names a speaker. */
-  load(mediaTracks, nameOf) {
+  /** Build the elements for the manifest's tracks; `nameOf(member)` names a speaker; media
+   * tracks are listed only once the session has `ended`. */
+  load(mediaTracks, nameOf, ended = true) {
     this.tracks = [];
     this.ui.audio.replaceChildren();
     for (const t of mediaTracks || []) {
@@ -63,7 +64,8 @@ export class ReplayMedia {
     this.ui.section.hidden = false;
     this.ui.status.textContent = this.tracks.length
       ? `Recorded: ${voices} voice${voices === 1 ? "" : "s"}${videos ? ` and ${videos} video${videos === 1 ? "" : "s"}` : ""}, played in step with the timeline.`
-      : "No voice or video was recorded in this session.";
+      : ended ? "No voice or video was recorded in this session."
+        : "The session is still running: its voices and video are listed once it has ended.";
     this.sync(true);
   }
 
