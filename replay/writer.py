@@ -178,7 +178,7 @@ class SessionWriter:
         self, track_id: str, kind: str, *, member: Any = None, uri: str = "",
         clock_offset_ms: float = 0.0, **extra: Any,
     ) -> None:
-        """Name a media recording and its clock offset (track time = session time + offset)."""
+        """Name a media recording; its time 0 is at `clock_offset_ms` on the session clock."""
         track = {"id": track_id, "kind": kind, "member": member, "uri": uri,
                  "clock_offset_ms": clock_offset_ms, **extra}
         with self._lock:
