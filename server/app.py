@@ -44,7 +44,6 @@ class Server:
         self.rooms: dict[str, RoomHost] = {}
         self.api = Api(self)
         self.port = self.settings.port
-        self._nursery: trio.Nursery | None = None
         self._room_nursery: trio.Nursery | None = None
         self.on_room_created: list[Callable[[RoomHost], None]] = []
         self.media: MediaBridge | None = None
@@ -135,7 +134,6 @@ class Server:
         """Serve until SIGINT/SIGTERM or cancellation, then shut down cleanly."""
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
-                self._nursery = nursery
                 listeners = await trio.open_tcp_listeners(
                     self.settings.port, host=self.settings.host
                 )
