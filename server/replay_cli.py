@@ -27,8 +27,9 @@ from replay.verify import verify
 from replay.xapi import post, statements, validate
 from rooms.scenario import Scenario
 
-USAGE_CODES = frozenset({"unknown-session", "bad-session-id", "bad-range", "bad-annotation",
-                         "unknown-annotation"})
+USAGE_CODES = frozenset(
+    {"unknown-session", "bad-session-id", "bad-range", "bad-annotation", "unknown-annotation"}
+)
 
 
 def _scenario(name: str, seed: int) -> Scenario:
@@ -51,9 +52,16 @@ def _ls(args: argparse.Namespace) -> int:
         m = layout.read_json(layout.sessions_root(args.data_dir) / sid / "manifest.json")
         hz = m.get("tick_hz") or 1
         end = m.get("end_tick") or (m.get("repair") or {}).get("last_tick")
-        rows.append([sid, m.get("status", "?"), (m.get("case") or {}).get("name", ""),
-                     m.get("started_at", ""), "-" if end is None else f"{end / hz:.0f}s",
-                     str(m.get("records", 0))])
+        rows.append(
+            [
+                sid,
+                m.get("status", "?"),
+                (m.get("case") or {}).get("name", ""),
+                m.get("started_at", ""),
+                "-" if end is None else f"{end / hz:.0f}s",
+                str(m.get("records", 0)),
+            ]
+        )
     if args.json:
         keys = ["session", "status", "case", "started_at", "duration", "records"]
         print(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], indent=1))
@@ -156,8 +164,12 @@ def _run(args: argparse.Namespace) -> int:
 def _add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     def command(name: str, func: Any, help_text: str, session: bool = True) -> Any:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--data-dir", type=Path, default=Path("data"),
-                       help="the server's data directory (default ./data)")
+        p.add_argument(
+            "--data-dir",
+            type=Path,
+            default=Path("data"),
+            help="the server's data directory (default ./data)",
+        )
         if session:
             p.add_argument("session", help="session id, as `replay ls` prints it")
         p.set_defaults(func=_run, replay_func=func)
@@ -172,8 +184,11 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     e = command("export", _export, "export as JSON lines, xAPI statements or an HTML debrief")
     e.add_argument("--format", choices=("jsonl", "xapi", "html"), default="jsonl")
     e.add_argument("-o", "--output", type=Path, help="file to write (default stdout)")
-    e.add_argument("--base-url", default="https://grandrounds.invalid",
-                   help="public URL of this server, for xAPI IRIs")
+    e.add_argument(
+        "--base-url",
+        default="https://grandrounds.invalid",
+        help="public URL of this server, for xAPI IRIs",
+    )
     e.add_argument("--lrs", help="xAPI endpoint of a learning record store to POST to")
     e.add_argument("--lrs-auth", help="USER:PASSWORD for the LRS (basic auth)")
     a = command("annotate", _annotate, "bookmarks and comments beside the record")
