@@ -47,8 +47,12 @@ def _unwrap(timestamps: list[int]) -> list[int]:
     return out
 
 
-def remux(path: Path) -> dict[str, Any]:
-    """Write the container next to ``path``; return its manifest entry."""
+def remux(path: Path) -> dict[str, Any] | None:
+    """Write the container next to ``path``; return its manifest entry.
+
+    None for a track that never carried a decodable frame: there is nothing to play,
+    so no file is written and no entry is listed.
+    """
     header, frames = read_frames(path)
     video = header["kind"] == "video"
     if video:
@@ -59,6 +63,8 @@ def remux(path: Path) -> dict[str, Any]:
     ticks = _unwrap([f[1] for f in frames])
     order = sorted(range(len(frames)), key=lambda i: ticks[i])
     out_path = path.with_suffix(".webm" if video else ".ogg")
+    if not frames:
+        return None
     entry: dict[str, Any] = {
         "track": header["track"],
         "member": header["member"],
@@ -66,11 +72,9 @@ def remux(path: Path) -> dict[str, Any]:
         "layout": header.get("layout", "mono"),
         "file": out_path.name,
         "frames": len(frames),
-        "offset_ms": frames[0][0] if frames else None,
+        "offset_ms": frames[0][0],
         "duration_ms": 0,
     }
-    if not frames:
-        return entry
     time_base = fractions.Fraction(1, clock)
     container = av.open(str(out_path), "w", format="webm" if video else "ogg")
     try:
@@ -105,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("files", nargs="+", type=Path)
     args = parser.parse_args(argv)
-    json.dump([remux(p) for p in args.files], sys.stdout)
+    entries = (remux(p) for p in args.files)
+    json.dump([e for e in entries if e is not None], sys.stdout)
 
 
 if __name__ == "__main__":

@@ -25,9 +25,7 @@ class Mirror:
         self.entities: dict[int, list[Any]] = {}
         self.logs: dict[str, list[Any]] = {}
         self.poses: dict[int, list[int]] = {}
-        self.snapshots = 0
         self.deltas = 0
-        self.repairs = 0
 
     def apply(self, frame: Mapping[str, Any]) -> None:
         """Apply one state frame (a decoded `{"t": "s", ...}` map)."""
@@ -47,7 +45,6 @@ class Mirror:
         }
         self.logs = {ch: list(entries) for ch, entries in full["l"].items()}
         self.poses = {int(eid): list(p) for eid, p in full["p"].items()}
-        self.snapshots += 1
 
     def _apply_delta(self, frame: Mapping[str, Any]) -> None:
         if "b" in frame:

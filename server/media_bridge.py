@@ -92,14 +92,12 @@ class MediaBridge:
         if host.writer is None:
             return
         for entry in entries:
-            if not entry.get("frames") or entry.get("offset_ms") is None:
-                continue  # a track that never carried a frame left no file to list
             host.writer.add_media_track(
                 entry["track"],
                 entry["kind"],
                 member=entry.get("member"),
                 uri=f"media/{entry['file']}",
-                clock_offset_ms=float(entry.get("offset_ms", 0)),
+                clock_offset_ms=float(entry["offset_ms"]),
                 layout=entry.get("layout"),
                 frames=entry.get("frames"),
                 duration_ms=entry.get("duration_ms"),

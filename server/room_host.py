@@ -151,7 +151,7 @@ class RoomHost:
         self.metrics.clients.labels(role.value).inc()
         return link
 
-    def detach(self, link: Link, *, left: bool = False) -> None:
+    def detach(self, link: Link) -> None:
         """The client's connection ended: keep its session for the grace period."""
         if self.links.get(link.member.id) is not link:
             return
@@ -161,11 +161,7 @@ class RoomHost:
             hook(self, link.member.id)
         if self.ended or self._stopped.is_set():
             return
-        if left:
-            self.room.leave(link.member.id)
-            self._sessions.pop(link.session, None)
-        else:
-            self.room.disconnect(link.member.id)
+        self.room.disconnect(link.member.id)
 
     def handle(self, link: Link, message: Any) -> None:
         """One validated message from an attached client."""

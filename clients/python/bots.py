@@ -44,7 +44,6 @@ class Tally:
     latency_ms: list[float] = field(default_factory=list)
     sent_at: dict[int, dict[int, float]] = field(default_factory=dict)
     """moving hand entity id -> x in mm -> when that pose was sent"""
-    hand_owner: dict[int, int] = field(default_factory=dict)
 
 
 def percentile(values: list[float], q: float) -> float:
