@@ -31,12 +31,9 @@ class _Baseline:
     op_head: int
 
 
-def _identity(payload: bytes) -> bytes:
-    return payload
-
-
 class Publisher:
-    """Per-room frame builder. `framer` wraps payloads once (e.g. in a WebSocket header)."""
+    """Per-room frame builder. `framer`, if given, wraps each payload once (e.g. in a
+    WebSocket header), so what is cached is what goes on the wire."""
 
     def __init__(
         self,
@@ -45,7 +42,7 @@ class Publisher:
         checksum_every: int = 30,
         history_ticks: int = HISTORY_TICKS,
         op_ring: int = OP_RING,
-        framer: Callable[[bytes], bytes] = _identity,
+        framer: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self._world = world
         self.checksum_every = checksum_every
@@ -110,7 +107,9 @@ class Publisher:
     def _cached(self, key: Hashable, build: Callable[[], bytes]) -> bytes:
         frame = self._cache.get(key)
         if frame is None:
-            frame = self._framer(build())
+            frame = build()
+            if self._framer is not None:
+                frame = self._framer(frame)
             self._cache[key] = frame
             self.encodes += 1
         return frame

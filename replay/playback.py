@@ -21,13 +21,9 @@ from rooms.records import Record
 CHECKSUM_EVERY: Final = 30
 
 
-def _identity(payload: bytes) -> bytes:
-    return payload
-
-
 class Playback:
     def __init__(
-        self, session: Session, view: View, framer: Callable[[bytes], bytes] = _identity
+        self, session: Session, view: View, framer: Callable[[bytes], bytes] | None = None
     ) -> None:
         self.session = session
         self.view = view

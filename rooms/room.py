@@ -119,10 +119,9 @@ class Room:
         self.world = CaseState()
         self.poses = PoseTable()
         self.leases = Leases(round(self.config.lease_seconds * self.config.tick_hz))
-        kwargs: dict[str, Any] = {"checksum_every": self.config.checksum_every}
-        if framer is not None:
-            kwargs["framer"] = framer
-        self.publisher = Publisher(self.world, **kwargs)
+        self.publisher = Publisher(
+            self.world, checksum_every=self.config.checksum_every, framer=framer
+        )
         self.members: dict[int, Member] = {}
         self.status = RoomStatus.CREATED
         self.tick_no = 0

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import hmac
-import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from netcode.views import Role
-from server.http import HttpRequest, HttpResponse, error_response, json_response, static_file
+from server.http import (
+    HttpRequest,
+    HttpResponse,
+    error_response,
+    is_admin,
+    json_response,
+    parse_body,
+    static_file,
+)
 from server.review_api import ReviewApi
 from server.scenarios import DEFAULT_CASE, UnknownCase, available_cases
 
@@ -40,9 +46,7 @@ class Api:
         self.review = ReviewApi(server)
 
     def _admin(self, request: HttpRequest) -> bool:
-        given = request.headers.get("authorization", "")
-        key = given.removeprefix("Bearer ").strip() or request.headers.get("x-admin-key", "")
-        return bool(key) and hmac.compare_digest(key, self.server.settings.admin_key)
+        return is_admin(request, self.server.settings.admin_key)
 
     async def route(self, request: HttpRequest) -> HttpResponse:
         path, method = request.path, request.method
@@ -74,21 +78,10 @@ class Api:
                 return found
         return error_response(404, "not_found", f"nothing at {path}")
 
-    def _body(self, request: HttpRequest, model: type[BaseModel]) -> Any:
-        try:
-            data = json.loads(request.body or b"{}")
-            return model.model_validate(data)
-        except json.JSONDecodeError as exc:
-            return error_response(400, "bad_json", f"the body is not JSON: {exc.msg}")
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            return error_response(400, "bad_request", f"{where}: {first['msg']}")
-
     def _create_room(self, request: HttpRequest) -> HttpResponse:
         if not self._admin(request):
             return error_response(401, "unauthorized", "creating a room needs the admin key")
-        body = self._body(request, CreateRoom)
+        body = parse_body(request, CreateRoom)
         if isinstance(body, HttpResponse):
             return body
         try:
@@ -108,7 +101,7 @@ class Api:
                 return error_response(405, "method_not_allowed", "POST to issue a token")
             if not self._admin(request):
                 return error_response(401, "unauthorized", "issuing tokens needs the admin key")
-            body = self._body(request, IssueToken)
+            body = parse_body(request, IssueToken)
             if isinstance(body, HttpResponse):
                 return body
             return json_response(

@@ -6,6 +6,7 @@ hands the socket (and any bytes already read) to a client `Session`.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import mimetypes
@@ -13,11 +14,12 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import h11
 import trio
+from pydantic import BaseModel, ValidationError
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection
 from wsproto.events import Request as WsRequest
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from server.app import Server
 
 log = logging.getLogger(__name__)
+Body = TypeVar("Body", bound=BaseModel)
 REQUEST_TIMEOUT_SECONDS: Final = 10.0
 MAX_BODY: Final = 64 * 1024
 MAX_HEADER: Final = 16 * 1024
@@ -87,6 +90,28 @@ def file_response(path: Path, content_type: str, range_header: str | None) -> Ht
         status = 206
         headers.append(("content-range", f"bytes {start}-{end}/{size}"))
     return HttpResponse(status, b"", content_type, headers, FileSlice(path, start, end - start + 1))
+
+
+def bearer(request: HttpRequest) -> str:
+    """The credential of an `Authorization: Bearer ...` header ("" without one)."""
+    return request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+
+
+def is_admin(request: HttpRequest, admin_key: str) -> bool:
+    key = bearer(request) or request.headers.get("x-admin-key", "")
+    return bool(key) and hmac.compare_digest(key, admin_key)
+
+
+def parse_body(request: HttpRequest, model: type[Body]) -> Body | HttpResponse:
+    """The JSON body validated as `model`, or the 400 response that says what is wrong."""
+    try:
+        return model.model_validate(json.loads(request.body or b"{}"))
+    except json.JSONDecodeError as exc:
+        return error_response(400, "bad_json", f"the body is not JSON: {exc.msg}")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        return error_response(400, "bad_request", f"{where}: {first['msg']}")
 
 
 def json_response(status: int, payload: Any) -> HttpResponse:

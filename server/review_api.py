@@ -8,14 +8,12 @@ session also accepts a review token for that session (`Authorization: Bearer` or
 from __future__ import annotations
 
 import dataclasses
-import hmac
-import json
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import trio
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from netcode.views import Role
 from replay import debrief, export_jsonl, layout, xapi
@@ -26,9 +24,12 @@ from server import tokens
 from server.http import (
     HttpRequest,
     HttpResponse,
+    bearer,
     error_response,
     file_response,
+    is_admin,
     json_response,
+    parse_body,
 )
 
 if TYPE_CHECKING:
@@ -59,17 +60,13 @@ class ReviewApi:
         self.server = server
 
     def _is_admin(self, request: HttpRequest) -> bool:
-        key = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        return bool(key) and hmac.compare_digest(key, self.server.settings.admin_key)
+        return is_admin(request, self.server.settings.admin_key)
 
     def _reviewer(self, request: HttpRequest, session_id: str) -> str | None:
         """The reviewer's name when the request may read `session_id`, else None."""
         if self._is_admin(request):
             return "administrator"
-        token = (
-            request.query.get("token", [""])[0]
-            or request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        )
+        token = request.query.get("token", [""])[0] or bearer(request)
         try:
             grant = tokens.verify_review(self.server.settings.secret, token)
         except tokens.TokenError:
@@ -124,11 +121,11 @@ class ReviewApi:
             return error_response(401, "unauthorized", "issuing review tokens needs the admin key")
         try:
             layout.session_dir(self.server.settings.data_dir, session_id)
-            body = ReviewTokenRequest.model_validate(json.loads(request.body or b"{}"))
         except ReplayError as exc:
             return error_response(404, "unknown_session", exc.message)
-        except (ValidationError, json.JSONDecodeError) as exc:
-            return error_response(400, "bad_request", str(exc).splitlines()[0])
+        body = parse_body(request, ReviewTokenRequest)
+        if isinstance(body, HttpResponse):
+            return body
         token = tokens.issue_review(
             self.server.settings.secret,
             session_id,
@@ -157,10 +154,9 @@ class ReviewApi:
             return json_response(200, {"annotations": [dataclasses.asdict(a) for a in found]})
         if request.method != "POST":
             return error_response(405, "method_not_allowed", "GET or POST annotations")
-        try:
-            body = AnnotationRequest.model_validate(json.loads(request.body or b"{}"))
-        except (ValidationError, json.JSONDecodeError) as exc:
-            return error_response(400, "bad_request", str(exc).splitlines()[0])
+        body = parse_body(request, AnnotationRequest)
+        if isinstance(body, HttpResponse):
+            return body
         if body.end_s is None:
             made = await trio.to_thread.run_sync(notes.bookmark, body.start_s, body.text, reviewer)
         else:

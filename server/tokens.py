@@ -32,9 +32,14 @@ class Grant:
 
 
 def issue(secret: str, room: str, role: Role, name: str, ttl_seconds: int) -> str:
+    return _encode(secret, {"room": room, "role": role.value, "name": name}, ttl_seconds)
+
+
+def _encode(secret: str, claims: dict[str, str], ttl_seconds: int) -> str:
     now = int(time.time())
-    claims = {"room": room, "role": role.value, "name": name, "iat": now, "exp": now + ttl_seconds}
-    return jwt.encode(claims, secret, algorithm=_ALGORITHM)
+    return jwt.encode(
+        {**claims, "iat": now, "exp": now + ttl_seconds}, secret, algorithm=_ALGORITHM
+    )
 
 
 def verify(secret: str, token: str) -> Grant:
@@ -59,15 +64,7 @@ class ReviewGrant:
 
 
 def issue_review(secret: str, session: str, view: Role, name: str, ttl_seconds: int) -> str:
-    now = int(time.time())
-    claims = {
-        "session": session,
-        "view": view.value,
-        "name": name,
-        "iat": now,
-        "exp": now + ttl_seconds,
-    }
-    return jwt.encode(claims, secret, algorithm=_ALGORITHM)
+    return _encode(secret, {"session": session, "view": view.value, "name": name}, ttl_seconds)
 
 
 def verify_review(secret: str, token: str) -> ReviewGrant:
