@@ -67,10 +67,8 @@ class Member:
     id: int
     role: Role
     name: str
-    connected: bool = True
     avatar: int | None = None
     parts: dict[str, int] = field(default_factory=dict)
-    disconnected_at: int | None = None
 
     @property
     def view(self) -> View:
@@ -133,6 +131,8 @@ class Room:
         self._keyframe_every = max(1, round(self.config.keyframe_seconds * self.config.tick_hz))
         self._keyframe_due = False
         self._published_poses: dict[int, tuple[int, int, int, int]] = {}
+        self._disconnected: dict[int, int] = {}
+        """Members whose connection dropped, and the tick it did: only they can expire."""
         self.removed_by_facilitator: list[int] = []
         """Members the facilitator removed since the host last looked (it disconnects them)."""
 
@@ -191,18 +191,15 @@ class Room:
         member = self.members.get(member_id)
         if member is None:
             return False
-        member.connected = True
-        member.disconnected_at = None
+        self._disconnected.pop(member_id, None)
         self._submit("reconnect", member_id, {})
         return True
 
     def disconnect(self, member_id: int) -> None:
         """The connection dropped: keep the avatar (shown disconnected) for the grace period."""
-        member = self.members.get(member_id)
-        if member is None or not member.connected:
+        if member_id not in self.members or member_id in self._disconnected:
             return
-        member.connected = False
-        member.disconnected_at = self.tick_no
+        self._disconnected[member_id] = self.tick_no
         self._submit("disconnect", member_id, {})
 
     def leave(self, member_id: int) -> None:
@@ -304,7 +301,7 @@ class Room:
         removed = self._expire_grace()
         if self.status is RoomStatus.RUNNING:
             self.scenario.step(self.world, self.clock)
-        if any(m.connected for m in self.members.values()):
+        if len(self._disconnected) < len(self.members):
             self.last_active_tick = self.tick_no
         self._publish()
         if self._keyframe_due or self.tick_no % self._keyframe_every == 0:
@@ -477,7 +474,7 @@ class Room:
                 "member": member.id,
                 "name": member.name,
                 "role": member.role.value,
-                "connected": member.connected,
+                "connected": member.id not in self._disconnected,
                 "speaking": False,
                 "presenter": False,
             },
@@ -493,14 +490,12 @@ class Room:
                 self.world.delete(eid)
                 self.poses.remove(eid)
         del self.members[member.id]
+        self._disconnected.pop(member.id, None)
 
     def _expire_grace(self) -> list[int]:
         limit = round(self.config.grace_seconds * self.config.tick_hz)
-        expired = [
-            m
-            for m in self.members.values()
-            if m.disconnected_at is not None and self.tick_no - m.disconnected_at >= limit
-        ]
+        due = sorted(m for m, since in self._disconnected.items() if self.tick_no - since >= limit)
+        expired = [self.members[member_id] for member_id in due]
         for member in expired:
             self._record("expire", {"member": member.id})
             self._remove(member)
@@ -519,7 +514,15 @@ class Room:
             "pose_reference": self.poses.export(),
             "leases": self.leases.export(),
             "members": [
-                [m.id, m.role.value, m.name, m.connected, m.avatar, m.parts, m.disconnected_at]
+                [
+                    m.id,
+                    m.role.value,
+                    m.name,
+                    m.id not in self._disconnected,
+                    m.avatar,
+                    m.parts,
+                    self._disconnected.get(m.id),
+                ]
                 for m in self.members.values()
             ],
             "scenario": self.scenario.snapshot(),
