@@ -27,6 +27,7 @@ from netcode.mirror import Desync, Mirror
 ACK_EVERY_TICKS: Final = 10
 CONNECT_TIMEOUT_SECONDS: Final = 10.0
 REPLY_TIMEOUT_SECONDS: Final = 10.0
+SEND_TIMEOUT_SECONDS: Final = 10.0
 MAX_PENDING_REPLIES: Final = 256
 MAX_ERRORS_KEPT: Final = 100
 
@@ -150,7 +151,7 @@ class RoomClient:
     async def send(self, message: Mapping[str, Any]) -> None:
         if self._ws is None:
             raise ConnectionError("not connected")
-        await self._ws.send_message(encode(dict(message)))
+        await _send(self._ws, encode(dict(message)))
 
     async def intent(self, action: str, **args: Any) -> Reply:
         """Send an intent and wait for the server's reply (ok, or a refusal with a code)."""
@@ -186,7 +187,7 @@ class RoomClient:
             message["objects"] = {int(k): list(v) for k, v in objects.items()}
         if self._ws is None:
             raise ConnectionError("not connected")
-        await self._ws.send_message(encode_single(message))
+        await _send(self._ws, encode_single(message))
 
     # -- waiting ------------------------------------------------------------------
     async def wait_for(self, predicate: Callable[[Mirror], Any], timeout: float = 10.0) -> Any:
@@ -250,7 +251,7 @@ class RoomClient:
                 await self._apply(ws, message)
             if self._server_tick - self._last_ack >= ACK_EVERY_TICKS:
                 self._last_ack = self._server_tick
-                await ws.send_message(encode({"t": "ack", "tick": self._server_tick}))
+                await _send(ws, encode({"t": "ack", "tick": self._server_tick}))
         elif kind == "reply":
             pending = self._replies.get(message["id"])
             if pending is not None:
@@ -281,10 +282,16 @@ class RoomClient:
         except Desync:
             self.resyncs += 1
             self._awaiting_snapshot = True
-            await ws.send_message(encode({"t": "resync", "reason": "desync"}))
+            await _send(ws, encode({"t": "resync", "reason": "desync"}))
             return
         if self.on_frame is not None:
             self.on_frame(frame, time.perf_counter())
+
+
+async def _send(ws: WebSocketConnection, data: bytes) -> None:
+    """Send one message; a server that stops reading for long is a failure, not a hang."""
+    with trio.fail_after(SEND_TIMEOUT_SECONDS):
+        await ws.send_message(data)
 
 
 @contextlib.asynccontextmanager
