@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -16,17 +17,22 @@ from server.config import Settings
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     """A running server (port picked by the OS) with a demo room called 'demo'."""
-    settings = Settings(
-        host="127.0.0.1",
-        port=0,
-        data_dir=tmp_path / "data",
-        tick_hz=30,
-        grace_seconds=2.0,
-        slow_drop_seconds=2.0,
-        media_workers=0,
-    )
-    async with running(settings) as instance:
+    async with running(settings_for(tmp_path)) as instance:
         yield instance
+
+
+def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
+    """Test settings: loopback, an OS-picked port, short grace periods, no media unless asked."""
+    defaults: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "data_dir": tmp_path / "data",
+        "tick_hz": 30,
+        "grace_seconds": 2.0,
+        "slow_drop_seconds": 2.0,
+        "media_workers": 0,
+    }
+    return Settings(**{**defaults, **overrides})
 
 
 @asynccontextmanager

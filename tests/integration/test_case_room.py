@@ -12,13 +12,12 @@ from clients.python import connect
 from netcode.state import HIDDEN
 from netcode.views import Role
 from server.app import Server
-from server.config import Settings
-from tests.conftest import running
+from tests.conftest import running, settings_for
 
 
 @pytest.fixture
 async def case_server(tmp_path: Path) -> AsyncIterator[Server]:
-    async with running(Settings(port=0, data_dir=tmp_path), "septic_shock_ed") as instance:
+    async with running(settings_for(tmp_path, media_workers=1), "septic_shock_ed") as instance:
         yield instance
 
 

@@ -22,8 +22,7 @@ from aiortc import RTCPeerConnection
 from netcode.views import Role
 from replay.reader import Session
 from server.app import Server
-from server.config import Settings
-from tests.conftest import running, ws_url
+from tests.conftest import running, settings_for, ws_url
 from tests.integration.media_peers import (
     AsyncioThread,
     RtcClient,
@@ -32,7 +31,15 @@ from tests.integration.media_peers import (
     aiortc_thread,
     connect_rtc,
 )
-from tests.media.harness import Publisher, Subscriber, frame_hashes, new_pc, publish, subscribe
+from tests.media.harness import (
+    Publisher,
+    Subscriber,
+    frame_hashes,
+    new_pc,
+    process_alive,
+    publish,
+    subscribe,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -41,30 +48,11 @@ WAIT = 45.0
 """Generous: a loaded 2-core machine runs a worker, a server and several peers."""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 @pytest.fixture
 async def media_server(tmp_path: Path) -> AsyncIterator[Server]:
     """A running server with one media worker on loopback and a demo room 'demo'."""
-    settings = Settings(
-        host="127.0.0.1",
-        port=0,
-        data_dir=tmp_path / "data",
-        tick_hz=30,
-        grace_seconds=2.0,
-        slow_drop_seconds=5.0,
-        media_workers=1,
-        ice_host_addresses=["127.0.0.1"],
+    settings = settings_for(
+        tmp_path, slow_drop_seconds=5.0, media_workers=1, ice_host_addresses=["127.0.0.1"]
     )
     async with running(settings) as instance:
         assert instance.media is not None, "media did not start"
@@ -80,7 +68,7 @@ async def media_server(tmp_path: Path) -> AsyncIterator[Server]:
                 await host.wait_stopped()
     # No worker outlives the server.
     with trio.fail_after(15):
-        while any(_alive(pid) for pid in pids):
+        while any(process_alive(pid) for pid in pids):
             await trio.sleep(0.05)
 
 
@@ -375,14 +363,7 @@ async def test_a_track_that_recorded_nothing_does_not_cost_the_session(
 async def test_a_cancelled_server_still_stops_its_rooms_media_cleanly(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = Settings(
-        host="127.0.0.1",
-        port=0,
-        data_dir=tmp_path / "data",
-        tick_hz=30,
-        media_workers=1,
-        ice_host_addresses=["127.0.0.1"],
-    )
+    settings = settings_for(tmp_path, media_workers=1, ice_host_addresses=["127.0.0.1"])
     async with running(settings) as server:
         host = server.rooms[ROOM]
         assert host.writer is not None
@@ -428,7 +409,7 @@ async def test_killing_the_media_worker_keeps_the_room_running_and_asks_to_reneg
         assert (await ana.intent("chat", text="still here")).ok
         assert sol.resyncs == 0 and ana.resyncs == 0
         [new_pid] = [p for p in server.media.supervisor.worker_pids() if p]
-        assert new_pid != pid and _alive(new_pid)
+        assert new_pid != pid and process_alive(new_pid)
         # And media signalling works again on the new worker.
         reply = await sol.rtc({"op": "subscribe", "pc": "after-restart"}, timeout=WAIT)
         assert reply["op"] != "error" or reply["code"] != "worker_unavailable", reply

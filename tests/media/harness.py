@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import av
+import psutil
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
@@ -193,6 +194,14 @@ class StereoTrack(MediaStreamTrack):
         frame.time_base = fractions.Fraction(1, 90000)
         self.frames += 1
         return frame
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process is running; a zombie, which still answers kill(0), is gone."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def new_pc() -> RTCPeerConnection:

@@ -15,7 +15,7 @@ import pytest
 import trio
 
 from server.media_supervisor import MediaConfig, MediaSupervisor
-from tests.media.harness import new_pc
+from tests.media.harness import new_pc, process_alive
 
 pytestmark = pytest.mark.slow
 
@@ -28,19 +28,6 @@ async def _audio_offer() -> tuple[str, list[dict[str, Any]]]:
     tracks = [{"mid": t.mid, "kind": t.kind} for t in pc.getTransceivers()]
     await pc.close()
     return sdp, tracks
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); count it as gone.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 async def test_killed_worker_is_restarted_and_rooms_renegotiate(tmp_path: Path) -> None:
@@ -101,7 +88,7 @@ async def test_killed_worker_is_restarted_and_rooms_renegotiate(tmp_path: Path) 
     # Clean shutdown: no worker process survives the supervisor.
     for pid in [p for p in [*pids, new_pid] if p]:
         with trio.fail_after(10):
-            while _alive(pid):
+            while process_alive(pid):
                 await trio.sleep(0.05)
 
 

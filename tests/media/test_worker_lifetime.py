@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.media.harness import ROOT
+from tests.media.harness import ROOT, process_alive
 
 pytestmark = pytest.mark.slow
 
@@ -47,18 +47,10 @@ def test_worker_exits_when_its_parent_dies() -> None:
             parent.send_signal(signal.SIGKILL)
             parent.wait()
             deadline = time.monotonic() + 15
-            while _alive(worker_pid):
+            while process_alive(worker_pid):
                 assert time.monotonic() < deadline, "worker outlived its parent"
                 time.sleep(0.1)
             conn.close()
         finally:
             parent.kill()
             listener.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        return False

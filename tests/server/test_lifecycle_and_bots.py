@@ -12,13 +12,12 @@ from clients.python import connect
 from clients.python.bots import report, run_bots
 from netcode.views import Role
 from server.app import Server
-from server.config import Settings
-from tests.conftest import http_url, running, ws_url
+from tests.conftest import http_url, running, settings_for, ws_url
 
 
 @pytest.fixture
 async def idle_server(tmp_path: Path) -> AsyncIterator[Server]:
-    settings = Settings(port=0, data_dir=tmp_path, idle_timeout_seconds=1.0, media_workers=0)
+    settings = settings_for(tmp_path, idle_timeout_seconds=1.0)
     async with running(settings, "demo") as instance:
         yield instance
 

@@ -29,14 +29,12 @@ async def test_participants_see_each_others_poses_and_events_within_a_tick(serve
             if f["avatar"] == ana_avatar and f["part"] == "head"
         )
         await ana.send_pose(head=still_pose(0.25, 1.6, -0.5))
-        # Within about a tick Ben's mirror shows Ana's head where she put it.
-        start = ben.mirror.tick
+        # Ben's mirror shows Ana's head where she put it (that it is in the very next
+        # tick's frame is checked without a clock in tests/netcode/test_within_a_tick.py).
         pose = await ben.wait_for(
             lambda m: m.poses[head] if m.poses.get(head, [])[:3] == [250, 1600, -500] else None
         )
         assert pose[:3] == [250, 1600, -500]
-        assert ben.mirror.tick is not None and start is not None
-        assert ben.mirror.tick - start <= 3
 
         reply = await ana.intent("chat", text="Starting fluids")
         assert reply.ok
@@ -116,6 +114,8 @@ async def test_a_low_bandwidth_client_gets_state_at_the_rate_it_asks_for(server:
         await trio.sleep(0.5)
         client.on_frame = lambda frame, _: seen.append(frame["k"])
         await client.wait_for(lambda m: len(seen) >= 4)
-        # Every sixth tick at 30 Hz, each a delta from the last one sent.
-        assert all(b - a == 6 for a, b in itertools.pairwise(seen))
+        # Only every sixth tick at 30 Hz, each a delta from the last one sent (a busy
+        # machine may skip one, which makes a step of 12, never one of 1).
+        assert all(k % 6 == 0 for k in seen)
+        assert all(b - a >= 6 for a, b in itertools.pairwise(seen))
         assert client.resyncs == 0

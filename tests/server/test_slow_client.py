@@ -15,16 +15,13 @@ from wsproto.events import AcceptConnection, BytesMessage, Request
 from clients.python import connect
 from netcode.views import Role
 from server.app import Server
-from server.config import Settings
-from tests.conftest import running
+from tests.conftest import running, settings_for
 
 
 @pytest.fixture
 async def tight_server(tmp_path: Path) -> AsyncIterator[Server]:
     """Small kernel send buffers, so a stalled reader fills them in a moment."""
-    settings = Settings(
-        port=0, data_dir=tmp_path, slow_drop_seconds=1.0, socket_send_buffer=4096, media_workers=0
-    )
+    settings = settings_for(tmp_path, slow_drop_seconds=1.0, socket_send_buffer=4096)
     async with running(settings, "demo") as instance:
         yield instance
 
