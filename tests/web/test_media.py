@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.web.conftest import WebServer, screenshot
+from tests.web.media import decoded, speak_and_present
 from tests.web.test_views import keep
 
 pytestmark = pytest.mark.slow
@@ -18,30 +19,10 @@ pytestmark = pytest.mark.slow
 pytest.importorskip("aiortc")
 
 
-def media_stats(page: Any) -> dict[str, int]:
-    return page.evaluate("async () => await window.grandRounds.media.stats()")  # type: ignore[no-any-return]
-
-
 def test_spectator_receives_voice_and_stereo_video(web_server: WebServer, open_page: Any) -> None:
     spectator = open_page(web_server.page_url("spectator", "Student"))
-    speaker = open_page(web_server.page_url("participant", "Dr Voice"))
-    presenter = open_page(web_server.page_url("participant", "Dr Scope"))
-    console = open_page(web_server.page_url("facilitator", "Dr Lead"))
-    console.click("button[aria-label='Dr Scope presents']")
-    console.wait_for_selector("button[aria-label='Dr Scope presents'][aria-pressed=true]")
-    speaker.click("#media-mic")
-    speaker.wait_for_function(
-        "() => document.querySelector('#media-mic').getAttribute('aria-pressed') === 'true'"
-    )
-    presenter.click("#media-share")
-
-    deadline = time.monotonic() + 30
-    stats: dict[str, int] = {}
-    while time.monotonic() < deadline:
-        stats = media_stats(spectator)
-        if stats["audioSamples"] > 0 and stats["framesDecoded"] > 5:
-            break
-        time.sleep(0.5)
+    console = speak_and_present(web_server, open_page)
+    stats = decoded(spectator, samples=0, frames=5)
     status = spectator.inner_text("#media-status")
     assert stats.get("audioSamples", 0) > 0, f"no audio decoded: {stats}; {status}"
     assert stats.get("framesDecoded", 0) > 5, f"no video decoded: {stats}; {status}"

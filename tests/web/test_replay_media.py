@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.web.conftest import WebServer, axe_violations, screenshot
-from tests.web.test_media import media_stats
+from tests.web.media import decoded, speak_and_present
 from tests.web.test_replay import admin_post
 
 pytestmark = pytest.mark.slow
@@ -45,23 +45,8 @@ def end_room(server: WebServer) -> None:
 def record_voice_and_stereo_video(server: WebServer, open_page: Any) -> None:
     """A speaker and a presenter publish through the media workers until a watcher decodes
     both (so the workers' recorders have them too), for a few seconds."""
-    speaker = open_page(server.page_url("participant", "Dr Voice"))
-    presenter = open_page(server.page_url("participant", "Dr Scope"))
-    console = open_page(server.page_url("facilitator", "Dr Lead"))
-    console.click("button[aria-label='Dr Scope presents']")
-    console.wait_for_selector("button[aria-label='Dr Scope presents'][aria-pressed=true]")
-    speaker.click("#media-mic")
-    speaker.wait_for_function(
-        "() => document.querySelector('#media-mic').getAttribute('aria-pressed') === 'true'"
-    )
-    presenter.click("#media-share")
-    deadline = time.monotonic() + 30
-    stats: dict[str, int] = {}
-    while time.monotonic() < deadline:
-        stats = media_stats(console)
-        if stats["audioSamples"] > 48_000 * 3 and stats["framesDecoded"] > 90:
-            break
-        time.sleep(0.5)
+    console = speak_and_present(server, open_page)
+    stats = decoded(console, samples=48_000 * 3, frames=90)
     assert stats.get("audioSamples", 0) > 0 and stats.get("framesDecoded", 0) > 0, stats
 
 
