@@ -105,17 +105,15 @@ class Session:
             return
         if not await self._hello(first):
             return
-        if self.review is not None:
-            await self._steer_review(self.review, messages)
-            return
-        limiter = RateLimiter(self.server.settings.rate_per_second, self.server.settings.rate_burst)
+        limited = self._within_rate(messages)
         try:
-            async for data in messages:
+            if self.review is not None:
+                await self.review.run(limited)
+                return
+            async for data in limited:
                 if self.host is None or self.link is None or self.sock.closed:
                     return
-                if not limiter.allow():
-                    self._strike("rate_limited", "too many messages; slow down")
-                elif (message := self._parse(data)) is not None:
+                if (message := self._parse(data)) is not None:
                     self._dispatch(message)
                 if self._strikes > MAX_STRIKES:
                     await self.fatal("too_many_errors", "too many rejected messages")
@@ -126,6 +124,19 @@ class Session:
             await self.fatal("too_large", str(exc))
         except TextFrame as exc:
             await self.fatal("bad_frame", str(exc))
+
+    async def _within_rate(self, messages: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """The client's messages up to its rate; past it each one is a strike, and too
+        many strikes end the connection."""
+        limiter = RateLimiter(self.server.settings.rate_per_second, self.server.settings.rate_burst)
+        async for data in messages:
+            if limiter.allow():
+                yield data
+                continue
+            self._strike("rate_limited", "too many messages; slow down")
+            if self._strikes > MAX_STRIKES:
+                await self.fatal("too_many_errors", "too many rejected messages")
+                return
 
     def _strike(self, code: str, message: str) -> None:
         self._strikes += 1
@@ -148,26 +159,6 @@ class Session:
             self.host.handle(self.link, message)
         except IntentRefused as refused:
             self._strike(refused.code, refused.message)
-
-    async def _steer_review(self, review: ReviewStream, messages: AsyncIterator[bytes]) -> None:
-        limiter = RateLimiter(self.server.settings.rate_per_second, self.server.settings.rate_burst)
-
-        async def allowed() -> AsyncIterator[bytes]:
-            async for data in messages:
-                if limiter.allow():
-                    yield data
-                else:
-                    self._strike("rate_limited", "too many messages; slow down")
-                    if self._strikes > MAX_STRIKES:
-                        await self.fatal("too_many_errors", "too many rejected messages")
-                        return
-
-        try:
-            await review.run(allowed())
-        except trio.TooSlowError:
-            await self.fatal("timeout", "no message from the client for too long")
-        except (MessageTooLarge, TextFrame) as exc:
-            await self.fatal("bad_frame" if isinstance(exc, TextFrame) else "too_large", str(exc))
 
     async def _open_review(self, token: str) -> bool:
         try:
