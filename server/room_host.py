@@ -71,6 +71,8 @@ class RoomHost:
         self.metrics = metrics
         self.links: dict[int, Link] = {}
         self._sessions: dict[str, int] = {}
+        self._every: dict[int, int] = {}
+        """Members that asked for a reduced state rate (`prefs`): it survives a resume."""
         self.created_at = time.time()
         self.rtc_handler: RtcHandler | None = None
         self.on_detach: list[DetachHook] = []
@@ -122,7 +124,14 @@ class RoomHost:
         if resumed and resume is not None and member_id is not None:
             member = self.room.members[member_id]
             session = resume.session
-            link = Link(member, sock, session, base=resume.tick, resume_op=resume.op)
+            link = Link(
+                member,
+                sock,
+                session,
+                base=resume.tick,
+                resume_op=resume.op,
+                every=self._every.get(member.id, 1),
+            )
         else:
             member = self.room.join(role, name)
             session = secrets.token_urlsafe(12)
@@ -147,7 +156,8 @@ class RoomHost:
                 }
             )
         )
-        self._send_state(link, time.monotonic())
+        if link.every == 1:  # a reduced-rate client gets its first frame on its grid
+            self._send_state(link, time.monotonic())
         self.metrics.clients.labels(role.value).inc()
         return link
 
@@ -186,6 +196,7 @@ class RoomHost:
                 pass  # written frames already count as the baseline; an ack keeps us alive
             case Prefs():
                 link.every = max(1, round(self.room.config.tick_hz / message.rate))
+                self._every[link.member.id] = link.every
             case Resync():
                 link.base = None
                 link.resume_op = None
@@ -283,6 +294,7 @@ class RoomHost:
                 await self._goodbye()
 
     def _forget(self, member_id: int) -> None:
+        self._every.pop(member_id, None)
         for session, member in list(self._sessions.items()):
             if member == member_id:
                 del self._sessions[session]

@@ -119,3 +119,11 @@ async def test_a_low_bandwidth_client_gets_state_at_the_rate_it_asks_for(server:
         assert all(k % 6 == 0 for k in seen)
         assert all(b - a >= 6 for a, b in itertools.pairwise(seen))
         assert client.resyncs == 0
+
+        # The rate belongs to the session: a resumed connection keeps it from its first frame.
+        seen.clear()
+        await client.reconnect()
+        assert client.welcome["resumed"] is True
+        await client.wait_for(lambda m: len(seen) >= 4)
+        assert all(k % 6 == 0 for k in seen)
+        assert client.resyncs == 0
