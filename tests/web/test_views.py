@@ -224,6 +224,18 @@ def steps_while(page: Any, frames: list[bytes], seconds: float) -> list[int]:
     return [b - a for a, b in itertools.pairwise(ticks)]
 
 
+def settle(page: Any, frames: list[bytes], step: int, seconds: float = 15) -> None:
+    """Wait until the page is receiving a frame every `step` ticks (a rate change has taken
+    effect), instead of guessing how long that takes on a busy machine."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+        ticks = state_ticks(frames, max(0, len(frames) - 3))
+        if len(ticks) == 3 and all(b - a == step for a, b in itertools.pairwise(ticks)):
+            return
+    raise AssertionError(f"never settled on a frame every {step} ticks")
+
+
 def every_tick(steps: list[int]) -> bool:
     """A frame for (nearly) every tick: a loaded server may skip a send now and then."""
     return len(steps) >= 10 and statistics.median(steps) == 1
@@ -246,7 +258,7 @@ def test_low_bandwidth_mode_asks_for_state_five_times_a_second(
     assert every_tick(steps), f"full rate: a frame every tick: {steps}"
 
     page.check("#low-bandwidth")
-    time.sleep(0.5)  # the prefs message takes effect
+    settle(page, frames, every)  # the prefs message has taken effect
     steps = steps_while(page, frames, 2.0)
     assert every_nth_tick(steps, every), f"low bandwidth: steps of {every}: {steps}"
     assert len(vitals_over(page, 3.0)) > 1, "the vitals stopped changing in low-bandwidth mode"
@@ -255,12 +267,12 @@ def test_low_bandwidth_mode_asks_for_state_five_times_a_second(
     page.wait_for_function(
         "() => document.querySelector('#conn-status').textContent === 'Connected (resumed)'"
     )
-    time.sleep(0.5)
+    settle(page, frames, every)
     steps = steps_while(page, frames, 1.5)
     assert every_nth_tick(steps, every), f"after resuming, still every {every} ticks: {steps}"
 
     page.uncheck("#low-bandwidth")
-    time.sleep(0.5)
+    settle(page, frames, 1)
     steps = steps_while(page, frames, 1.0)
     assert every_tick(steps), f"back to a frame every tick: {steps}"
     assert page.evaluate("() => window.grandRounds.conn.resyncs") == 0, "checksums disagreed"
