@@ -14,7 +14,8 @@ from typing import Any, Final
 
 from netcode.state import CaseState
 from netcode.views import Role, View
-from rooms.scenario import Actor, Clock, IntentRefused
+from rooms.actions import IntentRefused
+from rooms.scenario import Actor, Clock
 
 VITALS: Final = {
     "hr": (92, 40, 180),

@@ -24,8 +24,9 @@ from netcode.publisher import Publisher
 from netcode.quantize import PoseError, RawPose, as_raw_pose, pack_raw, unpack_raw
 from netcode.state import CaseState
 from netcode.views import ALL_VIEWS, VIEW_OF_ROLE, Role, View
+from rooms.actions import IntentRefused
 from rooms.records import NullRecorder, Record, Recorder
-from rooms.scenario import Actor, Clock, IntentRefused, Scenario
+from rooms.scenario import Actor, Clock, Scenario
 
 PARTS: Final = ("head", "left", "right")
 MAX_QUEUED_INPUTS: Final = 4096

@@ -26,15 +26,6 @@ class Actor:
     avatar: int | None = None
 
 
-class IntentRefused(Exception):
-    """An intent the room or scenario will not apply; `code` is machine-readable."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 @dataclass(frozen=True, slots=True)
 class Clock:
     """Room time: ticks since the room started; `dt` is one tick in seconds."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from netcode.codec import PROTOCOL_VERSION, Hello, ProtocolError, encode, parse_client_message
-from rooms.scenario import IntentRefused
+from rooms.actions import IntentRefused
 from server.client_socket import ClientSocket, MessageTooLarge, TextFrame
 from server.review import ReviewStream
 from server.room_host import Link, RoomHost

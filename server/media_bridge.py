@@ -16,7 +16,7 @@ import trio
 
 from netcode.codec import Rtc, encode
 from netcode.views import Role
-from rooms.scenario import IntentRefused
+from rooms.actions import IntentRefused
 from server.media_supervisor import MediaSupervisor
 from server.room_host import Link, RoomHost
 

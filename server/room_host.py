@@ -32,8 +32,8 @@ from netcode.codec import (
 )
 from netcode.views import Role
 from replay.writer import SessionWriter
+from rooms.actions import IntentRefused
 from rooms.room import Member, Reply, Room, RoomStatus
-from rooms.scenario import IntentRefused
 from server.client_socket import ClientSocket
 from server.config import Settings
 from server.metrics import Metrics

@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping
 from typing import Any, Final
 
 from netcode.views import Role
-from rooms.scenario import IntentRefused
+from rooms.actions import IntentRefused
 
 PARTICIPANT_ACTIONS: Final = frozenset(
     {"examine", "order", "give", "oxygen", "call_help", "decide", "note"}

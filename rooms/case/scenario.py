@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from netcode.state import CaseState
 from netcode.views import View
+from rooms.actions import IntentRefused
 from rooms.case import actions as act
 from rooms.case.model import DEVICES, Case, Effect, Trigger
 from rooms.case.physiology import (
@@ -28,7 +29,7 @@ from rooms.case.physiology import (
     Support,
 )
 from rooms.case.scoring import ActionRecord, evaluate, key_matches
-from rooms.scenario import Actor, Clock, IntentRefused
+from rooms.scenario import Actor, Clock
 
 DEFAULT_ALARMS: Final[Mapping[str, tuple[float | None, float | None]]] = {
     "hr": (50, 120), "sbp": (90, 180), "dbp": (None, 110), "map": (65, None),

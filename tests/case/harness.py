@@ -9,8 +9,9 @@ from typing import Any
 
 from netcode.state import CaseState, Op
 from netcode.views import Role
+from rooms.actions import IntentRefused
 from rooms.case import Case, CaseScenario, load_case
-from rooms.scenario import Actor, Clock, IntentRefused
+from rooms.scenario import Actor, Clock
 
 TEAM = Actor(1, Role.PARTICIPANT, "Resident")
 LEAD = Actor(2, Role.FACILITATOR, "Facilitator")

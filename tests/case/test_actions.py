@@ -8,8 +8,8 @@ import pytest
 
 from netcode.state import HIDDEN
 from netcode.views import View
+from rooms.actions import IntentRefused
 from rooms.case.actions import ALL_ACTIONS
-from rooms.scenario import IntentRefused
 from tests.case.harness import LEAD, TEAM, WATCHER, Run
 
 

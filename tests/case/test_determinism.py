@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netcode.state import CaseState
+from rooms.actions import IntentRefused
 from rooms.case import Case, CaseScenario, shipped_cases
 from rooms.case.physiology import SIGNALS
-from rooms.scenario import Actor, IntentRefused
+from rooms.scenario import Actor
 from tests.case.harness import LEAD, TEAM, WATCHER, Run
 
 CASES = {c.id: c for c in shipped_cases()}

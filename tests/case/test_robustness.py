@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netcode.views import ALL_VIEWS
+from rooms.actions import IntentRefused
 from rooms.case.actions import ALL_ACTIONS
-from rooms.scenario import IntentRefused
 from tests.case.harness import LEAD, TEAM, WATCHER, Run
 from tests.case.scripts import GOOD
 

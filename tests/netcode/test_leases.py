@@ -6,8 +6,8 @@ import pytest
 
 from netcode.leases import LeaseRefused, Leases
 from netcode.views import Role
+from rooms.actions import IntentRefused
 from rooms.room import Room
-from rooms.scenario import IntentRefused
 from tests.netcode.room_helpers import intent, make_room, pose_values, replies_of
 
 TIMEOUT = 10  # room_helpers.CONFIG: lease_seconds=1.0 at 10 Hz

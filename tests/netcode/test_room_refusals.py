@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from netcode.views import Role
+from rooms.actions import IntentRefused
 from rooms.room import MAX_TEXT, Room, RoomStatus
-from rooms.scenario import IntentRefused
 from tests.netcode.room_helpers import intent, make_room, pose_values
 
 

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from netcode.poses import ROTATION_DEADBAND_RAD
 from netcode.quantize import as_raw_pose, quantize, rotation_angle
 from netcode.views import Role
+from rooms.actions import IntentRefused
 from rooms.demo import DemoScenario
 from rooms.records import MemoryRecorder, Record
 from rooms.room import Room
-from rooms.scenario import IntentRefused
 from tests.netcode.room_helpers import CONFIG, POSE, make_room
 from tests.netcode.sync_helpers import SLOW_OK
 

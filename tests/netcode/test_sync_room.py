@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from netcode.mirror import Mirror
 from netcode.views import VIEW_OF_ROLE, Role
+from rooms.actions import IntentRefused
 from rooms.room import Room, RoomConfig
-from rooms.scenario import IntentRefused
 from tests.netcode.room_helpers import POSE, TICK_HZ, make_room
 from tests.netcode.sync_helpers import SLOW_OK, assert_mirror_matches, decode, frame_kind
 
