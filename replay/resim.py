@@ -1,7 +1,7 @@
 """Re-simulation: a fresh room fed a session's recorded inputs must make its outputs.
 
 A fresh `Room` is built from the `start` record (scenario by name, seed, tick rate,
-config) and driven with `Room.replay_inputs`, one recorded input at a time; every
+config) and fed the recorded input events (`Room.feed`), one at a time; every
 record it makes is compared, in order, with the recorded stream. The first record
 that differs is the divergence.
 """
@@ -16,15 +16,10 @@ from typing import Any
 from replay.errors import ReplayError
 from replay.format import data_equal
 from rooms.demo import DemoScenario
+from rooms.events import INPUT_KINDS, Start, input_from_record
 from rooms.records import MemoryRecorder, Record
 from rooms.room import Room, RoomConfig
 from rooms.scenario import Scenario
-
-INPUT_KINDS = frozenset(
-    {"start", "tick", "join", "reconnect", "disconnect", "leave", "intent", "pose", "end",
-     "speaking"}
-)
-"""Record kinds that `Room.replay_inputs` consumes; every other kind is an output."""
 
 ScenarioLookup = Callable[[str, int], Scenario]
 """(scenario name as recorded, seed) -> a fresh scenario; raises ReplayError if unknown."""
@@ -44,12 +39,11 @@ def room_factory(scenarios: ScenarioLookup = demo_scenarios) -> RoomFactory:
     """Build fresh rooms from a `start` record: scenario, seed, tick rate and config."""
 
     def build(start: Record, recorder: MemoryRecorder) -> Room:
-        data = start.data
-        seed = int(data["seed"])
-        config = RoomConfig(tick_hz=int(data["tick_hz"]), **dict(data.get("config") or {}))
+        event = input_from_record(start)
+        assert isinstance(event, Start)
         return Room(
-            str(data.get("room", "replay")), scenarios(str(data.get("scenario")), seed),
-            seed=seed, config=config, recorder=recorder, title=str(data.get("title", "")),
+            event.room, scenarios(event.scenario, event.seed),
+            seed=event.seed, config=RoomConfig.of(event), recorder=recorder, title=event.title,
         )
 
     return build
@@ -93,7 +87,7 @@ def resimulate(records: Iterable[Record], make_room: RoomFactory) -> Divergence 
             room = make_room(recorded, made)
             hz = room.config.tick_hz
         if recorded.kind in INPUT_KINDS:
-            room.replay_inputs([recorded])
+            room.feed(input_from_record(recorded))
             pending.extend(made.records)
             made.records.clear()
         got = pending.popleft() if pending else None

@@ -12,9 +12,11 @@ import random
 from collections.abc import Mapping
 from typing import Any, Final
 
+from pydantic import Field
+
 from netcode.state import CaseState
-from netcode.views import Role, View
-from rooms.actions import IntentRefused
+from netcode.views import View
+from rooms.actions import ANYONE_IN_THE_TEAM, ActionArgs, ActionSpec
 from rooms.scenario import Actor, Clock
 
 VITALS: Final = {
@@ -33,6 +35,13 @@ EVENTS: Final = (
     "Monitor alarm silenced",
     "Patient asks for water",
 )
+
+
+class NoteArgs(ActionArgs):
+    text: str = Field(max_length=2000)
+
+
+NOTE: Final = ActionSpec(ANYONE_IN_THE_TEAM, NoteArgs, summary="Replace the team's shared note.")
 
 
 class DemoScenario:
@@ -87,19 +96,18 @@ class DemoScenario:
             world.log("events", {"t": clock.seconds, "kind": "case", "text": text})
             world.set(self._key, "score", self._events_sent)
 
-    def actions(self) -> frozenset[str]:
-        return frozenset({"note"})
+    def actions(self) -> Mapping[str, ActionSpec]:
+        return {"note": NOTE}
 
     def handle(
-        self, world: CaseState, actor: Actor, action: str, args: Mapping[str, Any], clock: Clock
+        self, world: CaseState, actor: Actor, action: str, args: ActionArgs, clock: Clock
     ) -> None:
-        text = args.get("text")
-        if actor.role is not Role.PARTICIPANT and actor.role is not Role.FACILITATOR:
-            raise IntentRefused("forbidden", "only the team documents notes")
-        if not isinstance(text, str) or len(text) > 2000:
-            raise IntentRefused("bad_args", "note needs a string 'text' of at most 2000 characters")
+        assert isinstance(args, NoteArgs)
         team = world.find("team")[0]
-        world.set(team, "note", text)
+        world.set(team, "note", args.text)
+
+    def debrief(self) -> dict[str, Any]:
+        return {"events": self._events_sent}
 
     def snapshot(self) -> dict[str, Any]:
         version, internal, gauss = self._rng.getstate()

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from netcode.state import CaseState
 from netcode.views import Role
+from rooms.actions import ActionArgs, ActionSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +55,20 @@ class Scenario(Protocol):
     def step(self, world: CaseState, clock: Clock) -> None:
         """Advance one tick of room time (only while the room is running, not paused)."""
 
-    def actions(self) -> frozenset[str]:
-        """Intent names this scenario handles; the room refuses any other unknown name."""
+    def actions(self) -> Mapping[str, ActionSpec]:
+        """The intents this scenario handles: who may send each, its arguments' model."""
 
     def handle(
-        self, world: CaseState, actor: Actor, action: str, args: Mapping[str, Any], clock: Clock
+        self, world: CaseState, actor: Actor, action: str, args: ActionArgs, clock: Clock
     ) -> None:
-        """Apply one intent or raise `IntentRefused` (role not allowed, bad arguments...)."""
+        """Apply one intent or raise `IntentRefused` for a refusal that depends on state.
+
+        The room has already checked the action, the sender's role, the arguments
+        against the action's model and the pause rule, and it logs every refusal.
+        """
+
+    def debrief(self) -> dict[str, Any]:
+        """What the facilitator sees when the room ends (scores, outcome)."""
 
     def snapshot(self) -> dict[str, Any]:
         """Internal state (physiology, RNG, timers) as msgpack-able data, for keyframes."""

@@ -205,7 +205,7 @@ class Session:
             await self.fatal("room_ended", "this room has ended")
             return False
         try:
-            self.link = host.attach(self.sock, grant.role, grant.name, message.resume)
+            self.link = host.attach(self.sock, grant, message.resume)
         except IntentRefused as refused:
             await self.fatal(refused.code, refused.message)
             return False

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     """STUN/TURN servers for real deployments, as RTCIceServer maps; none on loopback."""
     ice_host_addresses: list[str] | None = None
     """Gather ICE candidates only on these addresses (e.g. ["127.0.0.1"] in tests)."""
+    recording_failure_seconds: float = Field(default=30.0, gt=0)
+    """How long a room runs while its recording cannot be written before it ends."""
     rate_per_second: float = Field(default=100.0, gt=0)
     rate_burst: float = Field(default=200.0, gt=0)
 

@@ -53,6 +53,18 @@ class Metrics:
             ["room"],
             registry=r,
         )
+        self.recording_lag = Gauge(
+            "grandrounds_recording_lag_seconds",
+            "Seconds since a room's recording was last written out (0 while flushes succeed)",
+            ["room"],
+            registry=r,
+        )
+        self.rooms_failed = Counter(
+            "grandrounds_rooms_failed",
+            "Rooms ended by their fault boundary (internal_error, recording_failed)",
+            ["reason"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

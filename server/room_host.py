@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,19 +31,23 @@ from netcode.codec import (
     Rtc,
     encode,
 )
+from netcode.sync import Subscriber
 from netcode.views import Role
 from replay.writer import SessionWriter
 from rooms.actions import IntentRefused
-from rooms.room import Member, Reply, Room, RoomStatus
+from rooms.events import MemberExpired, MemberRemoved, Replied, RoomEnded
+from rooms.room import Member, Room, RoomStatus
 from server.client_socket import ClientSocket
 from server.config import Settings
 from server.metrics import Metrics
+from server.tokens import Grant
 
 log = logging.getLogger(__name__)
 RtcHandler = Callable[["RoomHost", "Link", Rtc], None]
 DetachHook = Callable[["RoomHost", int], None]
 StopHook = Callable[["RoomHost"], Awaitable[None]]
 FLUSH_INTERVAL_SECONDS = 0.5
+FLUSH_RETRY_MAX_SECONDS = 5.0
 STOP_HOOK_SECONDS = 60.0
 """Longest a room's end waits for a hook (e.g. remuxing its media) before sealing."""
 
@@ -54,11 +59,7 @@ class Link:
     member: Member
     sock: ClientSocket
     session: str
-    base: int | None = None
-    resume_op: int | None = None
-    behind_since: float | None = None
-    every: int = 1
-    """Send state every this many ticks (more than 1 for low-bandwidth clients)."""
+    sync: Subscriber
 
 
 class RoomHost:
@@ -71,13 +72,16 @@ class RoomHost:
         self.metrics = metrics
         self.links: dict[int, Link] = {}
         self._sessions: dict[str, int] = {}
-        self._every: dict[int, int] = {}
+        self._rates: dict[int, int] = {}
         """Members that asked for a reduced state rate (`prefs`): it survives a resume."""
+        self._tokens: dict[int, str] = {}
+        """Each attached member's join token, to bound a token's simultaneous members."""
         self.created_at = time.time()
         self.rtc_handler: RtcHandler | None = None
         self.on_detach: list[DetachHook] = []
         self.on_stop: list[StopHook] = []
         self._stopped = trio.Event()
+        self._goodbye_code = "room_ended"
 
     @property
     def ended(self) -> bool:
@@ -109,35 +113,37 @@ class RoomHost:
         }
 
     # -- clients ----------------------------------------------------------------
-    def attach(self, sock: ClientSocket, role: Role, name: str, resume: Resume | None) -> Link:
-        """Admit a client (resuming its session when it can) and send welcome + first state."""
+    def attach(self, sock: ClientSocket, grant: Grant, resume: Resume | None) -> Link:
+        """Admit a client (resuming its session when it can) and send welcome + first state.
+
+        Resuming a session whose old connection is still open moves the session to the
+        new connection: the old one is told `session_moved` and closed.
+        """
         if len(self.links) >= self.settings.max_clients_per_room:
             raise IntentRefused("room_full", "this room has as many clients as it can take")
         member_id = self._sessions.get(resume.session) if resume else None
-        resumed = (
-            member_id is not None
-            and member_id not in self.links
-            and self.room.members.get(member_id) is not None
-            and self.room.members[member_id].role is role
-            and self.room.reconnect(member_id)
-        )
-        if resumed and resume is not None and member_id is not None:
-            member = self.room.members[member_id]
+        member = self.room.members.get(member_id) if member_id is not None else None
+        if member is not None and member.role is not grant.role:
+            member = None
+        if member is None:
+            self._check_token_seats(grant)
+        elif (old := self.links.pop(member.id, None)) is not None:
+            self.metrics.clients.labels(old.member.role.value).dec()
+            self.drop(old, "session_moved", "this session continued on another connection")
+        resumed = member is not None and resume is not None and self.room.reconnect(member.id)
+        if resumed and member is not None and resume is not None:
             session = resume.session
-            link = Link(
-                member,
-                sock,
-                session,
-                base=resume.tick,
-                resume_op=resume.op,
-                every=self._every.get(member.id, 1),
+            sync = Subscriber.resuming(
+                member.view, resume.tick, resume.op, self._rates.get(member.id, 1)
             )
         else:
-            member = self.room.join(role, name)
+            member = self.room.join(grant.role, grant.name)
             session = secrets.token_urlsafe(12)
             self._sessions[session] = member.id
-            link = Link(member, sock, session)
+            sync = Subscriber(member.view)
+        link = Link(member, sock, session, sync)
         self.links[member.id] = link
+        self._tokens[member.id] = grant.token_id
         sock.send(
             encode(
                 {
@@ -145,7 +151,7 @@ class RoomHost:
                     "v": PROTOCOL_VERSION,
                     "room": self.room.id,
                     "title": self.room.title,
-                    "role": role.value,
+                    "role": grant.role.value,
                     "name": member.name,
                     "member": member.id,
                     "session": session,
@@ -156,16 +162,25 @@ class RoomHost:
                 }
             )
         )
-        if link.every == 1:  # a reduced-rate client gets its first frame on its grid
+        if sync.due(self.room.tick_no):  # a reduced-rate client gets its first frame on its grid
             self._send_state(link, time.monotonic())
-        self.metrics.clients.labels(role.value).inc()
+        self.metrics.clients.labels(grant.role.value).inc()
         return link
+
+    def _check_token_seats(self, grant: Grant) -> None:
+        in_use = sum(1 for token in self._tokens.values() if token == grant.token_id)
+        if in_use >= grant.seats:
+            raise IntentRefused(
+                "token_in_use",
+                f"this link already admits {grant.seats} people at once; ask for your own link",
+            )
 
     def detach(self, link: Link) -> None:
         """The client's connection ended: keep its session for the grace period."""
         if self.links.get(link.member.id) is not link:
             return
         del self.links[link.member.id]
+        self._tokens.pop(link.member.id, None)
         self.metrics.clients.labels(link.member.role.value).dec()
         for hook in self.on_detach:
             hook(self, link.member.id)
@@ -175,8 +190,8 @@ class RoomHost:
 
     def handle(self, link: Link, message: Any) -> None:
         """One validated message from an attached client."""
-        if self._stopped.is_set():
-            raise IntentRefused("room_ended", "this room has stopped")
+        if self._stopped.is_set() or self.ended:
+            raise IntentRefused("room_ended", "this room has ended")
         match message:
             case PoseUpdate():
                 parts = {
@@ -190,16 +205,15 @@ class RoomHost:
                     self.room.submit(link.member.id, message.id, message.do, message.args)
                 except IntentRefused as refused:
                     self.reply(
-                        Reply(link.member.id, message.id, False, refused.code, refused.message)
+                        Replied(link.member.id, message.id, False, refused.code, refused.message)
                     )
             case Ack():
                 pass  # written frames already count as the baseline; an ack keeps us alive
             case Prefs():
-                link.every = max(1, round(self.room.config.tick_hz / message.rate))
-                self._every[link.member.id] = link.every
+                link.sync.set_rate(message.rate, self.room.config.tick_hz)
+                self._rates[link.member.id] = link.sync.every
             case Resync():
-                link.base = None
-                link.resume_op = None
+                link.sync.resync()
             case Ping():
                 link.sock.send(encode({"t": "pong", "id": message.id, "tick": self.room.tick_no}))
             case Rtc():
@@ -209,11 +223,11 @@ class RoomHost:
             case _:
                 raise IntentRefused("bad_message", "this message is not accepted after hello")
 
-    def reply(self, reply: Reply) -> None:
+    def reply(self, reply: Replied) -> None:
         link = self.links.get(reply.member)
         if link is None:
             return
-        message: dict[str, Any] = {"t": "reply", "id": reply.id, "ok": reply.ok}
+        message: dict[str, Any] = {"t": "reply", "id": reply.reply_id, "ok": reply.ok}
         if not reply.ok:
             message["code"] = reply.code
             message["msg"] = reply.message
@@ -225,86 +239,143 @@ class RoomHost:
         if link is not None:
             link.sock.send(encode(message))
 
-    # -- the tick loop ------------------------------------------------------------
+    # -- the room's life ------------------------------------------------------------
     async def run(self) -> None:
-        """Tick (and record) until the room ends; then say goodbye and seal the session."""
+        """Tick (and record) until the room ends; then say goodbye and seal the session.
+
+        This is the room's fault boundary: an unexpected error in the room, its case or
+        its recording ends this room alone (`internal_error`), with its recording sealed.
+        """
         try:
             async with trio.open_nursery() as nursery:
                 if self.writer is not None:
-                    nursery.start_soon(self._flush_forever, self.writer)
+                    nursery.start_soon(self._keep_recording, self.writer)
                 try:
                     await self._tick_forever()
                 finally:
                     nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
-                for hook in self.on_stop:
-                    try:
-                        with trio.move_on_after(STOP_HOOK_SECONDS):
-                            await hook(self)
-                    except Exception:  # a hook must never cost the session its seal
-                        log.exception("room %s: a stop hook failed", self.room.id)
-                if self.writer is not None:
-                    await trio.to_thread.run_sync(self.writer.close)
-                    self._report_recording(self.writer)
-                self._stopped.set()
+                await self._finish()
 
-    async def _flush_forever(self, writer: SessionWriter) -> None:
-        """Write the recording out at least once a second, off the room's thread."""
+    async def _finish(self) -> None:
+        for hook in self.on_stop:
+            try:
+                with trio.move_on_after(STOP_HOOK_SECONDS):
+                    await hook(self)
+            except Exception:  # a hook must never cost the session its seal
+                log.exception("room %s: a stop hook failed", self.room.id)
+        if self.writer is not None:
+            try:
+                await trio.to_thread.run_sync(self.writer.close)
+            except OSError:
+                log.exception(
+                    "room %s: the recording could not be sealed; what was flushed is intact",
+                    self.room.id,
+                )
+            self._report_recording(self.writer, lag=0.0)
+        self._stopped.set()
+
+    def _fail(self, code: str, reason: str) -> None:
+        """End this room now (its boundary caught an error); clients get `bye` with `code`."""
+        self._goodbye_code = code
+        self.metrics.rooms_failed.labels(code).inc()
+        self.room.fail(reason)
+
+    async def _keep_recording(self, writer: SessionWriter) -> None:
+        """Write the recording out twice a second, off the room's thread.
+
+        A failed flush (a full disk, no descriptors left) keeps its records buffered and
+        is retried with backoff while the room runs; if the disk stays broken for
+        `recording_failure_seconds` the room ends as `recording_failed`, with what was
+        written intact.
+        """
+        last_written = time.monotonic()
+        pause = FLUSH_INTERVAL_SECONDS
         while True:
-            await trio.sleep(FLUSH_INTERVAL_SECONDS)
-            await trio.to_thread.run_sync(writer.flush)
-            self._report_recording(writer)
+            await trio.sleep(pause)
+            try:
+                await trio.to_thread.run_sync(writer.flush)
+            except OSError as exc:
+                lag = time.monotonic() - last_written
+                self._report_recording(writer, lag)
+                if lag > self.settings.recording_failure_seconds:
+                    log.error("room %s: recording failed for %.0f s; ending", self.room.id, lag)
+                    self._goodbye_code = "recording_failed"
+                    self.metrics.rooms_failed.labels("recording_failed").inc()
+                    self.request_end(f"the recording could not be written ({exc.strerror})")
+                    return
+                pause = min(FLUSH_RETRY_MAX_SECONDS, pause * 2)
+                continue
+            except Exception:
+                error_id = uuid.uuid4().hex[:8]
+                log.exception("room %s: recording failed (error %s)", self.room.id, error_id)
+                self._fail("internal_error", f"internal error {error_id} while recording")
+                return
+            last_written = time.monotonic()
+            pause = FLUSH_INTERVAL_SECONDS
+            self._report_recording(writer, 0.0)
 
-    def _report_recording(self, writer: SessionWriter) -> None:
+    def _report_recording(self, writer: SessionWriter, lag: float) -> None:
         stats = writer.stats()
         self.metrics.recording_dropped.labels(self.room.id).set(stats["dropped"])
         self.metrics.recording_buffered.labels(self.room.id).set(stats["buffered"])
+        self.metrics.recording_lag.labels(self.room.id).set(lag)
 
     async def _tick_forever(self) -> None:
         period = 1.0 / self.room.config.tick_hz
         idle_ticks = round(self.settings.idle_timeout_seconds * self.room.config.tick_hz)
         deadline = trio.current_time()
         try:
-            while True:
+            while not self.ended:
                 deadline += period
                 now = trio.current_time()
                 if deadline < now - 5 * period:
                     deadline = now  # far behind (a stall): resume the cadence, do not burst
                 await trio.sleep_until(deadline)
+                if self.ended:
+                    break  # failed meanwhile (its recording)
                 started = time.perf_counter()
-                result = self.room.tick()
-                for reply in result.replies:
-                    self.reply(reply)
-                for member_id in result.removed:
-                    self._forget(member_id)
-                for member_id in self.room.removed_by_facilitator:
-                    self._forget(member_id)
-                    if (removed := self.links.get(member_id)) is not None:
-                        self.drop(removed, "removed", "the facilitator removed you from the room")
-                self.room.removed_by_facilitator.clear()
-                self._fan_out()
+                self._tick_once()
                 self.metrics.tick_seconds.observe(time.perf_counter() - started)
-                if result.ended:
-                    break
                 if self.room.tick_no - self.room.last_active_tick >= idle_ticks:
                     self.request_end("idle timeout: nobody connected")
+        except Exception:
+            error_id = uuid.uuid4().hex[:8]
+            log.exception("room %s failed (error %s); ending it", self.room.id, error_id)
+            self._fail("internal_error", f"internal error {error_id}; the room had to end")
         finally:
             with trio.CancelScope(shield=True):
                 await self._goodbye()
 
+    def _tick_once(self) -> None:
+        for event in self.room.tick():
+            match event:
+                case Replied():
+                    self.reply(event)
+                case MemberExpired():
+                    self._forget(event.member)
+                case MemberRemoved():
+                    self._forget(event.member)
+                    if (removed := self.links.get(event.member)) is not None:
+                        self.drop(removed, "removed", f"{event.by} removed you from the room")
+                case RoomEnded():
+                    pass  # the loop sees `ended`; this tick's frames still go out
+        self._fan_out()
+
     def _forget(self, member_id: int) -> None:
-        self._every.pop(member_id, None)
+        self._rates.pop(member_id, None)
         for session, member in list(self._sessions.items()):
             if member == member_id:
                 del self._sessions[session]
 
     def _fan_out(self) -> None:
         now = time.monotonic()
+        tick = self.room.tick_no
         sent_bytes = frames = skipped = 0
         encodes_before = self.room.publisher.encodes
         for link in list(self.links.values()):
-            if link.every > 1 and self.room.tick_no % link.every:
+            if not link.sync.due(tick):
                 continue  # a low-bandwidth client: the next delta covers these ticks
             size = self._send_state(link, now)
             if size:
@@ -320,17 +391,13 @@ class RoomHost:
 
     def _send_state(self, link: Link, now: float) -> int | None:
         """Offer `link` its frame; the size sent, 0 if skipped, None if dropped."""
-        frame = self.room.publisher.frame(link.member.view, link.base, link.resume_op)
+        frame = link.sync.frame(self.room.publisher)
         if link.sock.offer(frame):
-            link.base = self.room.tick_no
-            link.resume_op = None
-            link.behind_since = None
+            link.sync.delivered(self.room.tick_no)
             return len(frame)
         if link.sock.closed:
             return None
-        if link.behind_since is None:
-            link.behind_since = now
-        elif now - link.behind_since > self.settings.slow_drop_seconds:
+        if link.sync.missed(now, self.settings.slow_drop_seconds):
             self.drop(link, "too_slow", "your connection could not keep up with the room")
             return None
         return 0
@@ -347,7 +414,7 @@ class RoomHost:
     async def _goodbye(self) -> None:
         reason = self.room.end_reason or "the room has ended"
         for link in list(self.links.values()):
-            link.sock.send(encode({"t": "bye", "code": "room_ended", "msg": reason}))
+            link.sock.send(encode({"t": "bye", "code": self._goodbye_code, "msg": reason}))
         with trio.move_on_after(2):
             async with trio.open_nursery() as nursery:
                 for link in list(self.links.values()):

@@ -6,14 +6,20 @@ library checks expiry and signature for us.
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass
+from typing import Final
 
 import jwt
 
 from netcode.views import Role
 
 _ALGORITHM = "HS256"
+DEFAULT_SEATS: Final = {Role.FACILITATOR: 2, Role.PARTICIPANT: 2, Role.SPECTATOR: 300}
+"""People one join link admits at once: a person on two devices (a headset and a laptop);
+a spectator link is shared with a class, up to a lecture hall. The issuer may ask for more."""
+MAX_SEATS: Final = 5000
 
 
 class TokenError(Exception):
@@ -29,16 +35,26 @@ class Grant:
     role: Role
     name: str
     expires: int
+    token_id: str = ""
+    """Tells one link's members from another's (to bound how many it admits at once)."""
+    seats: int = 1
 
 
-def issue(secret: str, room: str, role: Role, name: str, ttl_seconds: int) -> str:
-    return _encode(secret, {"room": room, "role": role.value, "name": name}, ttl_seconds)
+def issue(
+    secret: str, room: str, role: Role, name: str, ttl_seconds: int, seats: int | None = None
+) -> str:
+    claims: dict[str, str | int] = {"room": room, "role": role.value, "name": name}
+    if seats is not None:
+        claims["seats"] = max(1, min(MAX_SEATS, seats))
+    return _encode(secret, claims, ttl_seconds)
 
 
-def _encode(secret: str, claims: dict[str, str], ttl_seconds: int) -> str:
+def _encode(secret: str, claims: dict[str, str | int], ttl_seconds: int) -> str:
     now = int(time.time())
     return jwt.encode(
-        {**claims, "iat": now, "exp": now + ttl_seconds}, secret, algorithm=_ALGORITHM
+        {**claims, "iat": now, "exp": now + ttl_seconds, "jti": secrets.token_urlsafe(9)},
+        secret,
+        algorithm=_ALGORITHM,
     )
 
 
@@ -50,7 +66,11 @@ def verify(secret: str, token: str) -> Grant:
     except ValueError:
         raise TokenError("bad_token", "this join token names an unknown role") from None
     name = str(claims.get("name") or role.value)[:64]
-    return Grant(str(claims["room"]), role, name, int(str(claims["exp"])))
+    seats = claims.get("seats")
+    if not isinstance(seats, int) or isinstance(seats, bool) or not 1 <= seats <= MAX_SEATS:
+        seats = DEFAULT_SEATS[role]
+    token_id = str(claims.get("jti") or token.rsplit(".", 1)[-1])
+    return Grant(str(claims["room"]), role, name, int(str(claims["exp"])), token_id, seats)
 
 
 @dataclass(frozen=True, slots=True)

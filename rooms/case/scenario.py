@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from netcode.state import CaseState
 from netcode.views import View
-from rooms.actions import IntentRefused
+from rooms.actions import ActionArgs, ActionSpec, IntentRefused
 from rooms.case import actions as act
 from rooms.case.model import DEVICES, Case, Effect, Trigger
 from rooms.case.physiology import (
@@ -96,8 +96,8 @@ class CaseScenario:
         self._events_log: list[dict[str, Any]] = []
 
     # -- Scenario protocol ---------------------------------------------------------
-    def actions(self) -> frozenset[str]:
-        return act.ALL_ACTIONS
+    def actions(self) -> Mapping[str, ActionSpec]:
+        return act.SPECS
 
     def start(self, world: CaseState, clock: Clock) -> None:
         c = self.case
@@ -159,24 +159,9 @@ class CaseScenario:
             self._next_second += 1
 
     def handle(
-        self, world: CaseState, actor: Actor, action: str, args: Mapping[str, Any], clock: Clock
+        self, world: CaseState, actor: Actor, action: str, args: ActionArgs, clock: Clock
     ) -> None:
-        try:
-            handler = self._handlers.get(action)
-            if handler is None:
-                raise IntentRefused("unknown_action", f"this case has no action {action!r}")
-            act.check_role(action, actor.role)
-            if not isinstance(args, Mapping):
-                raise IntentRefused("bad_args", "arguments must be a map of names to values")
-            handler(world, actor, args)
-        except IntentRefused as refusal:
-            world.log(
-                "refusals",
-                {"t": self._now(), "by": actor.name, "member": actor.member, "action": action,
-                 "code": refusal.code, "message": refusal.message},
-                View.FACILITATOR,
-            )
-            raise
+        self._handlers[action](world, actor, args.model_extra or {})
 
     # -- the once-a-second work ------------------------------------------------------
     def _now(self) -> float:

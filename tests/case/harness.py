@@ -9,7 +9,7 @@ from typing import Any
 
 from netcode.state import CaseState, Op
 from netcode.views import Role
-from rooms.actions import IntentRefused
+from rooms.actions import IntentRefused, check_role, parse_args
 from rooms.case import Case, CaseScenario, load_case
 from rooms.scenario import Actor, Clock
 
@@ -47,8 +47,14 @@ class Run:
         return Clock(self.tick, self.hz)
 
     def act(self, actor: Actor, action: str, **args: Any) -> None:
+        """Check the intent as the room does (role, argument model), then hand it over."""
         try:
-            self.scenario.handle(self.world, actor, action, args, self.clock())
+            spec = self.scenario.actions().get(action)
+            if spec is None:
+                raise IntentRefused("unknown_action", f"no action {action!r}")
+            check_role(action, spec, actor.role)
+            parsed = parse_args(action, spec, args)
+            self.scenario.handle(self.world, actor, action, parsed, self.clock())
         except IntentRefused as refusal:
             self.refusals.append(refusal)
             raise

@@ -31,7 +31,7 @@ def refused(run: Run, actor: Any, action: str, **args: Any) -> str:
 
 def test_scenario_handles_clinical_intents_but_not_room_ones() -> None:
     run = Run.start("anaphylaxis")
-    assert run.scenario.actions() == ALL_ACTIONS
+    assert set(run.scenario.actions()) == ALL_ACTIONS
     assert not {"pause", "resume", "end", "chat", "grab", "release", "ask"} & ALL_ACTIONS
 
 
@@ -51,14 +51,6 @@ def test_drug_orders_are_checked_against_the_case() -> None:
     assert refused(run, TEAM, "give", drug="epinephrine", dose=True, route="im") == "bad_args"
     assert refused(run, TEAM, "order", test="mri_brain") == "unknown_test"
     assert refused(run, TEAM, "oxygen", device="hat") == "bad_device"
-
-
-def test_refusals_are_recorded_for_the_facilitator_only() -> None:
-    run = Run.start("anaphylaxis")
-    refused(run, TEAM, "give", drug="epinephrine", dose=5, route="im")
-    [entry] = log(run, View.FACILITATOR, "refusals")
-    assert entry["code"] == "bad_dose" and entry["by"] == TEAM.name
-    assert log(run, View.PARTICIPANT, "refusals") == []
 
 
 def test_per_kg_doses_are_checked_per_kg() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from netcode.views import Role, View
 from rooms.case import CaseScenario, load_case
+from rooms.events import Replied
 from rooms.records import MemoryRecorder, Record
 from rooms.room import Room, RoomConfig
 
@@ -19,7 +20,7 @@ def make_room(recorder: MemoryRecorder | None = None) -> Room:
 
 
 def ticks(room: Room, n: int) -> list[Any]:
-    return [reply for _ in range(n) for reply in room.tick().replies]
+    return [out for _ in range(n) for out in room.tick() if isinstance(out, Replied)]
 
 
 def seen(room: Room, view: View, kind: str) -> list[dict[str, Any]]:
@@ -91,3 +92,18 @@ def test_recorded_session_re_simulates_identically() -> None:
     fresh.replay_inputs(inputs)
     assert len(outputs(recorder.records)) > 100
     assert outputs(again.records) == outputs(recorder.records)
+
+
+def test_refusals_are_logged_for_the_facilitator_only() -> None:
+    room = make_room()
+    resident = room.join(Role.PARTICIPANT, "Resident").id
+    room.tick()
+    room.submit(resident, 1, "give", {"drug": "norepinephrine", "dose": 50, "route": "ivinf"})
+    room.submit(resident, 2, "give", {"drug": "norepinephrine", "dose": "lots"})
+    [bad_dose, bad_args] = ticks(room, 1)
+    assert (bad_dose.ok, bad_dose.code, bad_args.code) == (False, "bad_dose", "bad_args")
+    refusals = room.world.log_tail("refusals", View.FACILITATOR)
+    assert [(e["code"], e["by"]) for e in refusals] == [
+        ("bad_dose", "Resident"), ("bad_args", "Resident")
+    ]
+    assert room.world.log_tail("refusals", View.PARTICIPANT) == []

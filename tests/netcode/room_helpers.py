@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 from netcode.publisher import Publisher
 from rooms.demo import DemoScenario
+from rooms.events import OutputEvent, Replied
 from rooms.records import Recorder
-from rooms.room import Reply, Room, RoomConfig, TickResult
+from rooms.room import Room, RoomConfig
 
 TICK_HZ = 10
 CONFIG = RoomConfig(tick_hz=TICK_HZ, grace_seconds=1.0, lease_seconds=1.0, checksum_every=3,
@@ -35,11 +36,11 @@ def make_room(
     return room
 
 
-def replies_of(result: TickResult) -> dict[int, Reply]:
-    return {reply.id: reply for reply in result.replies}
+def replies_of(outputs: list[OutputEvent]) -> dict[int, Replied]:
+    return {event.reply_id: event for event in outputs if isinstance(event, Replied)}
 
 
-def intent(room: Room, member: int, reply_id: int, action: str, **args: Any) -> Reply:
+def intent(room: Room, member: int, reply_id: int, action: str, **args: Any) -> Replied:
     """Submit one intent, tick, and return its reply."""
     room.submit(member, reply_id, action, args)
     return replies_of(room.tick())[reply_id]

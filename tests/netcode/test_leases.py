@@ -111,11 +111,15 @@ def test_release_by_a_non_holder_is_refused_and_by_the_holder_frees_it() -> None
     assert intent(room, ben, 4, "grab", obj=obj).ok
 
 
-@pytest.mark.parametrize("obj", [0, 10**6, "1", None])
-def test_grabbing_something_that_is_not_a_shared_object_is_refused(obj: object) -> None:
+@pytest.mark.parametrize(
+    ("obj", "code"),
+    [(0, "unknown_object"), (10**6, "unknown_object"), ("1", "bad_args"), (None, "bad_args"),
+     (2**40, "bad_args")],
+)
+def test_grabbing_something_that_is_not_a_shared_object_is_refused(obj: object, code: str) -> None:
     room = make_room()
     ana, _, _ = two_members(room)
     if obj == 0:
         obj = room.world.find("monitor")[0]
     reply = intent(room, ana, 1, "grab", obj=obj)
-    assert (reply.ok, reply.code) == (False, "unknown_object")
+    assert (reply.ok, reply.code) == (False, code)

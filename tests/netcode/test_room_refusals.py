@@ -8,8 +8,8 @@ import pytest
 
 from netcode.views import Role
 from rooms.actions import IntentRefused
-from rooms.room import MAX_TEXT, Room, RoomStatus
-from tests.netcode.room_helpers import intent, make_room, pose_values
+from rooms.room import MAX_CHAT_CHARS, Room, RoomStatus, RoomUsageError
+from tests.netcode.room_helpers import intent, make_room, pose_values, replies_of
 
 
 def members(room: Room) -> dict[Role, int]:
@@ -58,7 +58,7 @@ def test_an_unknown_action_is_refused() -> None:
 
 @pytest.mark.parametrize("args", [
     {}, {"text": ""}, {"text": "   "}, {"text": 5}, {"text": None}, {"text": ["hi"]},
-    {"text": "x" * (MAX_TEXT + 1)},
+    {"text": "x" * (MAX_CHAT_CHARS + 1)},
 ])
 def test_chat_needs_a_non_empty_bounded_text(args: dict[str, Any]) -> None:
     room = make_room()
@@ -66,7 +66,7 @@ def test_chat_needs_a_non_empty_bounded_text(args: dict[str, Any]) -> None:
     reply = intent(room, participant, 1, "chat", **args)
     assert (reply.ok, reply.code) == (False, "bad_args")
     assert room.world.log_tail("chat") == []
-    assert intent(room, participant, 2, "chat", text="x" * MAX_TEXT).ok
+    assert intent(room, participant, 2, "chat", text="x" * MAX_CHAT_CHARS).ok
 
 
 @pytest.mark.parametrize("action", ["pause", "resume", "end"])
@@ -116,8 +116,21 @@ def test_an_ended_room_refuses_intents() -> None:
     ids = members(room)
     assert intent(room, ids[Role.FACILITATOR], 1, "end", reason="done").ok
     assert room.status is RoomStatus.ENDED
-    reply = intent(room, ids[Role.PARTICIPANT], 2, "chat", text="hello?")
-    assert (reply.ok, reply.code) == (False, "room_ended")
+    with pytest.raises(IntentRefused) as refused:
+        room.submit(ids[Role.PARTICIPANT], 2, "chat", {"text": "hello?"})
+    assert refused.value.code == "room_ended"
+    with pytest.raises(RoomUsageError):
+        room.tick()
+
+
+def test_intents_queued_behind_the_end_are_refused_as_room_ended() -> None:
+    room = make_room()
+    ids = members(room)
+    room.submit(ids[Role.FACILITATOR], 1, "end", {"reason": "done"})
+    room.submit(ids[Role.PARTICIPANT], 2, "chat", {"text": "hello?"})
+    replies = replies_of(room.tick())
+    assert replies[1].ok
+    assert (replies[2].ok, replies[2].code) == (False, "room_ended")
 
 
 @pytest.mark.parametrize("args", [{}, {"text": 3}, {"text": "x" * 2001}])
@@ -130,12 +143,10 @@ def test_the_scenarios_own_action_checks_its_args(args: dict[str, Any]) -> None:
     assert room.world.get(room.world.find("team")[0], "note") == "ok"
 
 
-def test_poses_before_the_avatar_exists_are_refused() -> None:
+def test_a_pose_sent_before_the_avatar_exists_is_applied_when_it_appears() -> None:
     room = make_room()
     member = room.join(Role.PARTICIPANT, "early").id
-    with pytest.raises(IntentRefused) as refused:
-        room.pose(member, {"head": pose_values()})
-    assert refused.value.code == "forbidden"
+    room.pose(member, {"head": pose_values(0.5)})
     room.tick()
-    room.pose(member, {"head": pose_values()})
-    assert room.poses.published[room.members[member].parts["head"]][1] == 1600
+    head = room.members[member].parts["head"]
+    assert room.poses.published[head][:2] == (500, 1600)

@@ -12,13 +12,13 @@ from netcode.quantize import as_raw_pose, quantize, rotation_angle
 from netcode.views import Role
 from rooms.actions import IntentRefused
 from rooms.demo import DemoScenario
+from rooms.events import INPUT_KINDS
 from rooms.records import MemoryRecorder, Record
-from rooms.room import Room
+from rooms.room import Room, RoomStatus
 from tests.netcode.room_helpers import CONFIG, POSE, make_room
 from tests.netcode.sync_helpers import SLOW_OK
 
-INPUTS = frozenset({"start", "join", "reconnect", "disconnect", "leave", "intent", "pose",
-                    "end", "tick"})
+INPUTS = INPUT_KINDS
 OUTPUTS = frozenset({"op", "reply", "poses", "checksum", "keyframe", "expire", "ended"})
 ROLES = st.sampled_from([Role.PARTICIPANT, Role.FACILITATOR, Role.SPECTATOR])
 
@@ -27,6 +27,8 @@ def play(data: st.DataObject, room: Room) -> None:
     """A random session: joins, poses, carried objects, intents, drops, resumes, leaves."""
     reply_id = 0
     for _ in range(data.draw(st.integers(5, 40), label="ticks")):
+        if room.status is RoomStatus.ENDED:
+            return  # the host stops ticking an ended room
         for _ in range(data.draw(st.integers(0, 4))):
             members = sorted(room.members)
             choice = data.draw(st.sampled_from(

@@ -13,7 +13,7 @@ from netcode.mirror import Mirror
 from netcode.publisher import Publisher
 from netcode.state import HIDDEN, CaseState
 from netcode.views import ALL_VIEWS, VIEW_OF_ROLE, Role, View
-from tests.netcode.room_helpers import make_room
+from tests.netcode.room_helpers import make_room, replies_of
 from tests.netcode.sync_helpers import SLOW_OK, assert_mirror_matches, decode, strings_in
 
 SENTINEL = {View.PARTICIPANT: "SENTINEL-team-only", View.FACILITATOR: "SENTINEL-answer-key"}
@@ -161,8 +161,8 @@ def test_room_frames_keep_the_answer_key_questions_and_team_note_to_their_roles(
     room.submit(ids[Role.PARTICIPANT], 1, "note", {"text": "SENTINEL-team-only note"})
     room.submit(ids[Role.SPECTATOR], 2, "ask", {"text": "SENTINEL-answer-key question"})
     room.submit(ids[Role.PARTICIPANT], 3, "chat", {"text": "public chat"})
-    results = room.tick()
-    assert all(reply.ok for reply in results.replies)
+    replies = replies_of(room.tick())
+    assert len(replies) == 3 and all(reply.ok for reply in replies.values())
     seen: dict[View, list[str]] = {view: [] for view in ALL_VIEWS}
     for view in ALL_VIEWS:
         for base in (None, room.tick_no - 1):
