@@ -22,9 +22,9 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, connect_websocket_url
 
 from netcode.codec import PROTOCOL_VERSION, decode_server_message, encode, encode_single
-from netcode.mirror import Desync, Mirror
+from netcode.mirror import Mirror
+from netcode.sync import Follower, FollowerStep
 
-ACK_EVERY_TICKS: Final = 10
 CONNECT_TIMEOUT_SECONDS: Final = 10.0
 REPLY_TIMEOUT_SECONDS: Final = 10.0
 SEND_TIMEOUT_SECONDS: Final = 10.0
@@ -70,23 +70,30 @@ class RoomClient:
         self.light = light
         self.name = name
         self.on_frame = on_frame
-        self.mirror = Mirror()
+        self.follower = Follower()
         self.welcome: dict[str, Any] = {}
         self.errors: list[tuple[str, str]] = []
         self.bye: tuple[str, str] | None = None
         self.frames = 0
         self.bytes_received = 0
-        self.snapshots_received = 0
-        self.resyncs = 0
         self._nursery = nursery
         self._ws: WebSocketConnection | None = None
         self._next_id = 1
         self._replies: dict[int, tuple[trio.Event, list[Reply]]] = {}
         self._changed = trio.Event()
         self._closed = trio.Event()
-        self._awaiting_snapshot = False
-        self._last_ack = 0
-        self._server_tick = 0
+
+    @property
+    def mirror(self) -> Mirror:
+        return self.follower.mirror
+
+    @property
+    def resyncs(self) -> int:
+        return self.follower.resyncs
+
+    @property
+    def snapshots_received(self) -> int:
+        return self.follower.snapshots
 
     # -- connection ---------------------------------------------------------------
     @property
@@ -100,12 +107,9 @@ class RoomClient:
     async def open(self, *, resume: bool = False) -> None:
         """Connect and say hello; with `resume`, continue the previous session."""
         hello: dict[str, Any] = {"t": "hello", "v": PROTOCOL_VERSION, "token": self.token}
-        if resume and self.welcome and self.mirror.tick is not None:
-            hello["resume"] = {
-                "session": self.welcome["session"],
-                "tick": self.mirror.tick,
-                "op": self.mirror.op,
-            }
+        point = self.follower.resume_point()
+        if resume and self.welcome and point is not None:
+            hello["resume"] = {"session": self.welcome["session"], **point}
         with trio.fail_after(CONNECT_TIMEOUT_SECONDS):
             ws = await connect_websocket_url(
                 self._nursery, self.url, message_queue_size=64, max_message_size=2**24
@@ -122,8 +126,7 @@ class RoomClient:
         self.welcome = message
         self._ws = ws
         self._closed = trio.Event()
-        # A fresh session starts from a snapshot; until it comes the mirror is stale.
-        self._awaiting_snapshot = not message.get("resumed", False)
+        self.follower.welcomed(resumed=bool(message.get("resumed", False)))
         self._nursery.start_soon(self._read, ws)
 
     async def close(self) -> None:
@@ -194,7 +197,7 @@ class RoomClient:
         """Wait until `predicate(mirror)` is truthy after a frame; returns its value."""
         with trio.fail_after(timeout):
             while True:
-                if self.mirror.tick is not None and not self._awaiting_snapshot:
+                if self.mirror.tick is not None and not self.follower.awaiting_snapshot:
                     value = predicate(self.mirror)
                     if value:
                         return value
@@ -246,12 +249,11 @@ class RoomClient:
         kind = message.get("t")
         if kind == "s":
             self.frames += 1
-            self._server_tick = message["k"]
-            if not self.light:
-                await self._apply(ws, message)
-            if self._server_tick - self._last_ack >= ACK_EVERY_TICKS:
-                self._last_ack = self._server_tick
-                await _send(ws, encode({"t": "ack", "tick": self._server_tick}))
+            step = self.follower.seen(message["k"]) if self.light else self._apply(message)
+            if step.resync:
+                await _send(ws, encode({"t": "resync", "reason": "desync"}))
+            if step.ack is not None:
+                await _send(ws, encode({"t": "ack", "tick": step.ack}))
         elif kind == "reply":
             pending = self._replies.get(message["id"])
             if pending is not None:
@@ -271,21 +273,11 @@ class RoomClient:
             self.bye = (message.get("code", "?"), message.get("msg", ""))
         self._wake()
 
-    async def _apply(self, ws: WebSocketConnection, frame: dict[str, Any]) -> None:
-        if "full" in frame:
-            self._awaiting_snapshot = False
-            self.snapshots_received += 1
-        elif self._awaiting_snapshot:
-            return
-        try:
-            self.mirror.apply(frame)
-        except Desync:
-            self.resyncs += 1
-            self._awaiting_snapshot = True
-            await _send(ws, encode({"t": "resync", "reason": "desync"}))
-            return
-        if self.on_frame is not None:
+    def _apply(self, frame: dict[str, Any]) -> FollowerStep:
+        step = self.follower.receive(frame)
+        if step.applied and self.on_frame is not None:
             self.on_frame(frame, time.perf_counter())
+        return step
 
 
 async def _send(ws: WebSocketConnection, data: bytes) -> None:
