@@ -7,6 +7,7 @@ the room. `HIDDEN` travels as msgpack extension type 1 with no data.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal
@@ -69,20 +70,34 @@ def decode_server_message(data: bytes) -> Any:
         raise ProtocolError("bad_frame", f"server sent undecodable msgpack: {exc}") from exc
 
 
-def _depth(obj: Any, limit: int) -> bool:
-    """True when `obj` nests no deeper than `limit` (iterative: no recursion on input)."""
+class _ClientExtension(Exception):
+    """A client sent a msgpack extension type: clients have none to send."""
+
+
+def _refuse_extension(code: int, data: bytes) -> object:
+    raise _ClientExtension(code)
+
+
+def _plain_data_problem(obj: Any, limit: int) -> str | None:
+    """Why `obj` is not plain client data (too deep, a non-finite number), or None.
+
+    Iterative, so a hostile nesting cannot exhaust the stack.
+    """
     stack: list[tuple[Any, int]] = [(obj, 1)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return "numbers must be finite (no NaN or infinity)"
         if isinstance(item, dict):
             if depth > limit:
-                return False
+                return f"message nests deeper than {limit} levels"
+            stack.extend((k, depth + 1) for k in item)
             stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):
             if depth > limit:
-                return False
+                return f"message nests deeper than {limit} levels"
             stack.extend((v, depth + 1) for v in item)
-    return True
+    return None
 
 
 def decode_client_frame(data: bytes) -> dict[str, Any]:
@@ -101,14 +116,16 @@ def decode_client_frame(data: bytes) -> dict[str, Any]:
             max_array_len=1024,
             max_map_len=256,
             max_ext_len=0,
-            ext_hook=_ext_hook,
+            ext_hook=_refuse_extension,
         )
+    except _ClientExtension:
+        raise ProtocolError("bad_message", "clients may not send msgpack extension types") from None
     except Exception as exc:
         raise ProtocolError("bad_frame", f"not a valid msgpack message ({exc})") from None
     if not isinstance(obj, dict):
         raise ProtocolError("bad_message", "a message must be a msgpack map")
-    if not _depth(obj, MAX_DEPTH):
-        raise ProtocolError("bad_message", f"message nests deeper than {MAX_DEPTH} levels")
+    if (problem := _plain_data_problem(obj, MAX_DEPTH)) is not None:
+        raise ProtocolError("bad_message", problem)
     kind = obj.get("t")
     if not isinstance(kind, str):
         raise ProtocolError("bad_message", "a message needs a string field 't' naming its type")

@@ -17,7 +17,6 @@ from netcode.codec import (
     ProtocolError,
     canonical,
     checksum,
-    decode_client_frame,
     decode_server_message,
     encode,
     parse_client_message,
@@ -58,7 +57,7 @@ def test_hidden_decodes_to_the_hidden_singleton(value: Any) -> None:
 
 def test_hidden_is_ext_type_1_with_no_data() -> None:
     assert encode(HIDDEN) == b"\xc7\x00\x01"
-    assert decode_client_frame(encode({"t": "x", "v": HIDDEN}))["v"] is HIDDEN
+    assert decode_server_message(encode({"t": "x", "v": HIDDEN}))["v"] is HIDDEN
 
 
 def shuffled(value: Any, data: st.DataObject) -> Any:
@@ -264,6 +263,32 @@ def test_over_long_strings_arrays_and_maps_are_bad_frame(message: dict[str, Any]
 def test_ext_types_other_than_hidden_with_data_are_bad_frame() -> None:
     data = msgpack.packb({"t": "ping", "id": 1, "x": msgpack.ExtType(5, b"abc")})
     assert refused(data).code == "bad_frame"
+
+
+@pytest.mark.parametrize("message", [
+    {"t": "intent", "id": 1, "do": "chat", "args": {"text": HIDDEN}},
+    {"t": "intent", "id": 1, "do": "present", "args": {"member": [HIDDEN]}},
+    {"t": "ping", "id": 1, "x": {"y": HIDDEN}},
+])
+def test_hidden_from_a_client_is_bad_message(message: dict[str, Any]) -> None:
+    """HIDDEN is something the server says; a client echoing it would poison the record."""
+    error = refused(encode(message))
+    assert error.code == "bad_message"
+    assert "extension" in error.message
+
+
+NON_FINITE = st.sampled_from([math.nan, math.inf, -math.inf])
+
+
+@settings(max_examples=50)
+@given(NON_FINITE, st.integers(0, 3))
+def test_a_non_finite_number_anywhere_is_bad_message(number: float, depth: int) -> None:
+    value: Any = number
+    for _ in range(depth):
+        value = [value] if depth % 2 else {"k": value}
+    error = refused(encode({"t": "intent", "id": 1, "do": "give", "args": {"dose": value}}))
+    assert error.code == "bad_message"
+    assert "finite" in error.message
 
 
 @pytest.mark.parametrize("message", [
