@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+import trio
 from pydantic import BaseModel, ConfigDict, Field
 
 from netcode.views import Role
+from server.files import app_file
 from server.http import (
     HttpRequest,
     HttpResponse,
@@ -15,7 +17,6 @@ from server.http import (
     is_admin,
     json_response,
     parse_body,
-    static_file,
 )
 from server.review_api import ReviewApi
 from server.scenarios import DEFAULT_CASE, UnknownCase, available_cases
@@ -73,10 +74,11 @@ class Api:
         if match:
             return self._room(request, match.group(1), tokens=bool(match.group(2)))
         if method == "GET" and not path.startswith("/api/"):
-            found = static_file(path)
+            found = await trio.to_thread.run_sync(app_file, path)
             if found is not None:
-                return found
-        return error_response(404, "not_found", f"nothing at {path}")
+                headers = [("content-security-policy", found.policy)] if found.policy else []
+                return HttpResponse(200, found.body, found.content_type, headers)
+        return error_response(404, "not_found", "nothing at this path")
 
     def _create_room(self, request: HttpRequest) -> HttpResponse:
         if not self._admin(request):

@@ -24,7 +24,7 @@ from server import tokens
 from server.api import Api
 from server.client_socket import binary_frame
 from server.config import Settings
-from server.http import handle_connection
+from server.connections import Connections
 from server.media_bridge import MediaBridge
 from server.media_supervisor import MediaConfig, MediaSupervisor
 from server.metrics import Metrics
@@ -191,10 +191,7 @@ class Server:
         self.on_room_created.append(self.media.attach)
 
     async def _serve(self, listeners: list[trio.SocketListener], clients: trio.Nursery) -> None:
-        await trio.serve_listeners(self._handle, listeners, handler_nursery=clients)
-
-    async def _handle(self, stream: trio.SocketStream) -> None:
-        await handle_connection(self, stream)
+        await Connections(self).serve(listeners, clients)
 
     async def _watch_signals(self, signals: Any, clients: trio.Nursery) -> None:
         async for signum in signals:

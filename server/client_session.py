@@ -1,10 +1,13 @@
-"""One WebSocket client from `hello` to goodbye.
+"""One WebSocket client from `hello` to goodbye, inside the connection's fault boundary.
 
-Every bad input becomes a message with a code and a sentence. Errors that leave the
-connection usable (a malformed frame, a refused pose, a flood) are answered and the
-session goes on; errors that make it meaningless (a bad token, an unknown room, a
-client that keeps flooding) end in `bye` and a close. Nothing here can hurt the room:
-the room only ever sees validated messages.
+Every bad input becomes a message with a code and a sentence. After `welcome`, errors
+that leave the connection usable (a malformed message, a refused pose, a flood) are
+answered and the session goes on; errors that make it meaningless (a frame the
+transport refuses, a client that keeps flooding) end in `bye` and a close. Before
+`welcome` the client has no session yet, so every refusal ends the connection. Nothing
+here can hurt the room: the room only ever sees validated messages. An unexpected
+exception is reported once (`report_fault`) and ends this connection alone, with
+`bye internal_error`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import trio
 
 from netcode.codec import PROTOCOL_VERSION, Hello, ProtocolError, encode, parse_client_message
 from rooms.actions import IntentRefused
-from server.client_socket import ClientSocket, MessageTooLarge, TextFrame
+from server.boundary import report_fault
+from server.client_socket import CLOSE_INTERNAL_ERROR, CLOSE_POLICY, ClientSocket, Refusal
 from server.review import ReviewStream
 from server.room_host import Link, RoomHost
 from server.tokens import TokenError, is_review_token, verify, verify_review
@@ -28,6 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 HELLO_TIMEOUT_SECONDS: Final = 10.0
 MAX_ERRORS_PER_SECOND: Final = 5
+"""`error` messages sent a second; refusals past it are counted in the next one's
+`suppressed` (a flood must not echo a flood)."""
 MAX_STRIKES: Final = 500
 """Rejected messages (flood or malformed) before the server gives up on a client."""
 
@@ -52,95 +58,122 @@ class RateLimiter:
 
 
 class Session:
-    def __init__(self, server: Server, sock: ClientSocket) -> None:
+    def __init__(self, server: Server, sock: ClientSocket, peer: str) -> None:
         self.server = server
         self.sock = sock
+        self.peer = peer
         self.host: RoomHost | None = None
         self.link: Link | None = None
         self.review: ReviewStream | None = None
+        self._limiter = RateLimiter(server.settings.rate_per_second, server.settings.rate_burst)
         self._strikes = 0
         self._errors_sent = 0
-        self._error_window = 0.0
+        self._error_window = -1.0
+        self._suppressed = 0
 
     def error(self, code: str, message: str) -> None:
-        """Send a non-fatal error, at most a few a second (a flood must not echo a flood)."""
+        """Send a non-fatal error, at most `MAX_ERRORS_PER_SECOND` a second."""
+        self.server.metrics.errors.labels(code).inc()
         now = trio.current_time()
         if now - self._error_window >= 1.0:
             self._error_window = now
             self._errors_sent = 0
-        self.server.metrics.errors.labels(code).inc()
-        if self._errors_sent < MAX_ERRORS_PER_SECOND:
-            self._errors_sent += 1
-            self.sock.send(encode({"t": "error", "code": code, "msg": message}))
+        if self._errors_sent >= MAX_ERRORS_PER_SECOND:
+            self._suppressed += 1
+            return
+        self._errors_sent += 1
+        reply: dict[str, Any] = {"t": "error", "code": code, "msg": message}
+        if self._suppressed:
+            reply["suppressed"] = self._suppressed
+            self._suppressed = 0
+        self.sock.send(encode(reply))
 
-    async def fatal(self, code: str, message: str) -> None:
+    def refuse(self, code: str, message: str, close_code: int = CLOSE_POLICY) -> None:
+        """Say `bye` with a code and a sentence, then close the connection."""
         self.server.metrics.clients_dropped.labels(code).inc()
         self.sock.send(encode({"t": "bye", "code": code, "msg": message}))
-        await self.sock.aclose(message[:100], code=1008)
+        self.sock.close_soon(message[:100], close_code)
 
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.sock.run_writer)
             try:
                 await self._converse()
+            except Refusal as refusal:
+                self.refuse(refusal.code, refusal.message, refusal.close_code)
+            except Exception as exc:
+                self.server.metrics.connection_faults.inc()
+                error_id = report_fault(f"WebSocket session of {self.peer}", exc)
+                self.refuse(
+                    "internal_error",
+                    f"the server failed on this connection (error id {error_id})",
+                    CLOSE_INTERNAL_ERROR,
+                )
             finally:
-                if self.host is not None and self.link is not None:
-                    self.host.detach(self.link)
                 with trio.CancelScope(shield=True):
-                    await self.sock.aclose(self.sock.close_reason or "bye")
+                    try:
+                        if self.host is not None and self.link is not None:
+                            self.host.detach(self.link)
+                    finally:
+                        await self.sock.finish()
                 nursery.cancel_scope.cancel()
 
     async def _converse(self) -> None:
-        messages = self.sock.messages()
-        try:
-            with trio.fail_after(HELLO_TIMEOUT_SECONDS):
-                first = await anext(messages, None)
-        except trio.TooSlowError:
-            await self.fatal("hello_timeout", "send hello with a token first")
+        with trio.move_on_after(HELLO_TIMEOUT_SECONDS) as hello_wait:
+            first = await self.sock.receive()
+        if hello_wait.cancelled_caught:
+            self.refuse("hello_timeout", "send hello with a token first")
             return
-        except (MessageTooLarge, TextFrame) as exc:
-            await self.fatal("bad_frame", str(exc))
+        if not first or not await self._hello(first[0]):
             return
-        if first is None:
+        if self.review is not None:
+            await self.review.run(self._review_messages(first[1:]))
             return
-        if not await self._hello(first):
-            return
-        limited = self._within_rate(messages)
-        try:
-            if self.review is not None:
-                await self.review.run(limited)
+        batch = first[1:]
+        while True:
+            self._handle(batch)
+            if self.sock.closing:
                 return
-            async for data in limited:
-                if self.host is None or self.link is None or self.sock.closed:
-                    return
-                if (message := self._parse(data)) is not None:
-                    self._dispatch(message)
-                if self._strikes > MAX_STRIKES:
-                    await self.fatal("too_many_errors", "too many rejected messages")
-                    return
-        except trio.TooSlowError:
-            await self.fatal("timeout", "no message from the client for too long")
-        except MessageTooLarge as exc:
-            await self.fatal("too_large", str(exc))
-        except TextFrame as exc:
-            await self.fatal("bad_frame", str(exc))
+            batch = await self.sock.receive()
+            if not batch:
+                return
 
-    async def _within_rate(self, messages: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """The client's messages up to its rate; past it each one is a strike, and too
-        many strikes end the connection."""
-        limiter = RateLimiter(self.server.settings.rate_per_second, self.server.settings.rate_burst)
-        async for data in messages:
-            if limiter.allow():
-                yield data
-                continue
-            self._strike("rate_limited", "too many messages; slow down")
-            if self._strikes > MAX_STRIKES:
-                await self.fatal("too_many_errors", "too many rejected messages")
+    def _admit(self, data: bytes) -> bool:
+        """Whether the client is within its message rate; past it each message is a
+        strike, and too many strikes end the connection."""
+        if self._limiter.allow():
+            return True
+        self._strike("rate_limited", "too many messages; slow down")
+        return False
+
+    def _handle(self, batch: list[bytes]) -> None:
+        for data in batch:
+            if self.sock.closing:
+                return
+            if self._admit(data) and (message := self._parse(data)) is not None:
+                self._dispatch(message)
+
+    async def _review_messages(self, first: list[bytes]) -> AsyncIterator[bytes]:
+        """What a reviewer sends, one message at a time, within the same rate limit."""
+        batch = first
+        while True:
+            for data in batch:
+                if self.sock.closing:
+                    return
+                if self._admit(data):
+                    yield data
+            if self.sock.closing:
+                return
+            batch = await self.sock.receive()
+            if not batch:
                 return
 
     def _strike(self, code: str, message: str) -> None:
         self._strikes += 1
-        self.error(code, message)
+        if self._strikes > MAX_STRIKES:
+            self.refuse("too_many_errors", "too many rejected messages")
+        else:
+            self.error(code, message)
 
     def _parse(self, data: bytes) -> Any:
         try:
@@ -164,26 +197,28 @@ class Session:
         try:
             grant = verify_review(self.server.settings.secret, token)
         except TokenError as exc:
-            await self.fatal(exc.code, exc.message)
+            self.refuse(exc.code, exc.message)
             return False
+        self.sock.queue_bytes = self.server.settings.send_queue_bytes
         review = ReviewStream(self.server, self.sock, grant)
         if not await review.open():
-            await self.sock.aclose("session unavailable", code=1008)
+            self.sock.close_soon("session unavailable", CLOSE_POLICY)
             return False
         self.review = review
         return True
 
     async def _hello(self, data: bytes) -> bool:
+        """Admit the client named by its hello; False (after `bye`) when it cannot be."""
         try:
             message = parse_client_message(data)
         except ProtocolError as exc:
-            await self.fatal(exc.code, exc.message)
+            self.refuse(exc.code, exc.message)
             return False
         if not isinstance(message, Hello):
-            await self.fatal("hello_required", "the first message must be hello")
+            self.refuse("hello_required", "the first message must be hello")
             return False
         if message.v != PROTOCOL_VERSION:
-            await self.fatal(
+            self.refuse(
                 "version_mismatch", f"this server speaks protocol version {PROTOCOL_VERSION}"
             )
             return False
@@ -192,22 +227,23 @@ class Session:
         try:
             grant = verify(self.server.settings.secret, message.token)
         except TokenError as exc:
-            await self.fatal(exc.code, exc.message)
+            self.refuse(exc.code, exc.message)
             return False
         if message.room is not None and message.room != grant.room:
-            await self.fatal("wrong_room", "this token is for a different room")
+            self.refuse("wrong_room", "this token is for a different room")
             return False
         host = self.server.rooms.get(grant.room)
         if host is None:
-            await self.fatal("unknown_room", f"there is no room {grant.room!r} on this server")
+            self.refuse("unknown_room", f"there is no room {grant.room!r} on this server")
             return False
         if host.ended:
-            await self.fatal("room_ended", "this room has ended")
+            self.refuse("room_ended", "this room has ended")
             return False
+        self.sock.queue_bytes = self.server.settings.send_queue_bytes
         try:
             self.link = host.attach(self.sock, grant, message.resume)
         except IntentRefused as refused:
-            await self.fatal(refused.code, refused.message)
+            self.refuse(refused.code, refused.message)
             return False
         self.host = host
         return True

@@ -1,31 +1,44 @@
-"""One client's WebSocket after the handshake.
+"""One client's WebSocket after the handshake, and the only owner of its socket.
 
-wsproto parses everything the client sends. Writes are the hot path: a room writes the
-same prebuilt frame to hundreds of sockets per tick, so `offer` tries a non-blocking
-`send` on the spot and, if the socket's buffer is full, the frame is skipped (the next
-delta covers the gap). Messages that must arrive go through a bounded outbox drained
-by this connection's writer task; overflowing it closes the connection. Nothing the
-room does ever waits on a client.
+The socket is a plain non-blocking socket: the descriptor trio accepted, detached from
+trio's wrapper, so a client costs one descriptor. Two tasks use it, one per direction:
+the session's task reads (`receive`, and at the very end `finish`), and the writer task
+(`run_writer`) drains the outbox. Nothing else waits on it.
+
+Writes are the hot path: a room writes the same prebuilt frame to hundreds of sockets
+per tick, so `offer` and `send` write on the spot when nothing is queued (a synchronous
+non-blocking `send`; trio runs one task at a time, so it never interleaves with the
+writer, which only writes while something is queued). A state frame that does not fit
+is skipped (the next delta covers the gap); a message that must arrive (welcome,
+replies, errors, pongs, close) is queued, and everything queued counts against one
+limit: overflowing it closes the connection. Nothing the room does ever waits on a client.
+
+Reading takes everything the socket has at each wake-up, checks frame headers before
+wsproto sees the bytes (`FrameGuard`), and hands all complete messages over in one list.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import socket
 import struct
 from collections import deque
-from collections.abc import AsyncIterator
 from typing import Final
 
 import trio
 from wsproto import WSConnection
-from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+from wsproto.connection import ConnectionState
+from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
 from netcode.codec import MAX_CLIENT_MESSAGE
+from server.frame_guard import FrameGuard, FrameRefused
 
-_READ_SIZE: Final = 65536
+READ_SIZE: Final = 65536
+READ_BUDGET: Final = 4 * READ_SIZE
+"""Most bytes read in one wake-up, so one busy client cannot starve the others."""
 CLOSE_GRACE_SECONDS: Final = 2.0
+CLOSE_NORMAL: Final = 1000
+CLOSE_POLICY: Final = 1008
+CLOSE_INTERNAL_ERROR: Final = 1011
 
 
 def binary_frame(payload: bytes) -> bytes:
@@ -44,18 +57,21 @@ def binary_frame(payload: bytes) -> bytes:
     return header + payload
 
 
-class MessageTooLarge(Exception):
-    pass
+class Refusal(Exception):
+    """The client broke a rule of the transport: tell it `code` in a `bye`, then close
+    with the RFC 6455 `close_code`."""
 
-
-class TextFrame(Exception):
-    pass
+    def __init__(self, code: str, message: str, close_code: int) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.close_code = close_code
 
 
 class ClientSocket:
     def __init__(
         self,
-        stream: trio.SocketStream,
+        sock: socket.socket,
         ws: WSConnection,
         *,
         queue_bytes: int,
@@ -63,25 +79,34 @@ class ClientSocket:
         leftover: bytes = b"",
         send_buffer: int = 0,
     ) -> None:
-        self._stream = stream
-        self._ws = ws
-        # A duplicate descriptor of the same (non-blocking) socket, for synchronous sends.
-        self._raw = socket.socket(fileno=os.dup(stream.socket.fileno()))
-        self._raw.setblocking(False)
+        sock.setblocking(False)
         if send_buffer:
-            self._raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+        self._sock = sock
+        self._ws = ws
+        self._guard = FrameGuard(MAX_CLIENT_MESSAGE)
         self._outbox: deque[memoryview] = deque()
         self._outbox_bytes = 0
-        self._queue_bytes = queue_bytes
+        self.queue_bytes = queue_bytes
+        """Most bytes of must-arrive messages waiting for the client (raised after hello)."""
         self._receive_timeout = receive_timeout
+        self._deadline = trio.current_time() + receive_timeout
         self._wake = trio.Event()
         self._flushed = trio.Event()
         self._flushed.set()
-        self._leftover = leftover
+        self._done = trio.Event()
         self._reading = trio.CancelScope()
-        self._stop_reading = False
+        self._unread = leftover
+        self._parts: list[bytes | bytearray] = []
+        self._peer_gone = False
+        self.closing = False
+        """A close was asked for (or the client closed): no more reading or sending."""
         self.closed = False
+        """The descriptor is closed."""
         self.close_reason = ""
+        self.close_code = CLOSE_NORMAL
+        self.client_close_code: int | None = None
+        """The code of the client's own close frame, when it closed first."""
         self.bytes_sent = 0
 
     @property
@@ -91,24 +116,29 @@ class ClientSocket:
     # -- writing --------------------------------------------------------------
     def offer(self, frame: bytes) -> bool:
         """Write a droppable state frame now; False (skipped) when the client is behind."""
-        if self.closed or self._outbox:
+        if self._outbox or self.closing:
             return False
         self._write(frame)
         return True
 
     def send(self, payload: bytes) -> None:
         """Queue one message that must arrive (welcome, replies, errors, bye)."""
+        if not self.closing:
+            self._queue(binary_frame(payload))
+
+    def _queue(self, data: bytes) -> None:
+        """Write bytes that must arrive, counting them against the queue limit."""
         if self.closed:
             return
-        if self._outbox_bytes + len(payload) > self._queue_bytes:
+        if self._outbox_bytes + len(data) > self.queue_bytes:
             self.abort("send queue overflow")
             return
-        self._write(binary_frame(payload))
+        self._write(data)
 
-    def _write(self, data: bytes | memoryview) -> None:
+    def _write(self, data: bytes) -> None:
         if not self._outbox:
             try:
-                sent = self._raw.send(data)
+                sent = self._sock.send(data)
             except BlockingIOError:
                 sent = 0
             except OSError:
@@ -117,27 +147,29 @@ class ClientSocket:
             self.bytes_sent += sent
             if sent == len(data):
                 return
-            data = memoryview(data)[sent:]
-        view = memoryview(data)
+            view = memoryview(data)[sent:]
+        else:
+            view = memoryview(data)
+        if not self._outbox:
+            self._flushed = trio.Event()
+            self._wake.set()
         self._outbox.append(view)
         self._outbox_bytes += len(view)
-        self._flushed = trio.Event()
-        self._wake.set()
 
     async def run_writer(self) -> None:
         """Drain the outbox whenever it has something; ends when the socket closes."""
         while not self.closed:
             await self._wake.wait()
             self._wake = trio.Event()
-            while self._outbox and not self.closed:
-                try:
-                    await trio.lowlevel.wait_writable(self._raw)
-                except (trio.ClosedResourceError, OSError):
-                    return
+            while self._outbox:
                 head = self._outbox[0]
                 try:
-                    sent = self._raw.send(head)
+                    sent = self._sock.send(head)
                 except BlockingIOError:
+                    try:
+                        await trio.lowlevel.wait_writable(self._sock)
+                    except trio.ClosedResourceError:
+                        return  # aborted while waiting
                     continue
                 except OSError:
                     self.abort("connection lost")
@@ -151,101 +183,156 @@ class ClientSocket:
             self._flushed.set()
 
     # -- reading --------------------------------------------------------------
-    async def messages(self) -> AsyncIterator[bytes]:
-        """Each complete binary message the client sends, until it closes.
+    async def receive(self) -> list[bytes]:
+        """The next complete messages: all that one wake-up's bytes completed, at least one.
 
-        Raises `MessageTooLarge`, `TextFrame`, or `trio.TooSlowError` when the client
-        says nothing for `receive_timeout` seconds.
+        [] once the connection is over (the client closed, or a close was asked for).
+        Raises `Refusal` for a frame the transport refuses, and for a client that sent
+        no message, nor ping, for `receive_timeout` seconds.
         """
-        parts: list[bytes] = []
-        size = 0
-        if self._leftover:
-            self._ws.receive_data(self._leftover)
-            self._leftover = b""
-        while not self.closed:
-            for event in self._ws.events():
-                if isinstance(event, BytesMessage):
-                    size += len(event.data)
-                    if size > MAX_CLIENT_MESSAGE:
-                        raise MessageTooLarge(f"message over {MAX_CLIENT_MESSAGE} bytes")
-                    parts.append(bytes(event.data))
-                    if event.message_finished:
-                        message = b"".join(parts)
-                        parts, size = [], 0
-                        yield message
-                elif isinstance(event, TextMessage):
-                    if event.message_finished:
-                        raise TextFrame("this protocol uses binary msgpack frames only")
-                elif isinstance(event, Ping):
-                    self._write(self._ws.send(event.response()))
-                elif isinstance(event, CloseConnection):
-                    if self._ws.state.name == "REMOTE_CLOSING":
-                        self._write(self._ws.send(event.response()))
-                    self.close_reason = self.close_reason or "client closed"
-                    return
-            if self._stop_reading:
-                return
-            data = b""
-            self._reading = trio.CancelScope()  # one per read: `close_soon` cancels it
-            with self._reading, trio.fail_after(self._receive_timeout):
-                try:
-                    data = await self._stream.receive_some(_READ_SIZE)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    return
-            if not data:  # the peer closed, or `close_soon` stopped the reading
-                return
-            self._ws.receive_data(data)
+        if self._unread:
+            data, self._unread = self._unread, b""
+            if messages := self._take(data):
+                return messages
+        while not self.closing and not self._peer_gone:
+            self._reading = trio.CancelScope(deadline=self._deadline)
+            try:
+                with self._reading:
+                    await trio.lowlevel.wait_readable(self._sock)
+            except trio.ClosedResourceError:
+                return []  # aborted while waiting
+            if self._reading.cancelled_caught:
+                if self.closing:
+                    return []
+                raise Refusal(
+                    "timeout",
+                    f"no message from the client for {self._receive_timeout:g} s",
+                    CLOSE_POLICY,
+                )
+            if messages := self._take(self._read_available()):
+                return messages
+        return []
+
+    def _read_available(self) -> bytes:
+        """Everything the socket holds now (up to the budget); notes when the peer is gone."""
+        chunks: list[bytes] = []
+        total = 0
+        while total < READ_BUDGET and not self.closed:
+            try:
+                chunk = self._sock.recv(READ_SIZE)
+            except BlockingIOError:
+                break
+            except OSError:  # reset by the peer
+                self._peer_gone = True
+                break
+            if not chunk:
+                self._peer_gone = True
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if len(chunk) < READ_SIZE:
+                break  # drained: spare the extra call that would say so
+        return b"".join(chunks)
+
+    def _take(self, data: bytes) -> list[bytes]:
+        """Complete messages in `data`; answers pings and the client's close on the way."""
+        if not data or self.closing:
+            return []
+        try:
+            self._guard.feed(data)
+        except FrameRefused as refused:
+            raise Refusal(refused.code, refused.message, refused.close_code) from None
+        self._ws.receive_data(data)
+        messages: list[bytes] = []
+        ping: Ping | None = None
+        heard = False
+        for event in self._ws.events():
+            if isinstance(event, BytesMessage):
+                self._parts.append(event.data)
+                if event.message_finished:
+                    messages.append(b"".join(self._parts))
+                    self._parts.clear()
+                    heard = True
+            elif isinstance(event, Ping):
+                ping, heard = event, True
+            elif isinstance(event, Pong):
+                heard = True
+            elif isinstance(event, CloseConnection):
+                self._on_close(event)
+                break
+            elif isinstance(event, TextMessage):  # the guard refuses text at its header
+                raise Refusal("bad_frame", "text frames are not accepted", 1003)
+        if ping is not None and not self.closing:
+            # RFC 6455 5.5.3: answering only the most recent ping of a burst is enough.
+            self._queue(self._ws.send(ping.response()))
+        if heard:
+            self._deadline = trio.current_time() + self._receive_timeout
+        return messages
+
+    def _on_close(self, event: CloseConnection) -> None:
+        if self._ws.state is not ConnectionState.REMOTE_CLOSING:
+            # wsproto reports a frame that breaks RFC 6455 as a close with the code to use.
+            raise Refusal("bad_frame", f"WebSocket protocol error: {event.reason}", event.code)
+        self._queue(self._ws.send(event.response()))
+        self.client_close_code = event.code
+        self.close_reason = self.close_reason or "client closed"
+        self.closing = True
 
     # -- closing --------------------------------------------------------------
-    async def _linger(self) -> None:
-        """Half-close, then read until the peer closes too.
-
-        Closing a socket with unread input makes the kernel send a reset, and the
-        client may lose the `bye` it had not read yet; draining first avoids that.
-        """
-        try:
-            self._raw.shutdown(socket.SHUT_WR)
-            while await self._stream.receive_some(_READ_SIZE):
-                pass
-        except (
-            OSError,
-            trio.BrokenResourceError,
-            trio.ClosedResourceError,
-            trio.BusyResourceError,
-        ):
+    def close_soon(self, reason: str, code: int = CLOSE_NORMAL) -> None:
+        """Stop reading and sending; the session's task then closes politely (`finish`)."""
+        if self.closing:
             return
-
-    def close_soon(self, reason: str) -> None:
-        """Stop reading; the session then closes politely (flushing what is queued)."""
         self.close_reason = self.close_reason or reason
-        self._stop_reading = True
+        self.close_code = code
+        self.closing = True
         self._reading.cancel()
+
+    async def aclose(self, reason: str, code: int = CLOSE_NORMAL) -> None:
+        """Ask for a polite close and wait until it is done (from a task other than the
+        session's own, which does the closing)."""
+        self.close_soon(reason, code)
+        await self._done.wait()
+
+    async def finish(self) -> None:
+        """The session task's last step: flush what is queued, send a close frame,
+        half-close, and read until the client closes too (closing with unread input
+        makes the kernel send a reset, and the client could lose its `bye`). Bounded by
+        `CLOSE_GRACE_SECONDS`; the descriptor is closed in any case."""
+        self.closing = True
+        with trio.move_on_after(CLOSE_GRACE_SECONDS):
+            if not self.closed and self._ws.state is ConnectionState.OPEN:
+                self._queue(self._ws.send(CloseConnection(self.close_code, self.close_reason)))
+            await self._flushed.wait()
+            if not self.closed:
+                try:
+                    self._sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass  # the client is already gone
+                else:
+                    await self._discard_until_eof()
+        self.abort(self.close_reason or "closed")
+        self._done.set()
+
+    async def _discard_until_eof(self) -> None:
+        while not self._peer_gone and not self.closed:
+            try:
+                await trio.lowlevel.wait_readable(self._sock)
+            except trio.ClosedResourceError:
+                return
+            self._read_available()
 
     def abort(self, reason: str) -> None:
-        """Close at once, without a goodbye (the client is gone or hopelessly behind)."""
+        """Close the descriptor at once, without a goodbye (the client is gone or
+        hopelessly behind). Wakes both tasks; safe from any task."""
         if self.closed:
             return
-        self.closed = True
+        self.closed = self.closing = True
         self.close_reason = self.close_reason or reason
+        self._outbox.clear()
+        self._outbox_bytes = 0
         self._wake.set()
         self._flushed.set()
-        self._stop_reading = True
         self._reading.cancel()
-        with contextlib.suppress(OSError):  # shuts the connection for both descriptors
-            self._raw.shutdown(socket.SHUT_RDWR)
-        trio.lowlevel.notify_closing(self._raw)
-        self._raw.close()
-
-    async def aclose(self, reason: str, code: int = 1000) -> None:
-        """Say goodbye properly: flush what is queued, send a close frame, then close."""
-        if not self.closed:
-            self.close_reason = self.close_reason or reason
-            # wsproto refuses a second close if the client closed first: nothing to send.
-            with contextlib.suppress(Exception):
-                self._write(self._ws.send(CloseConnection(code=code, reason=reason[:120])))
-            with trio.move_on_after(CLOSE_GRACE_SECONDS):
-                await self._flushed.wait()
-                await self._linger()
-            self.abort(reason)
-        with trio.CancelScope(shield=True):
-            await self._stream.aclose()
+        trio.lowlevel.notify_closing(self._sock)
+        self._sock.close()

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     send_queue_bytes: int = Field(default=512 * 1024, ge=16 * 1024)
     slow_drop_seconds: float = Field(default=5.0, gt=0)
     client_timeout_seconds: float = Field(default=30.0, gt=0)
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+    """How long an HTTP request (headers and body) or response may take, whole."""
+    max_connections: int = Field(default=10_000, ge=1)
+    """Open HTTP and WebSocket connections at most (lowered to fit the descriptor limit)."""
     media_workers: int = Field(default=1, ge=0, le=16)
     """Media worker processes (0: no voice or video)."""
     ice_servers: list[dict[str, str]] = Field(default_factory=list)

@@ -37,6 +37,19 @@ class Metrics:
         self.errors = Counter(
             "grandrounds_client_errors", "Errors sent to clients", ["code"], registry=r
         )
+        self.connections = Gauge(
+            "grandrounds_connections", "Open HTTP and WebSocket connections", registry=r
+        )
+        self.connections_refused = Counter(
+            "grandrounds_connections_refused",
+            "Connections refused because the server had as many as it takes",
+            registry=r,
+        )
+        self.connection_faults = Counter(
+            "grandrounds_connection_faults",
+            "Connections ended by an unexpected server error (each logged with an error id)",
+            registry=r,
+        )
         self.frame_encodes = Counter(
             "grandrounds_frame_encodes", "Distinct state frames encoded", registry=r
         )

@@ -8,6 +8,7 @@ session also accepts a review token for that session (`Authorization: Bearer` or
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -21,6 +22,7 @@ from replay.annotations import Annotations
 from replay.errors import ReplayError
 from replay.reader import Session
 from server import tokens
+from server.files import open_regular_file
 from server.http import (
     HttpRequest,
     HttpResponse,
@@ -177,11 +179,12 @@ MEDIA_TYPES = {".webm": "video/webm", ".ogg": "audio/ogg", ".json": "application
 
 def _media(data_dir: Any, session_id: str, name: str, range_header: str | None) -> HttpResponse:
     """A recorded media track (remuxed WebM or Ogg) of the session, seekable by range."""
-    path = layout.session_dir(data_dir, session_id) / "media" / name
-    kind = MEDIA_TYPES.get(path.suffix)
-    if kind is None or name.startswith(".") or not path.is_file():
+    kind = MEDIA_TYPES.get(os.path.splitext(name)[1])
+    folder = layout.session_dir(data_dir, session_id) / "media"
+    opened = open_regular_file(folder, name) if kind is not None else None
+    if kind is None or opened is None:
         return error_response(404, "unknown_track", f"this session has no media file {name!r}")
-    return file_response(path, kind, range_header)
+    return file_response(opened, kind, range_header)
 
 
 def _export(data_dir: Any, session_id: str, kind: str | None) -> HttpResponse:

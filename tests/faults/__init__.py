@@ -1,0 +1,1 @@
+"""Fault tests: real server processes under attack, watched by honest clients."""
