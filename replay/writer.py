@@ -249,8 +249,8 @@ class SessionWriter:
             self._file.flush()
             if self._fsync:
                 os.fsync(self._file.fileno())
-        except OSError:
-            log.exception("replay %s: cannot write the recording", self.session_id)
+        except OSError as exc:  # an operational fault (a full disk), not a bug: one line
+            log.error("replay %s: cannot write the recording: %s", self.session_id, exc)
             with contextlib.suppress(OSError):
                 self._file.truncate(base)
                 self._file.seek(base)

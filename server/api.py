@@ -18,6 +18,7 @@ from server.http import (
     json_response,
     parse_body,
 )
+from server.refusals import RoomRefused
 from server.review_api import ReviewApi
 from server.scenarios import DEFAULT_CASE, UnknownCase, available_cases
 
@@ -64,7 +65,7 @@ class Api:
             if method == "GET":
                 return json_response(200, {"rooms": [h.info() for h in self.server.rooms.values()]})
             if method == "POST":
-                return self._create_room(request)
+                return await self._create_room(request)
             return error_response(405, "method_not_allowed", "use GET or POST on /api/rooms")
         if path.startswith("/api/sessions"):
             answer = await self.review.route(request)
@@ -80,18 +81,19 @@ class Api:
                 return HttpResponse(200, found.body, found.content_type, headers)
         return error_response(404, "not_found", "nothing at this path")
 
-    def _create_room(self, request: HttpRequest) -> HttpResponse:
+    async def _create_room(self, request: HttpRequest) -> HttpResponse:
         if not self._admin(request):
             return error_response(401, "unauthorized", "creating a room needs the admin key")
         body = parse_body(request, CreateRoom)
         if isinstance(body, HttpResponse):
             return body
         try:
-            host = self.server.create_room(body.title, body.case, body.seed)
+            host = await self.server.create_room(body.title, body.case, body.seed)
         except UnknownCase as exc:
             return error_response(404, "unknown_case", str(exc))
-        except OverflowError as exc:
-            return error_response(503, "too_many_rooms", str(exc))
+        except RoomRefused as refused:
+            status = 409 if refused.code == "room_exists" else 503
+            return error_response(status, refused.code, refused.message)
         return json_response(201, {**host.info(), "join": self.server.join_bundle(host.room.id)})
 
     def _room(self, request: HttpRequest, room_id: str, *, tokens: bool) -> HttpResponse:

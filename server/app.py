@@ -12,6 +12,7 @@ import logging
 import secrets
 import signal
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,6 +29,7 @@ from server.connections import Connections
 from server.media_bridge import MediaBridge
 from server.media_supervisor import MediaConfig, MediaSupervisor
 from server.metrics import Metrics
+from server.refusals import RoomRefused
 from server.room_host import RoomHost
 from server.scenarios import DEFAULT_CASE, make_scenario
 
@@ -49,26 +51,38 @@ class Server:
         self.media: MediaBridge | None = None
 
     # -- rooms ------------------------------------------------------------------
-    def create_room(
+    async def create_room(
         self, title: str, case: str, seed: int | None = None, room_id: str | None = None
     ) -> RoomHost:
+        """Create and start a room; `RoomRefused` says why it cannot be (a code, a sentence)."""
         if self._room_nursery is None:
             raise RuntimeError("the server is not running")
-        finished = [rid for rid, h in self.rooms.items() if h.stopped]
-        for rid in finished[: max(0, len(finished) - MAX_FINISHED_ROOMS)]:
-            del self.rooms[rid]  # its recording stays in the data directory
-        live = sum(1 for h in self.rooms.values() if not h.ended)
-        if live >= self.settings.max_rooms:
-            raise OverflowError(f"this server runs at most {self.settings.max_rooms} rooms")
         room_id = room_id or secrets.token_urlsafe(6).replace("-", "x").replace("_", "y")
+        self._check_room_can_open(room_id)
         seed = secrets.randbelow(2**31) if seed is None else seed
         scenario = make_scenario(case, seed)
         config = RoomConfig(
             tick_hz=self.settings.tick_hz, grace_seconds=self.settings.grace_seconds
         )
-        writer = SessionWriter(
-            self.settings.data_dir, new_session_id(room_id), server_version=VERSION
-        )
+        try:
+            writer = await trio.to_thread.run_sync(
+                partial(
+                    SessionWriter,
+                    self.settings.data_dir,
+                    new_session_id(room_id),
+                    server_version=VERSION,
+                )
+            )
+        except OSError as exc:
+            log.error("room %s: cannot start its recording: %s", room_id, exc.strerror)
+            raise RoomRefused(
+                "storage_unavailable", "the server cannot record a new session now; try later"
+            ) from None
+        try:
+            self._check_room_can_open(room_id)  # another request may have won meanwhile
+        except RoomRefused:
+            await trio.to_thread.run_sync(writer.close)
+            raise
         room = Room(
             room_id,
             scenario,
@@ -86,6 +100,19 @@ class Server:
         self._room_nursery.start_soon(host.run, name=f"room {room_id}")
         log.info("room %s created (case %s, seed %d)", room_id, case, seed)
         return host
+
+    def _check_room_can_open(self, room_id: str) -> None:
+        finished = [rid for rid, h in self.rooms.items() if h.stopped]
+        for rid in finished[: max(0, len(finished) - MAX_FINISHED_ROOMS)]:
+            del self.rooms[rid]  # its recording stays in the data directory
+        existing = self.rooms.get(room_id)
+        if existing is not None and not existing.stopped:
+            raise RoomRefused("room_exists", f"there is already a room {room_id!r}")
+        live = sum(1 for h in self.rooms.values() if not h.ended)
+        if live >= self.settings.max_rooms:
+            raise RoomRefused(
+                "too_many_rooms", f"this server runs at most {self.settings.max_rooms} rooms"
+            )
 
     def issue_token(
         self, room_id: str, role: Role, name: str = "", ttl_seconds: int | None = None
@@ -150,7 +177,9 @@ class Server:
                         async with trio.open_nursery() as clients:
                             clients.start_soon(self._serve, listeners, clients)
                             if demo:
-                                self.create_room("Demo grand round", demo_case, room_id="demo")
+                                await self.create_room(
+                                    "Demo grand round", demo_case, room_id="demo"
+                                )
                             if on_ready is not None:
                                 on_ready(self)
                             task_status.started(self.port)

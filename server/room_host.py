@@ -299,6 +299,10 @@ class RoomHost:
             except OSError as exc:
                 lag = time.monotonic() - last_written
                 self._report_recording(writer, lag)
+                if pause == FLUSH_INTERVAL_SECONDS:
+                    log.warning(
+                        "room %s: recording not written (%s); retrying", self.room.id, exc
+                    )
                 if lag > self.settings.recording_failure_seconds:
                     log.error("room %s: recording failed for %.0f s; ending", self.room.id, lag)
                     self._goodbye_code = "recording_failed"
@@ -312,6 +316,8 @@ class RoomHost:
                 log.exception("room %s: recording failed (error %s)", self.room.id, error_id)
                 self._fail("internal_error", f"internal error {error_id} while recording")
                 return
+            if pause != FLUSH_INTERVAL_SECONDS:
+                log.info("room %s: recording written again", self.room.id)
             last_written = time.monotonic()
             pause = FLUSH_INTERVAL_SECONDS
             self._report_recording(writer, 0.0)

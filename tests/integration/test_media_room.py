@@ -355,7 +355,7 @@ async def test_a_track_that_recorded_nothing_does_not_cost_the_session(
     for entry in session.manifest.media_tracks:
         assert (host.writer.path / entry["uri"]).is_file(), entry
     # The server carries on: a new room runs.
-    media_server.create_room("after", "demo", room_id="after")
+    await media_server.create_room("after", "demo", room_id="after")
     async with connect_rtc(url, media_server.issue_token("after", Role.PARTICIPANT, "Ana")) as ana:
         await ana.wait_for(lambda m: m.find("avatar"), timeout=WAIT)
 
