@@ -268,10 +268,11 @@ class RoomHost:
         if self.writer is not None:
             try:
                 await trio.to_thread.run_sync(self.writer.close)
-            except OSError:
-                log.exception(
-                    "room %s: the recording could not be sealed; what was flushed is intact",
+            except OSError as exc:
+                log.error(
+                    "room %s: the recording could not be sealed (%s); what was written is intact",
                     self.room.id,
+                    exc,
                 )
             self._report_recording(self.writer, lag=0.0)
         self._stopped.set()
