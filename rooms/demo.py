@@ -41,7 +41,9 @@ class NoteArgs(ActionArgs):
     text: str = Field(max_length=2000)
 
 
-NOTE: Final = ActionSpec(ANYONE_IN_THE_TEAM, NoteArgs, summary="Replace the team's shared note.")
+NOTE: Final = ActionSpec(
+    ANYONE_IN_THE_TEAM, NoteArgs, while_paused=False, summary="Replace the team's shared note."
+)
 
 
 class DemoScenario:

@@ -21,6 +21,7 @@ from server.http import (
 from server.refusals import RoomRefused
 from server.review_api import ReviewApi
 from server.scenarios import DEFAULT_CASE, UnknownCase, available_cases
+from server.tokens import MAX_SEATS
 
 if TYPE_CHECKING:
     from server.app import Server
@@ -40,6 +41,8 @@ class IssueToken(BaseModel):
     role: Role
     name: str = Field(default="", max_length=64)
     ttl_seconds: int | None = Field(default=None, gt=0, le=30 * 24 * 3600)
+    seats: int | None = Field(default=None, ge=1, le=MAX_SEATS)
+    """How many people the link admits at once (default by role: docs/protocol.md)."""
 
 
 class Api:
@@ -109,7 +112,10 @@ class Api:
             if isinstance(body, HttpResponse):
                 return body
             return json_response(
-                201, self.server.join_entry(room_id, body.role, body.name, body.ttl_seconds)
+                201,
+                self.server.join_entry(
+                    room_id, body.role, body.name, body.ttl_seconds, seats=body.seats
+                ),
             )
         if request.method == "GET":
             return json_response(200, host.info())

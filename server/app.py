@@ -115,7 +115,13 @@ class Server:
             )
 
     def issue_token(
-        self, room_id: str, role: Role, name: str = "", ttl_seconds: int | None = None
+        self,
+        room_id: str,
+        role: Role,
+        name: str = "",
+        ttl_seconds: int | None = None,
+        *,
+        seats: int | None = None,
     ) -> str:
         return tokens.issue(
             self.settings.secret,
@@ -123,12 +129,19 @@ class Server:
             role,
             name or role.value.title(),
             ttl_seconds or self.settings.token_ttl_seconds,
+            seats,
         )
 
     def join_entry(
-        self, room_id: str, role: Role, name: str = "", ttl_seconds: int | None = None
+        self,
+        room_id: str,
+        role: Role,
+        name: str = "",
+        ttl_seconds: int | None = None,
+        *,
+        seats: int | None = None,
     ) -> dict[str, Any]:
-        token = self.issue_token(room_id, role, name, ttl_seconds)
+        token = self.issue_token(room_id, role, name, ttl_seconds, seats=seats)
         query = urlencode({"room": room_id, "token": token})
         base = self.settings.base_url()
         return {
