@@ -50,7 +50,7 @@ class Publisher:
         self._history_order: deque[int] = deque()
         self._history_ticks = history_ticks
         self._ops: deque[tuple[int, tuple[bytes | None, ...]]] = deque(maxlen=op_ring)
-        self._framer = framer
+        self.framer = framer
         self.tick = -1
         self.op_head = world.op_seq
         self._poses: dict[int, QuantizedPose] = {}
@@ -108,8 +108,8 @@ class Publisher:
         frame = self._cache.get(key)
         if frame is None:
             frame = build()
-            if self._framer is not None:
-                frame = self._framer(frame)
+            if self.framer is not None:
+                frame = self.framer(frame)
             self._cache[key] = frame
             self.encodes += 1
         return frame

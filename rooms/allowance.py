@@ -27,3 +27,9 @@ class TickAllowance:
             self.tokens -= 1.0
             return True
         return False
+
+    def export(self) -> list[float]:
+        return [self.tokens, self.last_tick]
+
+    def restore(self, state: list[float]) -> None:
+        self.tokens, self.last_tick = float(state[0]), int(state[1])

@@ -750,7 +750,7 @@ class Room:
 
     # -- persistence and re-simulation ------------------------------------------
     def export(self) -> dict[str, Any]:
-        """Full room state for keyframes: case state, poses, members, leases, scenario."""
+        """Full room state for keyframes: enough to `restore` this room exactly."""
         return {
             "status": self.status.value,
             "world": self.world.export(),
@@ -766,11 +766,71 @@ class Room:
                     m.avatar,
                     m.parts,
                     self._disconnected.get(m.id),
+                    [a.export() for a in (m.chat, m.questions, m.refusals)],
+                    {part: pack_raw(raw) for part, raw in m.pending_parts.items()},
                 ]
                 for m in self.members.values()
             ],
+            "room": {
+                "tick": self.tick_no,
+                "entity": self._room_entity,
+                "next_member": self._next_member,
+                "last_active_tick": self.last_active_tick,
+                "end_reason": self.end_reason,
+                "chat": self._room_chat.export(),
+            },
             "scenario": self.scenario.snapshot(),
         }
+
+    def restore(self, keyframe: Record) -> None:
+        """Become, unstarted, the room a keyframe of a session like this one describes.
+
+        Feeding the records recorded after the keyframe then brings it to where that
+        session was (how a room moves to another node when its owner dies).
+        """
+        if self.status is not RoomStatus.CREATED:
+            raise RoomUsageError(f"restore() on a room that is {self.status.value}")
+        data = keyframe.data
+        room = data["room"]
+        self.world = CaseState.restore(data["world"])
+        self.poses = PoseTable.restore(data["pose_reference"])
+        self.leases.restore(data["leases"])
+        self.scenario.restore(data["scenario"])
+        self.tick_no = int(room["tick"])
+        self._room_entity = int(room["entity"])
+        self._next_member = int(room["next_member"])
+        self.last_active_tick = int(room["last_active_tick"])
+        self.end_reason = str(room["end_reason"])
+        self._room_chat.restore(room["chat"])
+        hz = self.config.tick_hz
+        for entry in data["members"]:
+            member_id, role, name, _, avatar, parts, since, allowances, pending = entry
+            member = Member(
+                int(member_id),
+                Role(role),
+                str(name),
+                chat=_allowance(CHAT_PER_MEMBER, hz),
+                questions=_allowance(QUESTIONS_PER_MEMBER, hz),
+                refusals=_allowance(REFUSALS_RECORDED_PER_MEMBER, hz),
+                avatar=avatar,
+                parts={str(p): int(e) for p, e in parts.items()},
+                pending_parts={str(p): unpack_raw(b) for p, b in pending.items()},
+            )
+            for allowance, state in zip(
+                (member.chat, member.questions, member.refusals), allowances, strict=True
+            ):
+                allowance.restore(state)
+            self.members[member.id] = member
+            if since is not None:
+                self._disconnected[member.id] = int(since)
+        self._published_poses = dict(self.poses.published)
+        self.publisher = Publisher(
+            self.world,
+            checksum_every=self.config.checksum_every,
+            framer=self.publisher.framer,
+        )
+        self.publisher.publish(self.tick_no, [], self.poses.published)
+        self.status = RoomStatus(data["status"])
 
     def feed(self, event: InputEvent) -> None:
         """Apply one recorded input as it was received live (re-simulation)."""
@@ -798,6 +858,7 @@ class Room:
             case IntentDenied():
                 member = self.members.get(event.member)
                 if member is not None:
+                    member.refusals.take(self.tick_no)  # as it did live, when it was recorded
                     self._queue_intent(member, event)
             case PoseReceived():
                 member = self.members.get(event.member)

@@ -123,3 +123,32 @@ def test_a_turn_that_quantizes_to_the_same_pose_replays_identically() -> None:
     fresh.replay_inputs([r for r in recorder.records if r.kind in INPUTS])
     assert fresh.poses.published == room.poses.published
     assert outputs(again.records) == outputs(recorder.records)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=SLOW_OK)
+@given(st.data(), st.integers(0, 2**16))
+def test_a_room_restored_from_any_keyframe_carries_on_as_the_original_did(
+    data: st.DataObject, seed: int
+) -> None:
+    """Failover: a fresh room restored from a keyframe and fed the inputs recorded after
+    it makes exactly the records the original made after it."""
+    recorder = MemoryRecorder()
+    play(data, make_room(seed, recorder=recorder))
+    records = recorder.records
+    keyframes = [i for i, r in enumerate(records) if r.kind == "keyframe"]
+    event(f"keyframes: {min(len(keyframes), 5)}")
+    for index in keyframes:
+        again = MemoryRecorder()
+        restored = Room("r1", DemoScenario(seed, objects=4), seed=seed, config=CONFIG,
+                        recorder=again)
+        restored.restore(records[index])
+        restored.replay_inputs([r for r in records[index + 1:] if r.kind in INPUTS])
+        assert again.records == records[index + 1:]
+        assert restored.export() == make_room_state(records, index, seed)
+
+
+def make_room_state(records: list[Record], keyframe: int, seed: int) -> dict[str, object]:
+    """The original room's state at the end of the recording (re-simulated from tick 0)."""
+    room = Room("r1", DemoScenario(seed, objects=4), seed=seed, config=CONFIG)
+    room.replay_inputs([r for r in records if r.kind in INPUTS])
+    return room.export()
