@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.web.conftest import WebServer, axe_violations, screenshot
+from tests.web.conftest import ARTIFACTS, WebServer, axe_violations, screenshot
 from tests.web.media import decoded, media_stats
-from tests.web.test_views import head_of
+from tests.web.test_views import head_of, keep
 
 pytestmark = pytest.mark.slow
 
@@ -192,3 +192,40 @@ def test_the_vitals_are_read_on_demand_and_labels_are_words(
     for raw in ("nasal_cannula", "Lactate mmol l", "Wcc"):
         assert raw not in text, f"raw label {raw!r} on the page"
     screenshot(page, "participant-words")
+
+
+def test_action_pickers_offer_the_cases_own_names(web_server: WebServer, open_page: Any) -> None:
+    console = open_page(web_server.page_url("facilitator", "Dr Lead"))
+    participant = open_page(web_server.page_url("participant", "Dr Picks"))
+    # The facilitator's inject picker lists the case's events by name; a name sends the id.
+    console.wait_for_function(
+        "() => document.querySelectorAll('#act-inject-event-list option').length"
+    )
+    name = console.evaluate("() => document.querySelector('#act-inject-event-list option').value")
+    console.fill("#act-inject-event", "not an event at all")
+    console.click("#act-inject button[type=submit]")
+    wait_text(console, "#act-inject-status", "not one of the choices")
+    console.fill("#act-inject-event", name)
+    console.click("#act-inject button[type=submit]")
+    wait_text(console, "#act-inject-status", "done")
+    # The override picker names the vitals in words.
+    assert "Heart rate" in console.inner_text("#act-override-signal")
+
+    catalog = participant.evaluate("() => window.grandRounds.mirror.first('catalog')?.fields")
+    if catalog and catalog.get("drugs"):
+        drug = catalog["drugs"][0]
+        participant.fill("#act-give-drug", drug["name"])
+        participant.dispatch_event("#act-give-drug", "input")
+        wait_text(participant, "#act-give-dose-hint", str(drug["unit"]))
+        routes = participant.eval_on_selector_all(
+            "#act-give-route option", "(options) => options.map((o) => o.textContent)"
+        )
+        assert routes == [r["name"] for r in drug["routes"]], routes
+        assert participant.eval_on_selector_all(
+            "#act-examine-region-list option", "(o) => o.length"
+        ) == len(catalog["examine"])
+    shot = participant.locator("#participant-panel").screenshot(
+        path=str(ARTIFACTS / "participant-pickers.png")
+    )
+    assert shot
+    keep(ARTIFACTS / "participant-pickers.png", "participant-pickers.png")

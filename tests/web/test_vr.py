@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.web.conftest import ROOT, WebServer, screenshot
+from tests.web.conftest import ARTIFACTS, ROOT, WebServer
 from tests.web.test_views import head_of, keep
 
 pytestmark = pytest.mark.slow
@@ -23,6 +23,7 @@ IWER = ROOT / "tests" / "web" / "node_modules" / "iwer" / "build" / "iwer.min.js
 EMULATE = """
 window.__xr = new IWER.XRDevice(IWER.metaQuest3);
 window.__xr.installRuntime({ forceInstall: true });
+window.__xr.stereoEnabled = true;  // the emulator draws both eyes side by side
 """
 
 
@@ -104,7 +105,8 @@ def test_an_emulated_headset_enters_vr_sends_poses_and_sees_stereo_per_eye(
             ]
 
         wait_pose(spectator, member, "head", world(0.4, 1.5, -0.3), 0.05)
-        wait_pose(spectator, member, "right", world(0.7, 1.1, -0.6), 0.05)
+        # The grip pose sits a few centimetres off the controller's origin.
+        wait_pose(spectator, member, "right", world(0.7, 1.1, -0.6), 0.1)
         headset.evaluate("() => { __xr.position.set(-0.2, 1.6, 0.1); }")
         wait_pose(spectator, member, "head", world(-0.2, 1.6, 0.1), 0.05)
         drawn = head_of(spectator, member)
@@ -131,10 +133,14 @@ def test_an_emulated_headset_enters_vr_sends_poses_and_sees_stereo_per_eye(
         assert eyes["leftHalf"] == [0, 0.5] and eyes["rightHalf"] == [0.5, 0.5], eyes
         headset.evaluate("() => { __xr.position.set(0, 1.6, 0); __xr.quaternion.set(0, 0, 0, 1); }")
         time.sleep(1.0)
-        keep(screenshot(headset, "vr-per-eye"), "vr-per-eye.png")
+        view = headset.evaluate_handle("() => window.grandRounds.app.scene.renderer.domElement")
+        ARTIFACTS.mkdir(exist_ok=True)
+        view.as_element().screenshot(path=str(ARTIFACTS / "vr-per-eye.png"))
+        keep(ARTIFACTS / "vr-per-eye.png", "vr-per-eye.png")
 
-        headset.click("#enter-vr")  # "Exit VR"
+        headset.evaluate("() => window.grandRounds.app.xr.session.end()")  # the headset's exit
         headset.wait_for_function("() => !window.grandRounds.app.xr.active")
+        assert headset.inner_text("#enter-vr") == "Enter VR"
     finally:
         for context in contexts:
             context.close()

@@ -106,8 +106,8 @@ function actionForm(name, mirror, send) {
       pickers.push({ field, input, select: true });
     } else if (field.pick) {
       const listId = `${inputId}-list`;
-      input = el("input", { id: inputId, name: field.name, list: listId, autocomplete: "off", role: "combobox",
-        "aria-autocomplete": "list", placeholder: "Type to search" });
+      // A text field with a list is a native combobox: typing filters, arrows choose.
+      input = el("input", { id: inputId, name: field.name, list: listId, autocomplete: "off", placeholder: "Type to search" });
       const datalist = el("datalist", { id: listId });
       pickers.push({ field, input, datalist });
       fieldset.append(datalist);

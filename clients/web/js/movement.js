@@ -162,29 +162,29 @@ export class XrSession {
     try {
       const session = await navigator.xr.requestSession("immersive-vr", { optionalFeatures: ["local-floor"] });
       let type = "local-floor";
-      let space;
       try {
-        space = await session.requestReferenceSpace("local-floor");
+        await session.requestReferenceSpace("local-floor");
       } catch {
         type = "local";
-        space = await session.requestReferenceSpace("local");
       }
       const xr = this.scene.renderer.xr;
       xr.setReferenceSpaceType(type);
       await xr.setSession(session);
+      // Stand at our seat: the camera rig moves there (three.js puts the headset's pose
+      // inside it), and the poses we send are turned the same way.
       const [x, z, yaw] = (this.place = seatPlace(this.seat ?? 0));
-      const place = new THREE.Matrix4().compose(new THREE.Vector3(x, type === "local" ? EYE : 0, z),
-        new THREE.Quaternion(...yawQuaternion(yaw, 0)), new THREE.Vector3(1, 1, 1)).invert();
-      const p = new THREE.Vector3(), q = new THREE.Quaternion();
-      place.decompose(p, q, new THREE.Vector3());
-      xr.setReferenceSpace(space.getOffsetReferenceSpace(new XRRigidTransform(
-        { x: p.x, y: p.y, z: p.z }, { x: q.x, y: q.y, z: q.z, w: q.w })));
+      const rig = this.scene.rig;
+      rig.position.set(x, type === "local" ? EYE : 0, z);
+      rig.quaternion.set(...yawQuaternion(yaw, 0));
+      rig.updateMatrixWorld(true);
       this.referenceSpaceType = type;
       this.session = session;
       this.button.textContent = "Exit VR";
       this.statusNode.textContent = "In VR";
       session.addEventListener("end", () => {
         this.session = null;
+        rig.position.set(0, 0, 0);
+        rig.quaternion.set(0, 0, 0, 1);
         this.button.textContent = "Enter VR";
         this.statusNode.textContent = "";
       });
@@ -201,7 +201,15 @@ export class XrSession {
     const space = this.scene.renderer.xr.getReferenceSpace();
     const viewer = frame.getViewerPose(space);
     if (!viewer) return;
-    const toRaw = (t) => [t.position.x, t.position.y, t.position.z, t.orientation.x, t.orientation.y, t.orientation.z, t.orientation.w];
+    const rig = this.scene.rig.matrixWorld;
+    const toRaw = (t) => {
+      const m = new THREE.Matrix4().compose(new THREE.Vector3(t.position.x, t.position.y, t.position.z),
+        new THREE.Quaternion(t.orientation.x, t.orientation.y, t.orientation.z, t.orientation.w),
+        new THREE.Vector3(1, 1, 1)).premultiply(rig);
+      const p = new THREE.Vector3(), q = new THREE.Quaternion();
+      m.decompose(p, q, new THREE.Vector3());
+      return [p.x, p.y, p.z, q.x, q.y, q.z, q.w];
+    };
     const message = { head: toRaw(viewer.transform) };
     for (const source of frame.session.inputSources) {
       if (!source.gripSpace || (source.handedness !== "left" && source.handedness !== "right")) continue;
