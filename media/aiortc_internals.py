@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
+import random
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aioice.ice
+import aioice.stun
 import aiortc
 import aiortc.codecs
 import aiortc.codecs.base
@@ -45,16 +49,22 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 # Non-public aiortc names the rest of media/ uses, imported only through here.
 __all__ = [
+    "ArrivalCounter",
     "CodecGuard",
     "ReceiverTap",
     "RtpPacket",
     "SenderTap",
     "SessionDescription",
     "candidate_from_sdp",
+    "count_media_as_consent",
     "depayload",
+    "ended_reason",
+    "install_consent_freshness",
     "missing_internals",
     "use_host_addresses",
 ]
+
+log = logging.getLogger("media.ice")
 
 AIORTC_VERSION = "1.16.0"
 
@@ -91,9 +101,20 @@ REQUIRED: tuple[tuple[str, str], ...] = (
     ("RTCRtpSender", _S + "octet_count"),
     ("RTCRtpSender", _S + "packet_count"),
     ("RTCDtlsTransport", "_send_rtp"),
+    ("RTCDtlsTransport", "_handle_rtp_data"),
+    ("RTCDtlsTransport", "_handle_rtcp_data"),
     ("aiortc.codecs.base", "Encoder"),
     ("aiortc.codecs.base", "Decoder"),
     ("aioice.ice", "get_host_addresses"),
+    ("aioice.ice.Connection", "query_consent"),
+    ("aioice.ice.Connection", "build_request"),
+    ("aioice.ice.Connection", "close"),
+    ("aioice.ice.Connection", "data_received"),
+    ("aioice.ice.Connection", "remote_password"),
+    ("aioice.ice.Connection", "_nominated"),
+    ("aioice.ice.Connection", "_query_consent_task"),
+    ("aioice.stun", "TransactionError"),
+    ("RTCIceTransport", "_connection"),
     ("aiortc.sdp", "SessionDescription"),
     ("aiortc.sdp", "candidate_from_sdp"),
     ("aiortc.codecs", "depayload"),
@@ -113,10 +134,14 @@ async def missing_internals() -> list[str]:
     pc = RTCPeerConnection()
     try:
         transceiver = pc.addTransceiver("video")
+        ice = transceiver.sender.transport.transport
         owners: dict[str, object] = {
             "RTCRtpReceiver": transceiver.receiver,
             "RTCRtpSender": transceiver.sender,
             "RTCDtlsTransport": transceiver.sender.transport,
+            "RTCIceTransport": ice,
+            "aioice.ice.Connection": getattr(ice, "_connection", None),
+            "aioice.stun": aioice.stun,
             "aiortc.codecs.base": aiortc.codecs.base,
             "aiortc.codecs": aiortc.codecs,
             "aiortc.sdp": aiortc.sdp,
@@ -146,6 +171,126 @@ def use_host_addresses(addresses: list[str] | None) -> None:
         return [a for a in fixed if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
     aioice.ice.get_host_addresses = get_host_addresses
+
+
+#: Consent checks a STUN transaction retransmits (RTO 0.5 s, doubling: a reply up to
+#: 7.5 s late still counts).
+CONSENT_RETRANSMISSIONS = 3
+_consent_expired: weakref.WeakSet[aioice.ice.Connection] = weakref.WeakSet()
+#: When authenticated SRTP or SRTCP last came in on a connection (loop time).
+_media_seen: weakref.WeakKeyDictionary[aioice.ice.Connection, float] = weakref.WeakKeyDictionary()
+
+
+def install_consent_freshness(interval_s: float = 5.0, timeout_s: float = 30.0) -> None:
+    """Replace aioice's consent freshness (RFC 7675) with one that survives a busy peer.
+
+    aioice sends each check once, counts a reply later than 500 ms as none, and after
+    six (about 30 s) closes the whole ICE connection, silently. A browser tab encoding
+    stereo video on a loaded machine answers the checks on its little-used audio pc
+    seconds late, then not at all, while its voice keeps arriving: the worker ended
+    that pc and the voice was gone for every subscriber. Here a check is retransmitted
+    like any STUN transaction (a late reply counts), media from the peer that passed
+    SRTP authentication counts as consent too (only the peer holding this session's
+    keys can send it), consent expires only after ``timeout_s`` with neither, and an
+    expiry is logged and remembered (``ended_reason``).
+    """
+
+    async def query_consent(connection: aioice.ice.Connection) -> None:
+        loop = asyncio.get_running_loop()
+        answered = loop.time()
+        checks: set[asyncio.Task[None]] = set()
+
+        async def check(pair: Any) -> None:
+            nonlocal answered
+            assert connection.remote_password is not None
+            try:
+                await pair.protocol.request(
+                    connection.build_request(pair, nominate=False),
+                    pair.remote_addr,
+                    integrity_key=connection.remote_password.encode("utf8"),
+                    retransmissions=CONSENT_RETRANSMISSIONS,
+                )
+            except aioice.stun.TransactionError:
+                return
+            answered = loop.time()
+
+        try:
+            while True:
+                await asyncio.sleep(interval_s * random.uniform(0.8, 1.2))
+                for pair in list(connection._nominated.values()):
+                    task = asyncio.ensure_future(check(pair))
+                    checks.add(task)
+                    task.add_done_callback(checks.discard)
+                answered = max(answered, _media_seen.get(connection, answered))
+                if loop.time() - answered > timeout_s:
+                    log.warning(
+                        "ICE consent expired: no reply to a consent check for %.0f s", timeout_s
+                    )
+                    _consent_expired.add(connection)
+                    connection._query_consent_task = None
+                    await connection.close()
+                    return
+        finally:
+            for task in checks:
+                task.cancel()
+
+    aioice.ice.Connection.query_consent = query_consent  # type: ignore[method-assign,assignment]
+
+
+def _ice_connection(pc: RTCPeerConnection) -> aioice.ice.Connection | None:
+    transceivers = pc.getTransceivers()
+    if not transceivers:
+        return None
+    connection: aioice.ice.Connection = transceivers[0].receiver.transport.transport._connection
+    return connection
+
+
+def ended_reason(pc: RTCPeerConnection) -> str:
+    """Why a pc the worker did not close has ended, in words for a log and a client."""
+    connection = _ice_connection(pc)
+    if connection is not None and connection in _consent_expired:
+        return "consent_expired"
+    if pc.iceConnectionState == "failed":
+        return "ice_failed"
+    return "closed_by_peer"
+
+
+def count_media_as_consent(pc: RTCPeerConnection) -> None:
+    """Note every packet that passes SRTP on this pc (see ``install_consent_freshness``)."""
+    connection = _ice_connection(pc)
+    if connection is None:
+        return
+    dtls = pc.getTransceivers()[0].receiver.transport
+    for name in ("_handle_rtp_data", "_handle_rtcp_data"):
+        handle = getattr(dtls, name)
+
+        async def seen(data: bytes, *args: Any, handle: Any = handle, **kwargs: Any) -> None:
+            _media_seen[connection] = asyncio.get_running_loop().time()
+            await handle(data, *args, **kwargs)
+
+        setattr(dtls, name, seen)
+
+
+class ArrivalCounter:
+    """Datagrams reaching a pc's ICE connection (RTP, RTCP, DTLS; not STUN).
+
+    Counted where aioice hands them to the DTLS transport's queue, so they are seen
+    even if nothing after that point takes them: the watchdog compares this with what
+    reaches the forwarder.
+    """
+
+    def __init__(self, pc: RTCPeerConnection) -> None:
+        self.count = 0
+        connection = _ice_connection(pc)
+        if connection is None:
+            return
+        deliver = connection.data_received
+
+        def data_received(data: bytes, component: int) -> None:
+            self.count += 1
+            deliver(data, component)
+
+        connection.data_received = data_received  # type: ignore[method-assign]
 
 
 class CodecGuard:
@@ -304,6 +449,11 @@ class SenderTap:
     @property
     def ssrc(self) -> int:
         return int(self.sender._ssrc)
+
+    @property
+    def sending(self) -> bool:
+        """Negotiated and connected: a forwarded packet goes out."""
+        return self.ready.is_set() and self.sender.transport.state == "connected"
 
     async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
         """Stands in for aiortc's encode loop: records the codec, then idles."""

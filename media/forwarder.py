@@ -11,6 +11,7 @@ the weakest link is served) into one REMB.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,8 @@ from media.aiortc_internals import ReceiverTap, RtpPacket, SenderTap
 from media.rewriter import RtpRewriter
 from media.speaking import SpeakingDetector
 from media.vp8 import is_keyframe_start
+
+log = logging.getLogger(__name__)
 
 #: At most one keyframe request to a publisher per this many seconds.
 PLI_INTERVAL_S = 0.3
@@ -104,17 +107,38 @@ class TrackSource:
             if changed is not None:
                 self._on_speaking(self, changed)
         if self.recorder is not None:
-            self.recorder(packet, codec, time.time())
+            try:
+                self.recorder(packet, codec, time.time())
+            except Exception:  # the recording is lost, never the forwarding
+                log.exception("recording of track %s failed; it records no further", self.id)
+                self.recorder = None
         keyframe = self.kind == "video" and is_keyframe_start(packet.payload)
         ntp = self.ntp_for(packet.timestamp)
         for output in list(self.outputs.values()):
-            await output.forward(packet, keyframe, ntp)
+            # Each copy is a fault boundary: this runs inside the publisher's receive
+            # loop, which one broken subscriber must never end for everyone.
+            try:
+                await output.forward(packet, keyframe, ntp)
+            except Exception:
+                output.failed += 1
+                if output.failed == 1:
+                    log.exception("forwarding track %s to output %d failed", self.id, output.key)
 
     def set_muted(self, muted: bool) -> None:
         self.muted = muted
         for output in self.outputs.values():
             output.pause()
-        if muted and self._speaking is not None and self._speaking.speaking:
+        if muted:
+            self.stop_speaking()
+
+    def check_silence(self, now: float) -> None:
+        """Called every second: speaking ends after the hangover even if packets stop."""
+        if self._speaking is not None and self._speaking.silence(now) is False:
+            self._on_speaking(self, False)
+
+    def stop_speaking(self) -> None:
+        """The track went quiet for good (muted, closed): say so if it was speaking."""
+        if self._speaking is not None and self._speaking.speaking:
             self._speaking.speaking = False
             self._on_speaking(self, False)
 
@@ -170,6 +194,7 @@ class TrackOutput:
         self.key = key
         self.transceiver = transceiver
         self.forwarded = 0
+        self.failed = 0
         self._rewriter: RtpRewriter | None = None
         self._waiting_keyframe = source.kind == "video"
 
@@ -178,6 +203,21 @@ class TrackOutput:
         if self._rewriter is not None:
             self._rewriter.rebase()
         self._waiting_keyframe = self.source.kind == "video"
+
+    @property
+    def attached(self) -> bool:
+        """Still fed by its track (false once the track is gone)."""
+        return self.source.outputs.get(self.key) is self
+
+    @property
+    def live(self) -> bool:
+        """Whether packets of the track should be going out now."""
+        return self.tap.sending and not self.source.muted
+
+    def restart(self) -> None:
+        """Start again as a new subscriber would: fresh base, and a keyframe for video."""
+        self.pause()
+        self.source.request_keyframe()
 
     async def forward(self, packet: RtpPacket, keyframe_start: bool, ntp: int | None) -> None:
         codec = self.tap.codec

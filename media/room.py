@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -34,15 +36,21 @@ from aiortc import (
 
 from media import errors
 from media.aiortc_internals import (
+    ArrivalCounter,
     ReceiverTap,
     SenderTap,
     SessionDescription,
     candidate_from_sdp,
+    count_media_as_consent,
+    ended_reason,
 )
 from media.errors import SignalError
 from media.forwarder import TrackOutput, TrackSource
 from media.recorder import TrackRecorder
 from media.roles import ROLES, may_mute_others, may_publish
+from media.watchdog import Verdict, Watchdog
+
+log = logging.getLogger(__name__)
 
 MAX_PEERS_PER_MEMBER = 8
 MAX_TRACKS_PER_PUBLISH = 4
@@ -56,7 +64,7 @@ _CODECS = {"audio": ("audio/opus",), "video": ("video/vp8", "video/rtx")}
 Emit = Callable[[str | None, dict[str, Any]], None]
 
 
-@dataclass
+@dataclass(eq=False)
 class Peer:
     """One RTCPeerConnection of a member: publishing or subscribing."""
 
@@ -65,6 +73,8 @@ class Peer:
     pc: RTCPeerConnection
     sources: list[TrackSource] = field(default_factory=list)
     outputs: list[TrackOutput] = field(default_factory=list)
+    arrivals: ArrivalCounter | None = None
+    """Datagrams reaching a publishing pc, for the watchdog."""
 
 
 @dataclass
@@ -118,6 +128,9 @@ class Room:
         self._recording: tuple[Path, float] | None = None
         self._recorders: dict[str, TrackRecorder] = {}
         self._output_keys = itertools.count()
+        self._watchdog = Watchdog()
+        self.faults: Counter[str] = Counter()
+        """Media that stopped on its own, by what happened (the worker's stats)."""
 
     # -- signalling ---------------------------------------------------------
 
@@ -207,6 +220,8 @@ class Room:
             for source in peer.sources:
                 source.close()
             raise
+        peer.arrivals = ArrivalCounter(pc)
+        count_media_as_consent(pc)
         member.peers[pc_id] = peer
         self._watch(member, peer)
         added = []
@@ -227,7 +242,7 @@ class Room:
             raise SignalError(
                 errors.BAD_MESSAGE, f"pc {pc_id!r} is not a settled subscription", pc_id
             )
-        have = {o.source.id for o in peer.outputs} if peer is not None else set()
+        have = {o.source.id for o in peer.outputs if o.attached} if peer is not None else set()
         wanted = message.get("tracks")
         if wanted is None:
             sources = [
@@ -242,8 +257,12 @@ class Room:
             sources = [self.tracks[t] for t in dict.fromkeys(wanted) if t not in have]
         if not sources:
             raise SignalError(errors.UNKNOWN_TRACK, "no new tracks to subscribe to", pc_id)
-        if len(have) + len(sources) > MAX_TRACKS_PER_SUBSCRIBE:
-            raise SignalError(errors.LIMIT, f"at most {MAX_TRACKS_PER_SUBSCRIBE} tracks", pc_id)
+        # m-lines are never taken out of a pc, so those of tracks gone count too.
+        lines = len(peer.outputs) if peer is not None else 0
+        if lines + len(sources) > MAX_TRACKS_PER_SUBSCRIBE:
+            raise SignalError(
+                errors.LIMIT, f"at most {MAX_TRACKS_PER_SUBSCRIBE} tracks in one pc", pc_id
+            )
 
         created = peer is None
         if peer is None:
@@ -272,11 +291,14 @@ class Room:
             raise
         peer.outputs += added
         if created:
+            count_media_as_consent(pc)
             member.peers[pc_id] = peer
             self._watch(member, peer)
         for output in added:
             output.source.outputs[output.key] = output
-        tracks = [dict(o.source.describe(), mid=o.transceiver.mid) for o in peer.outputs]
+        tracks = [
+            dict(o.source.describe(), mid=o.transceiver.mid) for o in peer.outputs if o.attached
+        ]
         return [{"op": "offer", "pc": pc_id, "sdp": pc.localDescription.sdp, "tracks": tracks}]
 
     async def _answer(self, member: Member, message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -376,6 +398,9 @@ class Room:
             raise SignalError(errors.BAD_SDP, f"negotiation failed: {exc}", pc_id) from exc
 
     def _watch(self, member: Member, peer: Peer) -> None:
+        """A pc that ends without being asked to (consent expired, ICE failed, the
+        client closed it) is taken down out loud: logged, counted, its member told."""
+
         @peer.pc.on("connectionstatechange")
         async def on_state() -> None:
             if (
@@ -383,7 +408,33 @@ class Room:
                 and member.peers.get(peer.id) is peer
             ):
                 async with self._lock:
-                    await self._close_peer(member, peer)
+                    await self._end_peer(member, peer, ended_reason(peer.pc))
+
+    async def _end_peer(self, member: Member, peer: Peer, reason: str, **detail: Any) -> None:
+        """Close a pc the client did not ask to close, and tell the client (`closed`),
+        which publishes or subscribes again."""
+        if member.peers.get(peer.id) is not peer:
+            return
+        recovery = "republish" if peer.direction == "publish" else "resubscribe"
+        level = logging.INFO if reason == "closed_by_peer" else logging.WARNING
+        log.log(
+            level,
+            "room %s: %s pc %r of member %s ended: %s %s",
+            self.id,
+            peer.direction,
+            peer.id,
+            member.id,
+            reason,
+            detail or "",
+        )
+        if reason != "closed_by_peer":
+            self._fault(reason, member.id, peer.id, recovery=recovery, **detail)
+        await self._close_peer(member, peer)
+        self._emit(member.id, {"op": "closed", "pc": peer.id, "reason": reason})
+
+    def _fault(self, what: str, member_id: str, pc_id: str, **detail: Any) -> None:
+        self.faults[what] += 1
+        self._emit(None, {"op": "fault", "what": what, "member": member_id, "pc": pc_id, **detail})
 
     async def _close_peer(self, member: Member, peer: Peer) -> None:
         if member.peers.get(peer.id) is not peer:
@@ -391,9 +442,12 @@ class Room:
         del member.peers[peer.id]
         for output in peer.outputs:
             output.source.remove_output(output.key)
+            self._watchdog.forget(output)
+        self._watchdog.forget(peer)
         removed = []
         for source in peer.sources:
             self.tracks.pop(source.id, None)
+            source.stop_speaking()
             source.close()
             recorder = self._recorders.pop(source.id, None)
             if recorder is not None:
@@ -413,6 +467,58 @@ class Room:
                 "speaking": speaking,
             },
         )
+
+    # -- the watchdog -------------------------------------------------------
+
+    async def watch(self, now: float) -> None:
+        """Once a second: find media that stopped while its input did not, and recover.
+
+        A publishing pc whose datagrams arrive while none of its tracks gets a packet is
+        closed and its publisher told to publish again. One subscriber's copy of a track
+        that forwards nothing while the track's packets arrive is restarted (new base, a
+        keyframe); if it stays stalled its pc is closed and the subscriber told to
+        subscribe again. Audio that stopped arriving stops "speaking".
+        """
+        async with self._lock:
+            for member in list(self.members.values()):
+                for peer in list(member.peers.values()):
+                    if member.peers.get(peer.id) is peer:
+                        await self._watch_peer(member, peer, now)
+
+    async def _watch_peer(self, member: Member, peer: Peer, now: float) -> None:
+        for source in peer.sources:
+            source.check_silence(time.monotonic())
+        if peer.arrivals is not None:
+            tapped = sum(s.packets for s in peer.sources)
+            if self._watchdog.observe(peer, now, peer.arrivals.count, tapped, True) in (
+                Verdict.STALLED,
+                Verdict.STILL_STALLED,
+            ):
+                await self._end_peer(member, peer, "receive_stalled")
+                return
+        for output in [o for o in peer.outputs if o.attached]:
+            verdict = self._watchdog.observe(
+                output, now, output.source.packets, output.forwarded, output.live
+            )
+            if verdict is Verdict.STALLED:
+                log.warning(
+                    "room %s: track %s stopped reaching member %s (pc %r); restarting it",
+                    self.id,
+                    output.source.id,
+                    member.id,
+                    peer.id,
+                )
+                self._fault(
+                    "forward_stalled",
+                    member.id,
+                    peer.id,
+                    track=output.source.id,
+                    recovery="restart",
+                )
+                output.restart()
+            elif verdict is Verdict.STILL_STALLED:
+                await self._end_peer(member, peer, "forward_stalled", track=output.source.id)
+                return
 
     async def leave(self, member_id: str) -> None:
         async with self._lock:

@@ -19,13 +19,19 @@ import json
 import logging
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import msgpack
 
 from media import errors
-from media.aiortc_internals import CodecGuard, missing_internals, use_host_addresses
+from media.aiortc_internals import (
+    CodecGuard,
+    install_consent_freshness,
+    missing_internals,
+    use_host_addresses,
+)
 from media.control import FrameDecoder, FrameError, encode_frame
 from media.errors import SignalError
 from media.room import Room
@@ -39,6 +45,8 @@ MAX_CONCURRENT_REQUESTS = 64
 #: Events queued for the supervisor before new ones are dropped.
 MAX_PENDING_EVENTS = 1024
 PARENT_CHECK_S = 1.0
+#: How often the forwarding watchdog samples every room's counters.
+WATCH_INTERVAL_S = 1.0
 
 
 class Worker:
@@ -129,7 +137,19 @@ class Worker:
             "encoders": self.guard.encoders,
             "decoders": self.guard.decoders,
             "dropped_events": self.dropped_events,
+            "faults": dict(sum((room.faults for room in self.rooms.values()), Counter[str]())),
         }
+
+    async def watch(self) -> None:
+        """The forwarding watchdog: every room, once a second (see ``Room.watch``)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            for room in list(self.rooms.values()):
+                try:
+                    await room.watch(loop.time())
+                except Exception:  # one room's fault never stops the others' watch
+                    logger.exception("watchdog of room %s failed", room.id)
 
     async def close(self) -> None:
         for room in list(self.rooms.values()):
@@ -171,6 +191,7 @@ async def serve(control: str, worker: Worker, parent_pid: int) -> None:
     decoder = FrameDecoder()
     pump = asyncio.ensure_future(pump_events())
     orphan = asyncio.ensure_future(watch_parent())
+    watchdog = asyncio.ensure_future(worker.watch())
     try:
         await send({"ev": "hello", "pid": os.getpid()})
         while not orphan.done():
@@ -195,6 +216,7 @@ async def serve(control: str, worker: Worker, parent_pid: int) -> None:
     finally:
         pump.cancel()
         orphan.cancel()
+        watchdog.cancel()
         for task in tasks:
             task.cancel()
         await worker.close()
@@ -207,6 +229,7 @@ async def amain(args: argparse.Namespace) -> int:
         print("media worker: aiortc internals changed: " + ", ".join(missing), file=sys.stderr)
         return 3
     use_host_addresses(args.ice_host or None)
+    install_consent_freshness(args.consent_interval, args.consent_timeout)
     guard = CodecGuard()
     guard.install()
     await serve(args.control, Worker(json.loads(args.ice_servers), guard), args.parent_pid)
@@ -224,6 +247,15 @@ def main(argv: list[str] | None = None) -> None:
         action="append",
         default=[],
         help="gather ICE host candidates only on this address (repeatable), e.g. 127.0.0.1",
+    )
+    parser.add_argument(
+        "--consent-interval", type=float, default=5.0, help="seconds between ICE consent checks"
+    )
+    parser.add_argument(
+        "--consent-timeout",
+        type=float,
+        default=30.0,
+        help="seconds without a consent reply before a pc is given up (RFC 7675: 30)",
     )
     parser.add_argument(
         "--parent-pid", type=int, default=os.getppid(), help="exit when this process is gone"

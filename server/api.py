@@ -9,10 +9,12 @@ import trio
 from pydantic import BaseModel, ConfigDict, Field
 
 from netcode.views import Role
+from server import tokens
 from server.files import app_file
 from server.http import (
     HttpRequest,
     HttpResponse,
+    bearer,
     error_response,
     is_admin,
     json_response,
@@ -53,10 +55,19 @@ class Api:
     def _admin(self, request: HttpRequest) -> bool:
         return is_admin(request, self.server.settings.admin_key)
 
+    def _facilitator_of(self, request: HttpRequest, room_id: str) -> bool:
+        """A facilitator's own join token, for their own room (join links from the console)."""
+        try:
+            grant = tokens.verify(self.server.settings.secret, bearer(request))
+        except tokens.TokenError:
+            return False
+        return grant.room == room_id and grant.role is Role.FACILITATOR
+
     async def route(self, request: HttpRequest) -> HttpResponse:
         path, method = request.path, request.method
         if path == "/healthz":
-            return json_response(200, {"ok": True, "rooms": len(self.server.rooms)})
+            live = sum(1 for h in self.server.rooms.values() if not h.ended)  # ended: kept, not run
+            return json_response(200, {"ok": True, "rooms": live})
         if path == "/metrics":
             self.server.refresh_gauges()
             return HttpResponse(
@@ -106,8 +117,12 @@ class Api:
         if tokens:
             if request.method != "POST":
                 return error_response(405, "method_not_allowed", "POST to issue a token")
-            if not self._admin(request):
-                return error_response(401, "unauthorized", "issuing tokens needs the admin key")
+            if not (self._admin(request) or self._facilitator_of(request, room_id)):
+                return error_response(
+                    401,
+                    "unauthorized",
+                    "issuing tokens needs the admin key or this room's facilitator token",
+                )
             body = parse_body(request, IssueToken)
             if isinstance(body, HttpResponse):
                 return body

@@ -24,18 +24,49 @@ def _serve(args: argparse.Namespace) -> int:
         if value is not None:
             overrides[name] = value
     settings = Settings(**overrides)
+    ready = False
 
     def announce(server: Server) -> None:
+        nonlocal ready
+        ready = True
         print(f"Grand Rounds is serving on {server.settings.base_url()}", flush=True)
         if args.demo:
             print("Demo room 'demo' is running. Join links:", flush=True)
             for role, entry in server.join_bundle("demo").items():
                 print(f"  {role:<12} {entry['link']}", flush=True)
-        print(f"Admin key: stored in {server.settings.data_dir / 'secrets.json'}", flush=True)
+            idle = server.settings.idle_timeout_seconds
+            print(
+                f"The demo room ends after {idle / 60:g} minutes with nobody in it "
+                "(GRANDROUNDS_IDLE_TIMEOUT_SECONDS); restart the server for new links.",
+                flush=True,
+            )
+        print(f"Admin key: {server.settings.admin_key_origin()}", flush=True)
 
     server = Server(settings)
-    trio.run(lambda: server.run(demo=args.demo, demo_case=args.demo_case, on_ready=announce))
+    failed: OSError | None = None
+    try:
+        trio.run(lambda: server.run(demo=args.demo, demo_case=args.demo_case, on_ready=announce))
+    except* OSError as group:
+        if ready:
+            raise
+        failed = _first(group)
+    if failed is not None:
+        reason = failed.strerror or str(failed)
+        print(
+            f"grandrounds: cannot serve on {settings.host}:{settings.port}: {reason}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _first(group: BaseExceptionGroup[OSError]) -> OSError:
+    """The first error inside a (possibly nested) exception group."""
+    inner: BaseException = group
+    while isinstance(inner, BaseExceptionGroup):
+        inner = inner.exceptions[0]
+    assert isinstance(inner, OSError)
+    return inner
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,7 +58,11 @@ class Settings(BaseSettings):
         return f"http://{host}:{self.port}"
 
     def with_secrets(self) -> Settings:
-        """Fill in a missing admin key or secret from (or into) `data_dir/secrets.json`."""
+        """Fill in a missing admin key or secret from (or into) `data_dir/secrets.json`.
+
+        Only what is missing is made and stored: a key given in the environment (or a
+        flag) is used as it is and never written, so the file never holds a key that
+        differs from the one in use."""
         if self.admin_key and self.secret:
             return self
         path = self.data_dir / "secrets.json"
@@ -67,6 +71,8 @@ class Settings(BaseSettings):
             stored = json.loads(path.read_text())
         changed = False
         for name in ("admin_key", "secret"):
+            if getattr(self, name):
+                continue
             if not stored.get(name):
                 stored[name] = secrets.token_urlsafe(32)
                 changed = True
@@ -82,3 +88,9 @@ class Settings(BaseSettings):
                 "secret": self.secret or stored["secret"],
             }
         )
+
+    def admin_key_origin(self) -> str:
+        """Where the admin key in use comes from, for the start-up message."""
+        if "GRANDROUNDS_ADMIN_KEY" in os.environ:
+            return "from GRANDROUNDS_ADMIN_KEY"
+        return f"stored in {self.data_dir / 'secrets.json'}"

@@ -78,7 +78,16 @@ class MediaBridge:
                 del self._in_flight[key]
 
     def _left(self, host: RoomHost, member_id: int) -> None:
-        self._nursery.start_soon(self.supervisor.leave, host.room.id, str(member_id))
+        self._nursery.start_soon(self._leave_unless_back, host, member_id)
+
+    async def _leave_unless_back(self, host: RoomHost, member_id: int) -> None:
+        """A dropped connection keeps its media while the member may resume (the grace
+        period); a member who is gone for good (or removed) has its pcs closed."""
+        with trio.move_on_after(host.room.config.grace_seconds + 1):
+            while member_id not in host.links and member_id in host.room.members:
+                await trio.sleep(1)
+        if member_id not in host.links:
+            await self.supervisor.leave(host.room.id, str(member_id))
 
     async def _room_stopped(self, host: RoomHost) -> None:
         """Remux the room's media and list the tracks in its manifest."""
@@ -107,6 +116,12 @@ class MediaBridge:
         """A worker event: to one member, or to everyone in the room."""
         host = self._hosts.get(room_id)
         if host is None:
+            return
+        if message.get("op") == "fault":  # the worker's watchdog: for operators, not clients
+            log.warning("media in room %s: %r", room_id, message)
+            host.metrics.media_faults.labels(
+                str(message.get("what")), str(message.get("recovery", "none"))
+            ).inc()
             return
         if message.get("op") == "speaking":
             try:

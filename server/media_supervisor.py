@@ -56,6 +56,10 @@ class MediaConfig:
     remux_timeout_s: float = 120.0
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 5.0
+    #: ICE consent freshness (RFC 7675): a check every interval; a pc whose peer
+    #: answered none for the timeout is given up (and its member told, ``closed``).
+    consent_interval_s: float = 5.0
+    consent_timeout_s: float = 30.0
     #: A worker that dies this often within the window is given up on.
     max_restarts: int = 10
     restart_window_s: float = 60.0
@@ -98,6 +102,10 @@ class _WorkerSlot:
             json.dumps(self._config.ice_servers),
             "--parent-pid",
             str(os.getpid()),
+            "--consent-interval",
+            str(self._config.consent_interval_s),
+            "--consent-timeout",
+            str(self._config.consent_timeout_s),
         ]
         for address in self._config.ice_host_addresses or []:
             command += ["--ice-host", address]

@@ -37,6 +37,13 @@ class Metrics:
         self.errors = Counter(
             "grandrounds_client_errors", "Errors sent to clients", ["code"], registry=r
         )
+        self.media_faults = Counter(
+            "grandrounds_media_faults",
+            "Media that stopped on its own (a pc's consent expired, ICE failed, forwarding "
+            "stalled while packets kept coming), by what happened and how it was recovered",
+            ["what", "recovery"],
+            registry=r,
+        )
         self.connections = Gauge(
             "grandrounds_connections", "Open HTTP and WebSocket connections", registry=r
         )

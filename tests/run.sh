@@ -14,6 +14,12 @@ fi
 
 python3 -m pip install -q --disable-pip-version-check -e ".[test,media]"
 
+# The WebXR emulator for the VR browser test (pinned in tests/web/package.json; loaded
+# into test pages only, never served by the app).
+if command -v npm >/dev/null 2>&1 && [ ! -f tests/web/node_modules/iwer/build/iwer.min.js ]; then
+    npm install --prefix tests/web --no-audit --no-fund --silent
+fi
+
 python3 -m ruff check .
 python3 -m mypy
 python3 -m pytest -q "$@"

@@ -1,10 +1,15 @@
 """Simulated participants and spectators: `grandrounds bots`, and the GR-S load generator.
 
 Participants send head and hands at 30 Hz (the first `moving` of them move their hands,
-the rest hold still with sub-millimetre jitter); one carries a shared object. Most
-spectators are "light": they read every frame but decode one in thirty; every tenth
-decodes and checks everything. Moving hands step 3 mm per send, so each position is
-unique and a full spectator can tell exactly when the pose it sees was sent.
+the rest hold still with sub-millimetre jitter); one carries a shared object where the
+room has one. In a room running a case, participants also act on it now and then with
+valid actions taken from the case's catalog (examine, order, oxygen, call for help).
+Most spectators are "light": they read every frame but decode one in thirty; every
+tenth decodes and checks everything. Moving hands step 3 mm per send, so each position
+is unique and a full spectator can tell exactly when the pose it sees was sent.
+
+Every refusal, every `bye` and every connection the server dropped is counted as an
+error: a run against a server that died reports it.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import math
 import os
 import random
 import statistics
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +33,8 @@ import trio
 from clients.python.client import RoomClient, connect
 
 POSE_HZ = 30
+ACT_EVERY_S = 2.0
+"""How often a participant acts on the case (where the case has a catalog)."""
 
 
 @dataclass
@@ -38,6 +46,8 @@ class Tally:
     spectator_bytes: list[int] = field(default_factory=list)
     frames: int = 0
     errors: list[str] = field(default_factory=list)
+    actions: int = 0
+    """Case actions the room accepted."""
     resyncs: int = 0
     join_ms: list[float] = field(default_factory=list)
     resume_ms: list[float] = field(default_factory=list)
@@ -87,10 +97,13 @@ async def participant(
             if f["avatar"] == avatar and f["part"] == "left"
         )
         carried = None
-        if carry:
-            carried = min(client.mirror.find("object"))
+        objects = client.mirror.find("object")
+        if carry and objects:  # a case room may have no shared object to carry
+            carried = min(objects)
             if not (await client.intent("grab", obj=carried)).ok:
                 carried = None
+        acts = case_actions(client.mirror.find("catalog"), index)
+        next_act = trio.current_time() + ACT_EVERY_S * (1 + index % 3)
         rng = random.Random(index)
         seat = (math.cos(index) * 1.5, 0.0, math.sin(index) * 1.5)
         sent_at = tally.sent_at.setdefault(left, {}) if moving else {}
@@ -110,10 +123,10 @@ async def participant(
             else:
                 hand_left = (seat[0] - 0.2 + jitter[0], 1.1, seat[2] + 0.3, 0, 0, 0, 1)
             hand_right = (seat[0] + 0.2 + jitter[1], 1.1 + jitter[2], seat[2] + 0.3, 0, 0, 0, 1)
-            objects = None
+            carried_pose = None
             if carried is not None:
                 angle = step / POSE_HZ
-                objects = {
+                carried_pose = {
                     carried: (
                         math.cos(angle) * 0.5,
                         1.0,
@@ -124,8 +137,22 @@ async def participant(
                         math.cos(angle / 2),
                     )
                 }
-            if client.connected:
-                await client.send_pose(head=head, left=hand_left, right=hand_right, objects=objects)
+            if not client.connected:
+                break  # the server dropped us: counted below
+            try:
+                await client.send_pose(
+                    head=head, left=hand_left, right=hand_right, objects=carried_pose
+                )
+                if acts and trio.current_time() >= next_act:
+                    next_act += ACT_EVERY_S
+                    action, args = acts[step % len(acts)]
+                    reply = await client.intent(action, **args)
+                    if reply.ok:
+                        tally.actions += 1
+                    elif reply.code not in ("bad_state", "paused"):  # the case's state, not ours
+                        tally.errors.append(f"{action} refused ({reply.code}): {reply.message}")
+            except ConnectionError:
+                break  # the server dropped us mid-send: counted below
             if (
                 not resumed
                 and resume_at is not None
@@ -141,7 +168,36 @@ async def participant(
         tally.participant_bytes.append(client.bytes_received)
         tally.frames += client.frames
         tally.resyncs += client.resyncs
-        tally.errors += [f"{code}: {msg}" for code, msg in client.errors]
+        tally.errors += _errors_of(client)
+
+
+def case_actions(catalog: Mapping[int, Mapping[str, Any]], index: int) -> list[tuple[str, Any]]:
+    """Valid case actions from the case's catalog (none without one), varied per bot."""
+    if not catalog:
+        return []
+    fields = next(iter(catalog.values()))
+    picks = (
+        ("examine", "region", "examine"),
+        ("order", "test", "tests"),
+        ("oxygen", "device", "oxygen"),
+        ("call_help", "team", "help"),
+    )
+    acts: list[tuple[str, Any]] = []
+    for action, arg, key in picks:
+        items = fields.get(key)
+        if isinstance(items, list) and items:
+            acts.append((action, {arg: items[index % len(items)]["id"]}))
+    return acts
+
+
+def _errors_of(client: RoomClient) -> list[str]:
+    """What went wrong for one bot: refusals, and a connection the server ended."""
+    errors = [f"{code}: {msg}" for code, msg in client.errors]
+    if client.bye is not None:
+        errors.append(f"bye {client.bye[0]}: {client.bye[1]}")
+    elif not client.connected:
+        errors.append("the server closed the connection")
+    return errors
 
 
 async def spectator(url: str, token: str, light: bool, seconds: float, tally: Tally) -> None:
@@ -157,11 +213,13 @@ async def spectator(url: str, token: str, light: bool, seconds: float, tally: Ta
     async with connect(url, token, light=light, on_frame=None if light else on_frame) as client:
         if not light:
             tally.join_ms.append(await _first_state(client, started))
-        await trio.sleep(seconds)
+        with trio.move_on_after(seconds):
+            while client.connected:
+                await trio.sleep(0.25)
         tally.spectator_bytes.append(client.bytes_received)
         tally.frames += client.frames
         tally.resyncs += client.resyncs
-        tally.errors += [f"{code}: {msg}" for code, msg in client.errors]
+        tally.errors += _errors_of(client)
 
 
 def admin_key(data_dir: Path | None) -> str:
@@ -241,6 +299,7 @@ def report(tally: Tally, seconds: float) -> list[str]:
             if tally.resume_ms
             else "n/a"
         ),
+        f"case actions accepted: {tally.actions}",
         f"frames: {tally.frames}, resyncs: {tally.resyncs}, errors: {len(tally.errors)}"
         + (f" (first: {tally.errors[0]})" if tally.errors else ""),
     ]
@@ -248,19 +307,23 @@ def report(tally: Tally, seconds: float) -> list[str]:
 
 def _command(args: argparse.Namespace) -> int:
     key = args.admin_key or admin_key(args.data_dir)
-    tally = trio.run(
-        lambda: run_bots(
-            args.server,
-            key,
-            args.room,
-            args.participants,
-            args.spectators,
-            args.seconds,
-            args.moving,
-            full_every=args.full_every,
-            resumes=args.resumes,
+    try:
+        tally = trio.run(
+            lambda: run_bots(
+                args.server,
+                key,
+                args.room,
+                args.participants,
+                args.spectators,
+                args.seconds,
+                args.moving,
+                full_every=args.full_every,
+                resumes=args.resumes,
+            )
         )
-    )
+    except httpx.HTTPError as exc:
+        print(f"bots: the server at {args.server} did not answer: {exc}", file=sys.stderr)
+        return 1
     for line in report(tally, args.seconds):
         print(line)
     return 1 if tally.errors or tally.resyncs else 0

@@ -56,7 +56,9 @@ class Signaller(Protocol):
 class WorkerProcess:
     """Spawns ``python -m media.worker`` and speaks its control protocol."""
 
-    def __init__(self) -> None:
+    def __init__(self, *args: str) -> None:
+        """`args` are extra command-line arguments of the worker."""
+        self._args = args
         self._dir = tempfile.TemporaryDirectory(prefix="grmedia")
         self.path = os.path.join(self._dir.name, "w.sock")
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -81,6 +83,7 @@ class WorkerProcess:
             self.path,
             "--ice-host",
             "127.0.0.1",
+            *self._args,
             env=env,
         )
         self.reader, self.writer = await asyncio.wait_for(connected, TIMEOUT)

@@ -87,3 +87,30 @@ def test_speaking_hysteresis() -> None:
 def test_speaking_falls_back_to_opus_packet_size() -> None:
     detector = SpeakingDetector()
     assert [detector.update(i * 0.02, None, 80) for i in range(3)][-1] is True
+
+
+def test_watchdog_reports_output_without_input_only_after_a_whole_window() -> None:
+    from media.watchdog import MIN_PACKETS, WINDOW_S, Verdict, Watchdog
+
+    dog = Watchdog()
+    key = object()
+    assert dog.observe(key, 0.0, 0, 0, True) is Verdict.FLOWING
+    assert dog.observe(key, WINDOW_S / 2, MIN_PACKETS, 0, True) is Verdict.FLOWING
+    assert dog.observe(key, WINDOW_S, MIN_PACKETS, 0, True) is Verdict.STALLED
+    assert dog.observe(key, 2 * WINDOW_S, 2 * MIN_PACKETS, 0, True) is Verdict.STILL_STALLED
+    # Output moving again: flowing, and the count of stalls starts over.
+    assert dog.observe(key, 3 * WINDOW_S, 3 * MIN_PACKETS, 5, True) is Verdict.FLOWING
+    assert dog.observe(key, 4 * WINDOW_S, 4 * MIN_PACKETS, 5, True) is Verdict.STALLED
+
+
+def test_watchdog_ignores_quiet_input_and_times_when_output_cannot_move() -> None:
+    from media.watchdog import MIN_PACKETS, WINDOW_S, Verdict, Watchdog
+
+    dog = Watchdog()
+    key = object()
+    dog.observe(key, 0.0, 0, 0, True)
+    # A publisher's RTCP alone (a packet a second) is not input that should go out.
+    assert dog.observe(key, WINDOW_S, 3, 0, True) is Verdict.FLOWING
+    # Not live (muted, not connected yet): the window starts again.
+    assert dog.observe(key, 2 * WINDOW_S, 3 + MIN_PACKETS, 0, False) is Verdict.FLOWING
+    assert dog.observe(key, 2.5 * WINDOW_S, 3 + 2 * MIN_PACKETS, 0, True) is Verdict.FLOWING

@@ -3,12 +3,13 @@
 import { RoomConnection, wsUrl } from "./connection.js";
 import { Monitor } from "./monitor.js";
 import { RoomScene } from "./scene.js";
-import { DesktopMover, OrbitView, XrSession } from "./movement.js";
+import { DesktopMover, OrbitView, XrSession, seatOf } from "./movement.js";
 import { actionsFor, buildActionForms } from "./actions.js";
-import { eventText, renderCase, renderChat, renderEvents, renderInspector, renderPeople, timeline } from "./panels.js";
-import { personControls, renderAnswerKey, renderQuestions, renderScore, wireControls, wireJoinLinks } from "./facilitator.js";
+import { renderCase, renderChat, renderEvents, renderInspector, renderPeople, timeline } from "./panels.js";
+import { personControls, renderAnswerKey, renderQuestions, renderScore, showControls, wireControls, wireJoinLinks } from "./facilitator.js";
 import { Media } from "./media.js";
-import { label } from "./render.js";
+import { eventText, humanize, names, roomStatus } from "./names.js";
+import { Presenting } from "./presenting.js";
 import { HIDDEN, isHidden } from "./wire.js";
 
 const $ = (id) => document.getElementById(id);
@@ -16,6 +17,7 @@ const PANEL_MS = 250;
 const LOW_BANDWIDTH_FRAME_MS = 500;
 const LOW_BANDWIDTH_RATE = 5; // state frames a second asked of the server in low-bandwidth mode
 const CAPTION_CHANNELS = new Set(["events", "case", "hints", "script"]);
+const VITALS_EVERY_MS = 30_000; // spoken summaries, when switched on
 
 const params = new URLSearchParams(location.search);
 const room = params.get("room") || "";
@@ -28,10 +30,15 @@ function showProblem(text) {
 
 $("problem-dismiss").addEventListener("click", () => { $("problem").hidden = true; });
 
-function announce(text) {
-  const node = $("announcer");
+function announce(text, polite = false) {
+  const node = $(polite ? "polite-announcer" : "announcer");
   node.textContent = "";
   setTimeout(() => { node.textContent = text; }, 50);
+}
+
+/** Overrides and refusals are for the facilitator's eyes (and the record). */
+function forRole(entry, role) {
+  return role === "facilitator" || !(entry && (entry.override === true || entry.kind === "override"));
 }
 
 function start() {
@@ -59,6 +66,7 @@ function start() {
 class App {
   constructor(conn) {
     this.conn = conn;
+    this.token = conn.token;
     this.lowBandwidth = localStorage.getItem("gr.lowBandwidth") === "1";
     this.scene = new RoomScene($("scene"));
     this.monitor = new Monitor($("monitor"), $("alarm-text"), announce);
@@ -74,7 +82,10 @@ class App {
     this.joined = false;  // the room holds our avatar: poses may be sent
     this.status = null;   // the room's status, to announce changes
     this.personControls = null;
+    this.presenting = null;
+    this.controls = null; // the facilitator's Pause / Resume
     this.ratePrefSent = false; // a prefs message went out on this connection or an earlier one
+    this.wireVitalsVoice();
 
     const toggle = $("low-bandwidth");
     toggle.checked = this.lowBandwidth;
@@ -112,9 +123,10 @@ class App {
     $("main").hidden = false;
     $("room-title").textContent = welcome.title || "Grand Rounds";
     document.title = `${welcome.title || "Grand Rounds"} — Grand Rounds`;
-    $("role-badge").textContent = label(role);
+    $("role-badge").textContent = humanize(role);
     $("participant-panel").hidden = role !== "participant";
     $("facilitator-panel").hidden = role !== "facilitator";
+    this.monitor.showOverrides = role === "facilitator";
     $("ask-panel").hidden = !(role === "spectator" || role === "participant");
     $("chat-form").hidden = role === "spectator";
     $("scene-help").textContent = role === "spectator"
@@ -133,6 +145,32 @@ class App {
       this.xr = new XrSession(this.scene, this.conn, $("enter-vr"), $("vr-status"));
       this.xr.probe();
     }
+  }
+
+  /** The screen reader's vitals: a key that reads them (V, outside text fields) and,
+   * when switched on, a polite summary with trends every VITALS_EVERY_MS. */
+  wireVitalsVoice() {
+    const read = () => announce(this.monitor.summary(), true);
+    $("read-vitals").addEventListener("click", read);
+    document.addEventListener("keydown", (event) => {
+      const typing = event.target.closest?.("input, textarea, select, [contenteditable]") || event.target === this.scene.renderer?.domElement;
+      if (event.key.toLowerCase() === "v" && !typing && !event.ctrlKey && !event.metaKey && !event.altKey) {
+        event.preventDefault();
+        read();
+      }
+    });
+    const periodic = $("vitals-periodic");
+    periodic.checked = localStorage.getItem("gr.vitalsVoice") === "1";
+    const schedule = () => {
+      clearInterval(this.vitalsTimer);
+      if (periodic.checked) this.vitalsTimer = setInterval(() => announce(this.monitor.summary(true), true), VITALS_EVERY_MS);
+    };
+    periodic.addEventListener("change", () => {
+      localStorage.setItem("gr.vitalsVoice", periodic.checked ? "1" : "0");
+      if (periodic.checked) announce(this.monitor.summary(true), true);
+      schedule();
+    });
+    schedule();
   }
 
   /** Ask the server for state at the low-bandwidth rate, or back at the full tick rate. */
@@ -158,11 +196,17 @@ class App {
     $("media-listen").addEventListener("click", () => this.media.listen());
     if (role !== "spectator") {
       $("media-mic").hidden = false;
-      $("media-mic").addEventListener("click", () => this.media.toggleMic());
+      $("media-mic").addEventListener("click", async () => {
+        await this.media.toggleMic();
+        sessionStorage.setItem("gr.mic", this.media.micOn ? "on" : "off");
+      });
+      if (sessionStorage.getItem("gr.mic") === "on") this.media.toggleMic(); // on before a reload
     }
     if (role === "participant") {
-      $("media-share").hidden = false;
-      $("media-share").addEventListener("click", () => this.media.shareStereo());
+      this.presenting = new Presenting(this.conn, this.media,
+        { share: $("media-share"), cancel: $("media-cancel"), stop: $("media-stop"), status: $("present-status") },
+        (text, bad) => (bad ? showProblem(text) : announce(text)));
+      this.presenting.render();
     }
     $("media-status").textContent = "Connecting voice…";
     this.media.start();
@@ -187,8 +231,8 @@ class App {
     });
     if (role === "facilitator") {
       this.personControls = personControls(this.conn, this.media, report);
-      wireControls(this.conn, report);
-      wireJoinLinks(room || this.conn.welcome.room, report);
+      this.controls = wireControls(this.conn, report);
+      wireJoinLinks(room || this.conn.welcome.room, this.token, report);
     }
   }
 
@@ -197,11 +241,13 @@ class App {
     if (changes.full) for (const id of mirror.poses.keys()) this.moved.add(id);
     for (const id of changes.poses) this.moved.add(id);
     if (changes.full || changes.ops.length) this.dirty = true;
+    const role = this.conn.role;
+    names.update(mirror.first("catalog")?.fields);
     for (const op of changes.ops) {
-      if (op[0] === "log" && CAPTION_CHANNELS.has(op[1])) this.caption(op[2]);
+      if (op[0] === "log" && CAPTION_CHANNELS.has(op[1]) && forRole(op[2], role)) this.caption(op[2]);
     }
     if (changes.full) {
-      const items = timeline(mirror);
+      const items = timeline(mirror).filter(({ entry }) => forRole(entry, role));
       if (items.length) $("caption").textContent = eventText(items[items.length - 1].entry);
     }
     if (!this.joined && this.conn.welcome) {
@@ -213,7 +259,7 @@ class App {
       if (roomEntity && this.conn.role) {
         const container = this.conn.role === "facilitator" ? $("fac-actions") : $("actions");
         this.forms = buildActionForms(container, actionsFor(this.conn.role, roomEntity.fields.scenario), mirror,
-          (action, args) => this.conn.intent(action, args));
+          (action, args) => this.conn.intent(action, args), { pauses: this.conn.role === "participant" });
       }
     }
   }
@@ -245,21 +291,29 @@ class App {
   renderPanels() {
     const mirror = this.conn.mirror;
     const roomEntity = mirror.first("room");
+    const role = this.conn.role;
     if (roomEntity) {
       const status = String(roomEntity.fields.status);
       if (status !== this.status) {
-        if (this.status) announce(`The case is ${status}`);
+        if (this.status) announce(`The case is ${roomStatus(status).toLowerCase()}`);
         this.status = status;
       }
-      $("room-status").textContent = label(status);
+      $("room-status").textContent = roomStatus(status);
       $("room-status").dataset.status = status;
+      this.forms?.setPaused(status === "paused");
+      if (this.controls) showControls(this.controls, status);
     }
     const monitor = mirror.first("monitor");
     if (monitor) this.monitor.update(monitor.fields);
+    const member = this.conn.welcome?.member;
+    this.presenting?.update([...mirror.find("avatar").values()].find((a) => a.member === member));
+    const seat = seatOf(mirror, member);
+    this.mover?.sit(seat);
+    if (this.xr) this.xr.seat = seat;
     renderCase($("case-panel"), mirror);
-    renderPeople($("participants"), mirror, this.conn.welcome?.member, this.media?.speaking,
-      this.conn.role === "facilitator" ? this.personControls : null);
-    renderEvents($("events"), timeline(mirror));
+    renderPeople($("participants"), mirror, member, this.media?.speaking,
+      role === "facilitator" ? this.personControls : null);
+    renderEvents($("events"), timeline(mirror).filter(({ entry }) => forRole(entry, role)));
     renderChat($("chat"), mirror.logs.chat || []);
     if (this.conn.role === "facilitator") {
       renderAnswerKey($("answer-key"), mirror);

@@ -21,12 +21,19 @@ export function wsUrl() {
   return `${scheme}//${location.host}/ws`;
 }
 
+/** Where a page keeps its session, so a reload resumes the same member (per tab). */
+function sessionKey(token) {
+  return `gr.session.${token.slice(-24)}`;
+}
+
 export class RoomConnection extends EventTarget {
   constructor({ url, token, room }) {
     super();
     this.url = url;
     this.token = token;
     this.room = room;
+    // A session this tab had before a reload: resumed on the first hello.
+    this.stored = JSON.parse(sessionStorage.getItem(sessionKey(token)) || "null");
     this.mirror = new Mirror();
     this.welcome = null;
     this.bye = null;
@@ -56,6 +63,10 @@ export class RoomConnection extends EventTarget {
       if (this.room) hello.room = this.room;
       if (resume && this.welcome && this.mirror.tick !== null) {
         hello.resume = { session: this.welcome.session, tick: this.mirror.tick, op: this.mirror.op };
+      } else if (!this.welcome && this.stored) {
+        // A reloaded page holds no state: resume the member, then ask for a snapshot.
+        hello.resume = { session: this.stored.session, tick: 0, op: 0 };
+        this.reloaded = true;
       }
       this.awaitingSnapshot = !resume;
       this.send(hello);
@@ -149,6 +160,9 @@ export class RoomConnection extends EventTarget {
       case "welcome":
         this.welcome = message;
         this.reconnects = 0;
+        sessionStorage.setItem(sessionKey(this.token), JSON.stringify({ session: message.session, member: message.member }));
+        if (this.reloaded && message.resumed) this.send({ t: "resync", reason: "the page was reloaded" });
+        this.reloaded = false;
         this.status(message.resumed ? "Connected (resumed)" : "Connected");
         this.emit("welcome", message);
         break;
@@ -173,6 +187,7 @@ export class RoomConnection extends EventTarget {
         break;
       case "bye":
         this.bye = { code: message.code, msg: message.msg };
+        if (FATAL_BYE.has(message.code)) sessionStorage.removeItem(sessionKey(this.token));
         this.emit("bye", this.bye);
         break;
       case "rtc":

@@ -1,6 +1,7 @@
-// The facilitator console: room controls (pause, resume, end), the answer key and the
-// live score (facilitator-only fields), the audience's questions, and join links made
-// through the admin API (`POST /api/rooms/{id}/tokens`) with copy buttons.
+// The facilitator console: room controls (pause, resume, end) that follow the room's
+// status, the answer key and the live score (facilitator-only fields), requests to
+// present, the audience's questions, and join links made with the facilitator's own
+// token (`POST /api/rooms/{id}/tokens`) with copy buttons.
 import { clockText, el, fieldList, fillList, label, valueNode } from "./render.js";
 import { isHidden } from "./wire.js";
 
@@ -11,11 +12,22 @@ export function wireControls(conn, report) {
     const reply = await conn.intent(action, args);
     report(reply.ok ? `${action}: done` : `${action} refused (${reply.code}): ${reply.msg}`, !reply.ok);
   };
-  document.getElementById("ctl-pause").addEventListener("click", run("pause"));
-  document.getElementById("ctl-resume").addEventListener("click", run("resume"));
-  document.getElementById("ctl-end").addEventListener("click", () => {
+  const pause = document.getElementById("ctl-pause");
+  const resume = document.getElementById("ctl-resume");
+  const end = document.getElementById("ctl-end");
+  pause.addEventListener("click", run("pause"));
+  resume.addEventListener("click", run("resume"));
+  end.addEventListener("click", () => {
     if (window.confirm("End the session for everyone?")) run("end", { reason: "ended by the facilitator" })();
   });
+  return { pause, resume, end };
+}
+
+/** Pause while running, Resume while paused, neither once ended. */
+export function showControls({ pause, resume, end }, status) {
+  pause.disabled = status !== "running";
+  resume.disabled = status !== "paused";
+  end.disabled = status === "ended";
 }
 
 /** The answer key: its summary open, every other field behind a disclosure (kept open across updates). */
@@ -44,13 +56,24 @@ export function personControls(conn, media, report) {
       if (reply.ok) present.setAttribute("aria-pressed", String(on));
       else report(`present refused (${reply.code}): ${reply.msg}`, true);
     });
+    // Shown while the person asks to present (their avatar's `requests_present`).
+    const grant = el("button", { type: "button", class: "small", text: "Let present", "aria-label": `Let ${who} present`,
+      "data-request": "grant", hidden: true });
+    const refuse = el("button", { type: "button", class: "small", text: "Refuse", "aria-label": `Refuse ${who}'s request to present`,
+      "data-request": "refuse", hidden: true });
+    const answer = (on) => async () => {
+      const reply = await conn.intent("present", { member: fields.member, on });
+      report(reply.ok ? `${who} ${on ? "may present" : "was told no"}.` : `present refused (${reply.code}): ${reply.msg}`, !reply.ok);
+    };
+    grant.addEventListener("click", answer(true));
+    refuse.addEventListener("click", answer(false));
     const remove = el("button", { type: "button", class: "small danger", text: "Remove", "aria-label": `Remove ${who}` });
     remove.addEventListener("click", async () => {
       if (!window.confirm(`Remove ${who} from the room?`)) return;
       const reply = await conn.intent("remove", { member: fields.member });
       report(reply.ok ? `${who} was removed.` : `remove refused (${reply.code}): ${reply.msg}`, !reply.ok);
     });
-    return [mute, present, remove];
+    return [grant, refuse, mute, present, remove];
   };
 }
 
@@ -138,15 +161,15 @@ function linkItem(role, link) {
   return el("li", {}, el("span", { class: "link-role", text: role }), input, copy);
 }
 
-/** Links given in the page URL (`#participant=<url>&spectator=<url>`) and the admin form. */
-export function wireJoinLinks(room, report) {
+/** Links given in the page URL (`#participant=<url>&spectator=<url>`), and new ones made
+ * with this facilitator's own join token (no admin key needed). */
+export function wireJoinLinks(room, token, report) {
   const list = document.getElementById("join-links");
   const given = new URLSearchParams(location.hash.slice(1));
   for (const role of ROLES) if (given.get(role)) list.append(linkItem(role, given.get(role)));
   document.getElementById("links-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    const key = document.getElementById("admin-key").value.trim();
-    if (!key) { report("Enter the admin key to make join links.", true); return; }
+    const key = token;
     const items = [];
     for (const role of ROLES) {
       const response = await fetch(`/api/rooms/${encodeURIComponent(room)}/tokens`, {

@@ -52,6 +52,8 @@ export class Monitor {
     this.breath = 0;
     this.sweep = 0;
     this.last = null;
+    this.showOverrides = false; // the facilitator's console only: learners never see "(override)"
+    this.spoken = {};           // the values of the last spoken summary, for trends
     this.build();
   }
 
@@ -104,12 +106,38 @@ export class Monitor {
       tile.classList.toggle("alarm", !!hit);
       flag.textContent = hit ? (hit.endsWith("_high") ? "▲ HIGH" : "▼ LOW") : "";
       const overridden = Array.isArray(fields.overridden) && keys.some((k) => fields.overridden.includes(k));
-      tile.classList.toggle("overridden", overridden);
+      tile.classList.toggle("overridden", this.showOverrides && overridden);
     }
     const started = alarms.filter((a) => !this.alarms.includes(a));
     this.alarms = alarms;
     this.alarmText.textContent = alarms.length ? `Alarms: ${alarms.map(describe).join("; ")}` : "No alarms";
     if (started.length) this.announce(`Alarm: ${started.map(describe).join("; ")}`);
+  }
+
+  /** The vitals in words for a screen reader, with how each moved since the last time
+   * it was asked when `trends` (e.g. "blood pressure 84 over 50, falling"). */
+  summary(trends = false) {
+    const words = [];
+    const trend = (key) => {
+      const before = this.spoken[key];
+      const now = this.vitals[key];
+      if (!trends || typeof before !== "number") return "";
+      const step = { temp: 0.3, spo2: 2 }[key] ?? 5;
+      return now <= before - step ? ", falling" : now >= before + step ? ", rising" : ", steady";
+    };
+    for (const key of ["hr", "bp", "map", "spo2", "rr", "etco2", "temp"]) {
+      if (key === "bp") {
+        if (this.has("sbp") && this.has("dbp")) words.push(`blood pressure ${this.vitals.sbp} over ${this.vitals.dbp}${trend("sbp")}`);
+        continue;
+      }
+      if (!this.has(key)) continue;
+      const unit = { spo2: " percent", temp: " degrees" }[key] ?? "";
+      words.push(`${NAMES[key]} ${this.vitals[key]}${unit}${trend(key)}`);
+    }
+    if (trends) for (const key of Object.keys(NAMES)) if (this.has(key)) this.spoken[key] = this.vitals[key];
+    if (!words.length) return "No vitals on the monitor yet.";
+    const alarms = this.alarms.length ? ` Alarms: ${this.alarms.map(describe).join("; ")}.` : "";
+    return `${words.join("; ")}.${alarms}`;
   }
 
   has(key) {

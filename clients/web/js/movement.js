@@ -3,6 +3,10 @@
 // first-person head; hands follow the head.
 // In a headset: "Enter VR" starts an immersive-vr WebXR session and the head and hand
 // poses come from the XR frame. Poses are sent at most SEND_HZ times a second, float32.
+// Everyone starts at their own seat around the table (the room gives each avatar a
+// `seat` number; before it does, the order of joining stands in), so no two heads
+// start in one place, on the desktop or in VR.
+import * as THREE from "three";
 import { rawPose, yawQuaternion } from "./poses.js";
 
 const SEND_HZ = 20;
@@ -10,14 +14,34 @@ const SPEED = 1.2;   // metres per second
 const TURN = 1.6;    // radians per second
 const EYE = 1.6;
 
+const SEATS_PER_RING = 8;
+const SEAT_GAP = 0.42;   // radians between neighbours (about 0.8 m apart on the first ring)
+const SEAT_RADIUS = 1.9; // metres from the table's centre; each further ring 0.7 m out
+
+/** Where seat `n` is: [x, z, yaw], on arcs in front of the table, facing its centre. */
+export function seatPlace(n) {
+  const ring = Math.floor(n / SEATS_PER_RING);
+  const k = n % SEATS_PER_RING;
+  const around = (k % 2 ? -1 : 1) * Math.ceil(k / 2) * SEAT_GAP + (ring % 2) * SEAT_GAP / 2;
+  const r = SEAT_RADIUS + 0.7 * ring;
+  return [r * Math.sin(around), r * Math.cos(around), around];
+}
+
+/** Our seat: the room's `seat` field, or our place among the avatars by member id. */
+export function seatOf(mirror, member) {
+  const avatars = [...mirror.find("avatar").values()].filter((a) => a.role !== "spectator");
+  const mine = avatars.find((a) => a.member === member);
+  if (!mine) return null;
+  if (Number.isInteger(mine.seat)) return mine.seat;
+  return avatars.map((a) => a.member).sort((a, b) => a - b).indexOf(member);
+}
+
 export class DesktopMover {
   constructor(scene, conn) {
     this.scene = scene;
     this.conn = conn;
-    const around = (Math.random() - 0.5) * 2.2; // somewhere on an arc in front of the table, facing it
-    this.x = 2.4 * Math.sin(around);
-    this.z = 2.4 * Math.cos(around);
-    this.yaw = around;
+    this.seated = false;
+    [this.x, this.z, this.yaw] = seatPlace(0);
     this.pitch = -0.25;
     this.keys = new Set();
     this.dirty = true;
@@ -42,6 +66,14 @@ export class DesktopMover {
     });
   }
 
+  /** Start at our seat (once: afterwards we are where we walked). */
+  sit(seat) {
+    if (this.seated || seat === null) return;
+    this.seated = true;
+    [this.x, this.z, this.yaw] = seatPlace(seat);
+    this.dirty = true;
+  }
+
   /** Move by the keys held for `dt` seconds; send the pose once the room has our avatar. */
   step(dt, now, joined) {
     const k = (code) => this.keys.has(code);
@@ -60,7 +92,7 @@ export class DesktopMover {
     const camera = this.scene.camera;
     camera.position.set(this.x, EYE, this.z);
     camera.quaternion.set(...yawQuaternion(this.yaw, this.pitch));
-    if (joined && this.dirty && now - this.lastSend >= 1000 / SEND_HZ && this.conn.connected) {
+    if (joined && this.seated && this.dirty && now - this.lastSend >= 1000 / SEND_HZ && this.conn.connected) {
       this.dirty = false;
       this.lastSend = now;
       this.conn.sendPose(this.poses());
@@ -123,16 +155,36 @@ export class XrSession {
     this.statusNode.textContent = supported ? "" : "VR is not available in this browser; use the keyboard or mouse to move.";
   }
 
+  /** Enter VR. "local-floor" is optional: a headset without it gets "local" (its origin
+   * at the head), raised to standing eye height. Either way the space is moved so that
+   * we stand at our seat, facing the table. */
   async start() {
     try {
       const session = await navigator.xr.requestSession("immersive-vr", { optionalFeatures: ["local-floor"] });
-      this.scene.renderer.xr.setReferenceSpaceType("local-floor");
-      await this.scene.renderer.xr.setSession(session);
+      let type = "local-floor";
+      try {
+        await session.requestReferenceSpace("local-floor");
+      } catch {
+        type = "local";
+      }
+      const xr = this.scene.renderer.xr;
+      xr.setReferenceSpaceType(type);
+      await xr.setSession(session);
+      // Stand at our seat: the camera rig moves there (three.js puts the headset's pose
+      // inside it), and the poses we send are turned the same way.
+      const [x, z, yaw] = (this.place = seatPlace(this.seat ?? 0));
+      const rig = this.scene.rig;
+      rig.position.set(x, type === "local" ? EYE : 0, z);
+      rig.quaternion.set(...yawQuaternion(yaw, 0));
+      rig.updateMatrixWorld(true);
+      this.referenceSpaceType = type;
       this.session = session;
       this.button.textContent = "Exit VR";
       this.statusNode.textContent = "In VR";
       session.addEventListener("end", () => {
         this.session = null;
+        rig.position.set(0, 0, 0);
+        rig.quaternion.set(0, 0, 0, 1);
         this.button.textContent = "Enter VR";
         this.statusNode.textContent = "";
       });
@@ -149,7 +201,15 @@ export class XrSession {
     const space = this.scene.renderer.xr.getReferenceSpace();
     const viewer = frame.getViewerPose(space);
     if (!viewer) return;
-    const toRaw = (t) => [t.position.x, t.position.y, t.position.z, t.orientation.x, t.orientation.y, t.orientation.z, t.orientation.w];
+    const rig = this.scene.rig.matrixWorld;
+    const toRaw = (t) => {
+      const m = new THREE.Matrix4().compose(new THREE.Vector3(t.position.x, t.position.y, t.position.z),
+        new THREE.Quaternion(t.orientation.x, t.orientation.y, t.orientation.z, t.orientation.w),
+        new THREE.Vector3(1, 1, 1)).premultiply(rig);
+      const p = new THREE.Vector3(), q = new THREE.Quaternion();
+      m.decompose(p, q, new THREE.Vector3());
+      return [p.x, p.y, p.z, q.x, q.y, q.z, q.w];
+    };
     const message = { head: toRaw(viewer.transform) };
     for (const source of frame.session.inputSources) {
       if (!source.gripSpace || (source.handedness !== "left" && source.handedness !== "right")) continue;

@@ -2,6 +2,7 @@
 // people (avatars with connection and speaking state), events with captions, chat,
 // and an inspector listing every entity of the view by kind.
 import { clockText, el, fieldList, fillList, label, valueNode } from "./render.js";
+import { eventTag, eventText, names, resultValue } from "./names.js";
 import { isHidden } from "./wire.js";
 
 
@@ -18,20 +19,20 @@ export function renderCase(root, mirror) {
   }
   const patient = mirror.first("patient");
   if (patient) {
-    parts.push(el("h3", { text: "Patient" }), fieldList(patient.fields, 0, []));
+    parts.push(el("h3", { text: "Patient" }), patientList(patient.fields));
   }
   const results = [...mirror.find("result").values()];
   if (results.length) {
     parts.push(el("h3", { text: "Results" }));
     parts.push(el("ul", { class: "results" }, ...results.map((r) =>
-      el("li", {}, el("strong", { text: `${r.name ?? r.test}: ` }), valueNode(r.text),
-        r.values && !isHidden(r.values) && Object.keys(r.values).length ? fieldList(r.values) : null))));
+      el("li", {}, el("strong", { text: `${r.name ?? names.of(r.test)}: ` }), valueNode(r.text),
+        r.values && !isHidden(r.values) && Object.keys(r.values).length ? resultList(r.values) : null))));
   }
   const team = mirror.first("team");
   if (team && Array.isArray(team.fields.pending) && team.fields.pending.length) {
     parts.push(el("h3", { text: "Pending orders" }));
     parts.push(el("ul", {}, ...team.fields.pending.map((o) =>
-      el("li", { text: `${o.name ?? o.test} (ordered at ${clockText(o.ordered_s)})` }))));
+      el("li", { text: `${o.name ?? names.of(o.test)} (ordered at ${clockText(o.ordered_s)})` }))));
   }
   const decisions = [...mirror.find("decision").values()];
   if (decisions.length) {
@@ -41,6 +42,29 @@ export function renderCase(root, mirror) {
   }
   if (!kase && !patient) parts.push(el("p", { class: "muted", text: "Waiting for the case…" }));
   root.replaceChildren(...parts.filter((p) => p !== undefined && p !== null));
+}
+
+/** The patient's fields in words: the case's names for devices and exam regions. */
+function patientList(fields) {
+  const shown = { ...fields };
+  if (typeof shown.oxygen === "string") shown.oxygen = names.of(shown.oxygen);
+  if (typeof shown.status === "string") shown.status = names.of(shown.status);
+  const findings = shown.findings;
+  delete shown.findings;
+  const dl = fieldList(shown);
+  if (findings && typeof findings === "object" && !isHidden(findings) && Object.keys(findings).length) {
+    dl.append(el("dt", { text: "Findings" }), el("dd", {}, el("dl", { class: "fields" },
+      ...Object.entries(findings).flatMap(([region, text]) => [el("dt", { text: names.of(region) }), el("dd", {}, valueNode(text))]))));
+  }
+  return dl;
+}
+
+/** Result values with their names and units ("Lactate 4.8 mmol/L"). */
+function resultList(values) {
+  return el("dl", { class: "fields" }, ...Object.entries(values).flatMap(([key, value]) => {
+    const [name, shown] = resultValue(key, value);
+    return [el("dt", { text: name }), el("dd", { text: shown })];
+  }));
 }
 
 /** Avatars with their state, updated in place (so focus on a control survives updates).
@@ -66,20 +90,16 @@ export function renderPeople(list, mirror, selfMember, speakingMembers = new Set
     }
     const speaking = a.speaking === true || speakingMembers.has(String(a.member)) || speakingMembers.has(a.member);
     const state = a.connected === false ? "disconnected" : speaking ? "speaking" : "connected";
+    const asks = a.requests_present === true && a.presenter !== true;
+    for (const button of item.querySelectorAll("[data-request]")) button.hidden = !asks;
     item.className = `person ${state}`;
     item.querySelector(".person-icon").textContent = state === "speaking" ? "🔊" : state === "disconnected" ? "⨯" : "●";
     item.querySelector(".person-name").textContent = String(a.name) + (a.member === selfMember ? " (you)" : "");
     item.querySelector(".person-role").textContent = label(String(a.role));
-    item.querySelector(".person-state").textContent = a.presenter === true ? `${state}, presenting` : state;
+    item.querySelector(".person-state").textContent = a.presenter === true ? `${state}, presenting`
+      : asks ? `${state}, asks to present` : state;
     item.querySelector("[data-presenter]")?.setAttribute("aria-pressed", String(a.presenter === true));
   }
-}
-
-export function eventText(entry) {
-  if (entry === null || typeof entry !== "object") return String(entry);
-  const who = entry.by ? `${entry.by}: ` : "";
-  const text = entry.text ?? entry.kind ?? JSON.stringify(entry);
-  return `${who}${text}`;
 }
 
 /** All case-like log channels your view holds, merged by time (the team's notes too). */
@@ -91,14 +111,17 @@ export function timeline(mirror) {
   return out.sort((a, b) => (a.entry.t ?? 0) - (b.entry.t ?? 0)).slice(-50);
 }
 
+/** The case feed, following the newest item unless the reader scrolled up to read. */
 export function renderEvents(list, items) {
+  const following = list.scrollHeight - list.scrollTop - list.clientHeight < 24;
   fillList(list, items, ({ channel, entry }) => {
     const frag = document.createDocumentFragment();
     frag.append(el("span", { class: "time", text: clockText(entry.t) }), " ",
-      el("span", { class: `tag tag-${entry.kind ?? channel}`, text: entry.override ? "override" : entry.kind ?? channel }), " ",
+      el("span", { class: `tag tag-${entry.kind ?? channel}`, text: entry.override ? "Override" : eventTag(entry, channel) }), " ",
       document.createTextNode(eventText(entry)));
     return frag;
   });
+  if (following) list.scrollTop = list.scrollHeight;
 }
 
 export function renderChat(list, entries) {
@@ -121,3 +144,4 @@ export function renderInspector(root, mirror) {
         el("p", { class: "entity-id", text: `#${id}` }), fieldList(fields)))));
   root.replaceChildren(...sections);
 }
+export { eventText } from "./names.js";

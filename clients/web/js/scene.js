@@ -31,10 +31,14 @@ export class RoomScene {
     this.camera = new THREE.PerspectiveCamera(60, 16 / 9, 0.05, 100);
     this.camera.position.set(0, 3.0, 5.4);
     this.camera.lookAt(0, 0.9, 0);
+    // In VR the headset moves the camera within this rig, which stands at our seat.
+    this.rig = new THREE.Group();
+    this.rig.add(this.camera);
     this.scene.add(new THREE.HemisphereLight(0xffffff, 0x334455, 2.2));
     const sun = new THREE.DirectionalLight(0xffffff, 1.2);
     sun.position.set(2, 4, 3);
     this.scene.add(sun);
+    this.scene.add(this.rig);
     this.furnish();
     this.resize();
     new ResizeObserver(() => this.resize()).observe(container);
