@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     """Gather ICE candidates only on these addresses (e.g. ["127.0.0.1"] in tests)."""
     recording_failure_seconds: float = Field(default=30.0, gt=0)
     """How long a room runs while its recording cannot be written before it ends."""
+    redis_url: str = ""
+    """Valkey/Redis URL: makes this process a node of a cluster (docs/operations.md)."""
+    node_id: str = ""
+    """This node's name in the cluster (default: host:port)."""
     rate_per_second: float = Field(default=100.0, gt=0)
     rate_burst: float = Field(default=200.0, gt=0)
 

@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 RtcHandler = Callable[["RoomHost", "Link", Rtc], None]
 DetachHook = Callable[["RoomHost", int], None]
 StopHook = Callable[["RoomHost"], Awaitable[None]]
+TickHook = Callable[["RoomHost"], None]
+Companion = Callable[[], Awaitable[None]]
 FLUSH_INTERVAL_SECONDS = 0.5
 FLUSH_RETRY_MAX_SECONDS = 5.0
 STOP_HOOK_SECONDS = 60.0
@@ -80,6 +82,10 @@ class RoomHost:
         self.rtc_handler: RtcHandler | None = None
         self.on_detach: list[DetachHook] = []
         self.on_stop: list[StopHook] = []
+        self.on_tick: list[TickHook] = []
+        """Called after each tick's fan-out (e.g. to feed the room's spectator stream)."""
+        self.companions: list[Companion] = []
+        """Tasks that live and die with the room's loop (e.g. its lease renewal)."""
         self._stopped = trio.Event()
         self._goodbye_code = "room_ended"
 
@@ -250,6 +256,8 @@ class RoomHost:
             async with trio.open_nursery() as nursery:
                 if self.writer is not None:
                     nursery.start_soon(self._keep_recording, self.writer)
+                for companion in self.companions:
+                    nursery.start_soon(companion)
                 try:
                     await self._tick_forever()
                 finally:
@@ -369,6 +377,8 @@ class RoomHost:
                 case RoomEnded():
                     pass  # the loop sees `ended`; this tick's frames still go out
         self._fan_out()
+        for hook in self.on_tick:
+            hook(self)
 
     def _forget(self, member_id: int) -> None:
         self._rates.pop(member_id, None)

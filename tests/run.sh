@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# A real Valkey/Redis for the cluster tests (Debian ships redis-server; valkey-server
+# where the distribution has it). The tests start their own instances on free ports.
+command -v valkey-server >/dev/null 2>&1 || command -v redis-server >/dev/null 2>&1 \
+    || need_apt+=(redis-server)
 if ((${#need_apt[@]})) && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
