@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +24,7 @@ from server.refusals import RoomRefused
 from server.review_api import ReviewApi
 from server.scenarios import DEFAULT_CASE, UnknownCase, available_cases
 from server.tokens import MAX_SEATS
+from server.valkey import ValkeyUnavailable
 
 if TYPE_CHECKING:
     from server.app import Server
@@ -36,6 +37,8 @@ class CreateRoom(BaseModel):
     title: str = Field(default="", max_length=120)
     case: str = Field(default=DEFAULT_CASE, max_length=64)
     seed: int | None = Field(default=None, ge=0, lt=2**63)
+    request_id: str | None = Field(default=None, min_length=1, max_length=64)
+    """Makes creation idempotent in a cluster: the same id gives the same room."""
 
 
 class IssueToken(BaseModel):
@@ -77,7 +80,7 @@ class Api:
             return json_response(200, {"cases": available_cases()})
         if path == "/api/rooms":
             if method == "GET":
-                return json_response(200, {"rooms": [h.info() for h in self.server.rooms.values()]})
+                return await self._list_rooms()
             if method == "POST":
                 return await self._create_room(request)
             return error_response(405, "method_not_allowed", "use GET or POST on /api/rooms")
@@ -87,7 +90,7 @@ class Api:
                 return answer
         match = _ROOM_PATH.match(path)
         if match:
-            return self._room(request, match.group(1), tokens=bool(match.group(2)))
+            return await self._room(request, match.group(1), tokens=bool(match.group(2)))
         if method == "GET" and not path.startswith("/api/"):
             found = await trio.to_thread.run_sync(app_file, path)
             if found is not None:
@@ -101,18 +104,53 @@ class Api:
         body = parse_body(request, CreateRoom)
         if isinstance(body, HttpResponse):
             return body
+        cluster = self.server.cluster
         try:
-            host = await self.server.create_room(body.title, body.case, body.seed)
+            if body.case not in available_cases():  # checked here: another node may open it
+                raise UnknownCase(f"there is no case {body.case!r}")
+            if cluster is None:
+                host = await self.server.create_room(body.title, body.case, body.seed)
+                info = host.info()
+            else:
+                entry = await cluster.create(body.title, body.case, body.seed, body.request_id)
+                info = await cluster.room_info(entry.id) or cluster.entry_info(entry)
         except UnknownCase as exc:
             return error_response(404, "unknown_case", str(exc))
         except RoomRefused as refused:
             status = 409 if refused.code == "room_exists" else 503
             return error_response(status, refused.code, refused.message)
-        return json_response(201, {**host.info(), "join": self.server.join_bundle(host.room.id)})
+        except ValkeyUnavailable:
+            return _directory_unavailable()
+        return json_response(201, {**info, "join": self.server.join_bundle(info["id"])})
 
-    def _room(self, request: HttpRequest, room_id: str, *, tokens: bool) -> HttpResponse:
+    async def _list_rooms(self) -> HttpResponse:
+        local = [h.info() for h in self.server.rooms.values()]
+        cluster = self.server.cluster
+        if cluster is None:
+            return json_response(200, {"rooms": local})
+        try:
+            entries = await cluster.directory.all()
+        except ValkeyUnavailable:
+            return _directory_unavailable()
+        here = {info["id"] for info in local}
+        elsewhere = [cluster.entry_info(e) for e in entries if e.id not in here]
+        return json_response(200, {"rooms": local + elsewhere})
+
+    async def _room_info(self, room_id: str) -> dict[str, Any] | None:
+        """A room's info, wherever in the cluster it lives; None if there is no such room."""
         host = self.server.rooms.get(room_id)
-        if host is None:
+        if host is not None and (self.server.cluster is None or not host.stopped):
+            return host.info()
+        if self.server.cluster is None:
+            return None
+        return await self.server.cluster.room_info(room_id)
+
+    async def _room(self, request: HttpRequest, room_id: str, *, tokens: bool) -> HttpResponse:
+        try:
+            info = await self._room_info(room_id)
+        except ValkeyUnavailable:
+            return _directory_unavailable()
+        if info is None:
             return error_response(404, "unknown_room", f"there is no room {room_id!r}")
         if tokens:
             if request.method != "POST":
@@ -133,10 +171,24 @@ class Api:
                 ),
             )
         if request.method == "GET":
-            return json_response(200, host.info())
+            return json_response(200, info)
         if request.method == "DELETE":
             if not self._admin(request):
                 return error_response(401, "unauthorized", "ending a room needs the admin key")
-            host.request_end("ended by an administrator")
+            reason = "ended by an administrator"
+            host = self.server.rooms.get(room_id)
+            if host is not None and not host.stopped:
+                host.request_end(reason)
+            elif self.server.cluster is not None:
+                try:
+                    await self.server.cluster.end(room_id, reason)
+                except ValkeyUnavailable:
+                    return _directory_unavailable()
             return json_response(202, {"id": room_id, "status": "ending"})
         return error_response(405, "method_not_allowed", "use GET or DELETE on a room")
+
+
+def _directory_unavailable() -> HttpResponse:
+    return error_response(
+        503, "directory_unavailable", "the cluster's directory (Valkey) is not answering; retry"
+    )

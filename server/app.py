@@ -24,14 +24,19 @@ from rooms.room import Room, RoomConfig
 from server import tokens
 from server.api import Api
 from server.client_socket import binary_frame
+from server.cluster import Cluster
 from server.config import Settings
 from server.connections import Connections
+from server.directory import RoomEntry
 from server.media_bridge import MediaBridge
 from server.media_supervisor import MediaConfig, MediaSupervisor
 from server.metrics import Metrics
 from server.refusals import RoomRefused
+from server.room_backlog import TeeRecorder
 from server.room_host import RoomHost
 from server.scenarios import DEFAULT_CASE, make_scenario
+from server.takeover import Restored
+from server.valkey import open_valkey
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
@@ -49,12 +54,32 @@ class Server:
         self._room_nursery: trio.Nursery | None = None
         self.on_room_created: list[Callable[[RoomHost], None]] = []
         self.media: MediaBridge | None = None
+        self.cluster: Cluster | None = None
+        """Set when this process is a node of a cluster (`--redis`)."""
 
     # -- rooms ------------------------------------------------------------------
     async def create_room(
         self, title: str, case: str, seed: int | None = None, room_id: str | None = None
     ) -> RoomHost:
         """Create and start a room; `RoomRefused` says why it cannot be (a code, a sentence)."""
+        host = await self.prepare_room(title, case, seed, room_id)
+        self.launch(host)
+        return host
+
+    async def prepare_room(
+        self,
+        title: str,
+        case: str,
+        seed: int | None = None,
+        room_id: str | None = None,
+        *,
+        backlog: bool = False,
+    ) -> RoomHost:
+        """A started room and its host, not yet ticking (`launch` does that).
+
+        With `backlog`, the room's recorder also keeps each tick's records for the
+        cluster (`server/room_backlog.py`).
+        """
         if self._room_nursery is None:
             raise RuntimeError("the server is not running")
         room_id = room_id or secrets.token_urlsafe(6).replace("-", "x").replace("_", "y")
@@ -64,20 +89,7 @@ class Server:
         config = RoomConfig(
             tick_hz=self.settings.tick_hz, grace_seconds=self.settings.grace_seconds
         )
-        try:
-            writer = await trio.to_thread.run_sync(
-                partial(
-                    SessionWriter,
-                    self.settings.data_dir,
-                    new_session_id(room_id),
-                    server_version=VERSION,
-                )
-            )
-        except OSError as exc:
-            log.error("room %s: cannot start its recording: %s", room_id, exc.strerror)
-            raise RoomRefused(
-                "storage_unavailable", "the server cannot record a new session now; try later"
-            ) from None
+        writer = await self._new_recording(room_id)
         try:
             self._check_room_can_open(room_id)  # another request may have won meanwhile
         except RoomRefused:
@@ -90,16 +102,62 @@ class Server:
             config=config,
             framer=binary_frame,
             title=title or f"{case} room",
-            recorder=writer,
+            recorder=TeeRecorder(writer) if backlog else writer,
         )
         room.start({"server": VERSION, "case": case})
         host = RoomHost(room, self.settings, self.metrics, writer)
         self.rooms[room_id] = host
-        for hook in self.on_room_created:
-            hook(host)
-        self._room_nursery.start_soon(host.run, name=f"room {room_id}")
         log.info("room %s created (case %s, seed %d)", room_id, case, seed)
         return host
+
+    async def _new_recording(self, room_id: str) -> SessionWriter:
+        try:
+            return await trio.to_thread.run_sync(
+                partial(
+                    SessionWriter,
+                    self.settings.data_dir,
+                    new_session_id(room_id),
+                    server_version=VERSION,
+                )
+            )
+        except OSError as exc:
+            log.error("room %s: cannot start its recording: %s", room_id, exc.strerror)
+            raise RoomRefused(
+                "storage_unavailable", "the server cannot record a new session now; try later"
+            ) from None
+
+    async def resume_room(self, restored: Restored, entry: RoomEntry) -> RoomHost:
+        """Host a room restored from its backlog (a takeover): the same session goes on.
+
+        Its recording continues the session's log where the previous owner's flushes
+        ended, with the backlog's records that had not reached the disk; every member is
+        marked disconnected (their connections died with the old owner).
+        """
+        room = restored.room
+        self._check_room_can_open(room.id)
+        writer = await trio.to_thread.run_sync(
+            partial(
+                SessionWriter.resume,
+                self.settings.data_dir,
+                entry.session,
+                restored.backlog.first,
+                restored.backlog.records,
+            )
+        )
+        room.recorder = TeeRecorder(writer, restored.backlog.end)
+        for member_id in list(room.members):
+            room.disconnect(member_id)
+        host = RoomHost(room, self.settings, self.metrics, writer)
+        self.rooms[room.id] = host
+        return host
+
+    def launch(self, host: RoomHost) -> None:
+        """Start a prepared (or restored) room's loop in the server's room nursery."""
+        assert self._room_nursery is not None
+        self.rooms[host.room.id] = host
+        for hook in self.on_room_created:
+            hook(host)
+        self._room_nursery.start_soon(host.run, name=f"room {host.room.id}")
 
     def _check_room_can_open(self, room_id: str) -> None:
         finished = [rid for rid, h in self.rooms.items() if h.stopped]
@@ -180,6 +238,8 @@ class Server:
                 self.port = listeners[0].socket.getsockname()[1]
                 if self.settings.port == 0:
                     self.settings = self.settings.model_copy(update={"port": self.port})
+                if self.settings.redis_url:
+                    await nursery.start(self._join_cluster)
                 # Media outlives the rooms even when the server is cancelled: ending a room
                 # remuxes its recorded tracks, which needs the workers.
                 media_scope = trio.CancelScope(shield=True)
@@ -190,9 +250,7 @@ class Server:
                         async with trio.open_nursery() as clients:
                             clients.start_soon(self._serve, listeners, clients)
                             if demo:
-                                await self.create_room(
-                                    "Demo grand round", demo_case, room_id="demo"
-                                )
+                                await self._open_demo(demo_case)
                             if on_ready is not None:
                                 on_ready(self)
                             task_status.started(self.port)
@@ -201,8 +259,23 @@ class Server:
                 finally:
                     with trio.CancelScope(shield=True):
                         await self._end_all_rooms("the server is shutting down")
+                        if self.cluster is not None:
+                            await self.cluster.withdraw()
                     media_scope.cancel()
                     nursery.cancel_scope.cancel()
+
+    async def _join_cluster(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """Be a node of the cluster in Valkey (docs/operations.md) while the server runs."""
+        async with open_valkey(self.settings.redis_url) as valkey:
+            self.cluster = Cluster(self, valkey)
+            await self.cluster.run(task_status=task_status)
+
+    async def _open_demo(self, case: str) -> None:
+        """The demo room: here, or wherever the cluster placed it (once per cluster)."""
+        if self.cluster is None:
+            await self.create_room("Demo grand round", case, room_id="demo")
+            return
+        await self.cluster.create("Demo grand round", case, None, "demo", room_id="demo")
 
     async def _start_media(self, nursery: trio.Nursery, scope: trio.CancelScope) -> None:
         """Start the media workers, unless disabled; without them rooms run without media."""
@@ -238,6 +311,8 @@ class Server:
     async def _watch_signals(self, signals: Any, clients: trio.Nursery) -> None:
         async for signum in signals:
             log.info("signal %s: shutting down", signal.Signals(signum).name)
+            if self.cluster is not None:
+                await self.cluster.drain()
             await self._end_all_rooms("the server is shutting down")
             clients.cancel_scope.cancel()
             return

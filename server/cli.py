@@ -13,13 +13,14 @@ from typing import Any
 import trio
 
 from server.app import Server
+from server.cluster import ClusterStartupError
 from server.config import Settings
 from server.scenarios import DEFAULT_CASE
 
 
 def _serve(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "data_dir", "tick_hz"):
+    for name in ("host", "port", "data_dir", "tick_hz", "redis_url", "node_id", "public_url"):
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value
@@ -44,12 +45,18 @@ def _serve(args: argparse.Namespace) -> int:
 
     server = Server(settings)
     failed: OSError | None = None
+    refused: ClusterStartupError | None = None
     try:
         trio.run(lambda: server.run(demo=args.demo, demo_case=args.demo_case, on_ready=announce))
     except* OSError as group:
         if ready:
             raise
         failed = _first(group)
+    except* ClusterStartupError as group:
+        refused = group.exceptions[0]  # type: ignore[assignment]
+    if refused is not None:
+        print(f"grandrounds: cannot join the cluster: {refused}", file=sys.stderr)
+        return 1
     if failed is not None:
         reason = failed.strerror or str(failed)
         print(
@@ -79,6 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port for HTTP and WebSocket (default 8765)")
     serve.add_argument("--data-dir", type=Path, help="where secrets and sessions are kept")
     serve.add_argument("--tick-hz", type=int, help="room tick rate (default 30)")
+    serve.add_argument(
+        "--redis",
+        dest="redis_url",
+        help="Valkey/Redis URL: run as a node of a cluster (docs/operations.md)",
+    )
+    serve.add_argument("--node-id", help="this node's name in the cluster (default host:port)")
+    serve.add_argument(
+        "--public-url", help="base URL other nodes and clients reach this one at (join links)"
+    )
     serve.add_argument("--demo", action="store_true", help="create a demo room and print links")
     serve.add_argument(
         "--demo-case",

@@ -19,12 +19,15 @@ from typing import TYPE_CHECKING, Any, Final
 import trio
 
 from netcode.codec import PROTOCOL_VERSION, Hello, ProtocolError, encode, parse_client_message
+from netcode.views import Role
 from rooms.actions import IntentRefused
 from server.boundary import report_fault
 from server.client_socket import CLOSE_INTERNAL_ERROR, CLOSE_POLICY, ClientSocket, Refusal
+from server.refusals import RoomRefused
 from server.review import ReviewStream
 from server.room_host import Link, RoomHost
-from server.tokens import TokenError, is_review_token, verify, verify_review
+from server.tokens import Grant, TokenError, is_review_token, verify, verify_review
+from server.valkey import ValkeyUnavailable
 
 if TYPE_CHECKING:
     from server.app import Server
@@ -88,10 +91,10 @@ class Session:
             self._suppressed = 0
         self.sock.send(encode(reply))
 
-    def refuse(self, code: str, message: str, close_code: int = CLOSE_POLICY) -> None:
-        """Say `bye` with a code and a sentence, then close the connection."""
+    def refuse(self, code: str, message: str, close_code: int = CLOSE_POLICY, **extra: str) -> None:
+        """Say `bye` with a code and a sentence (and `extra` fields), then close."""
         self.server.metrics.clients_dropped.labels(code).inc()
-        self.sock.send(encode({"t": "bye", "code": code, "msg": message}))
+        self.sock.send(encode({"t": "bye", "code": code, "msg": message, **extra}))
         self.sock.close_soon(message[:100], close_code)
 
     async def run(self) -> None:
@@ -207,6 +210,35 @@ class Session:
         self.review = review
         return True
 
+    async def _here_in_cluster(self, grant: Grant, host: RoomHost | None) -> bool:
+        """Whether this node serves the client; if not, it has been told where to go.
+
+        A room elsewhere in the cluster, or a spectator when relays exist, gets `bye`
+        `moved` with the WebSocket URL to use (docs/protocol.md, "More than one node").
+        """
+        cluster = self.server.cluster
+        assert cluster is not None
+        local = host is not None and not host.stopped
+        if local and grant.role is not Role.SPECTATOR:
+            return True
+        try:
+            target = await cluster.locate(grant.room, grant.role)
+        except RoomRefused as refused:
+            self.refuse(refused.code, refused.message)
+            return False
+        except ValkeyUnavailable:
+            if local:
+                return True  # the directory is away; the room is here all the same
+            self.refuse("directory_unavailable", "the cluster's directory is not answering")
+            return False
+        if target is None:
+            self.refuse("unknown_room", f"there is no room {grant.room!r} in this cluster")
+            return False
+        if local and target == cluster.describe().ws:
+            return True
+        self.refuse("moved", "this room is served elsewhere; connect there", ws=target)
+        return False
+
     async def _hello(self, data: bytes) -> bool:
         """Admit the client named by its hello; False (after `bye`) when it cannot be."""
         try:
@@ -233,6 +265,8 @@ class Session:
             self.refuse("wrong_room", "this token is for a different room")
             return False
         host = self.server.rooms.get(grant.room)
+        if self.server.cluster is not None and not await self._here_in_cluster(grant, host):
+            return False
         if host is None:
             self.refuse("unknown_room", f"there is no room {grant.room!r} on this server")
             return False

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
             }
         )
 
+    def given_by_operator(self, name: str) -> bool:
+        """Whether a secret came from the environment, not from `secrets.json`."""
+        return f"GRANDROUNDS_{name.upper()}" in os.environ
+
     def admin_key_origin(self) -> str:
         """Where the admin key in use comes from, for the start-up message."""
         if "GRANDROUNDS_ADMIN_KEY" in os.environ:

@@ -86,8 +86,16 @@ class RoomHost:
         """Called after each tick's fan-out (e.g. to feed the room's spectator stream)."""
         self.companions: list[Companion] = []
         """Tasks that live and die with the room's loop (e.g. its lease renewal)."""
+        self.on_new_session: list[Callable[[str, int], None]] = []
+        """Told (session, member) when a client starts a session (a cluster shares them)."""
+        self.peer_urls: list[str] = []
+        """The cluster's nodes (WebSocket URLs), sent in `welcome`; empty on one machine."""
+        self.recording_allowed = True
+        """False while a cluster node is unsure it still owns the room: flushes wait."""
         self._stopped = trio.Event()
         self._goodbye_code = "room_ended"
+        self._stepped_down: str | None = None
+        """Why this copy stopped without ending the room (it moved to another node)."""
 
     @property
     def ended(self) -> bool:
@@ -146,6 +154,8 @@ class RoomHost:
             member = self.room.join(grant.role, grant.name)
             session = secrets.token_urlsafe(12)
             self._sessions[session] = member.id
+            for hook in self.on_new_session:
+                hook(session, member.id)
             sync = Subscriber(member.view)
         link = Link(member, sock, session, sync)
         self.links[member.id] = link
@@ -165,6 +175,7 @@ class RoomHost:
                     "tick_hz": self.room.config.tick_hz,
                     "checksum_every": self.room.config.checksum_every,
                     "grace_seconds": self.room.config.grace_seconds,
+                    **({"nodes": self.peer_urls} if self.peer_urls else {}),
                 }
             )
         )
@@ -180,6 +191,22 @@ class RoomHost:
                 "token_in_use",
                 f"this link already admits {grant.seats} people at once; ask for your own link",
             )
+
+    def adopt_sessions(self, sessions: dict[str, int]) -> None:
+        """Sessions a previous owner started, so their clients resume here."""
+        self._sessions.update(
+            {session: member for session, member in sessions.items() if member in self.room.members}
+        )
+
+    def step_down(self, code: str, message: str) -> None:
+        """Stop this copy without ending the room: it lives on elsewhere (moved, superseded).
+
+        Clients get `bye` with `code` and reconnect through the cluster; the recording
+        is left as it is for the new owner to continue.
+        """
+        if self._stepped_down is None and not self.ended:
+            self._stepped_down = message
+            self._goodbye_code = code
 
     def detach(self, link: Link) -> None:
         """The client's connection ended: keep its session for the grace period."""
@@ -273,7 +300,9 @@ class RoomHost:
                     await hook(self)
             except Exception:  # a hook must never cost the session its seal
                 log.exception("room %s: a stop hook failed", self.room.id)
-        if self.writer is not None:
+        if self.writer is not None and self._stepped_down is not None:
+            await trio.to_thread.run_sync(self.writer.abandon)
+        elif self.writer is not None:
             try:
                 await trio.to_thread.run_sync(self.writer.close)
             except OSError as exc:
@@ -303,15 +332,16 @@ class RoomHost:
         pause = FLUSH_INTERVAL_SECONDS
         while True:
             await trio.sleep(pause)
+            if not self.recording_allowed:
+                self._report_recording(writer, time.monotonic() - last_written)
+                continue  # buffered until this node knows it still owns the room
             try:
                 await trio.to_thread.run_sync(writer.flush)
             except OSError as exc:
                 lag = time.monotonic() - last_written
                 self._report_recording(writer, lag)
                 if pause == FLUSH_INTERVAL_SECONDS:
-                    log.warning(
-                        "room %s: recording not written (%s); retrying", self.room.id, exc
-                    )
+                    log.warning("room %s: recording not written (%s); retrying", self.room.id, exc)
                 if lag > self.settings.recording_failure_seconds:
                     log.error("room %s: recording failed for %.0f s; ending", self.room.id, lag)
                     self._goodbye_code = "recording_failed"
@@ -342,14 +372,14 @@ class RoomHost:
         idle_ticks = round(self.settings.idle_timeout_seconds * self.room.config.tick_hz)
         deadline = trio.current_time()
         try:
-            while not self.ended:
+            while not self.ended and self._stepped_down is None:
                 deadline += period
                 now = trio.current_time()
                 if deadline < now - 5 * period:
                     deadline = now  # far behind (a stall): resume the cadence, do not burst
                 await trio.sleep_until(deadline)
-                if self.ended:
-                    break  # failed meanwhile (its recording)
+                if self.ended or self._stepped_down is not None:
+                    break  # failed or moved meanwhile
                 started = time.perf_counter()
                 self._tick_once()
                 self.metrics.tick_seconds.observe(time.perf_counter() - started)
@@ -429,7 +459,7 @@ class RoomHost:
             link.sock.close_soon(code)
 
     async def _goodbye(self) -> None:
-        reason = self.room.end_reason or "the room has ended"
+        reason = self._stepped_down or self.room.end_reason or "the room has ended"
         for link in list(self.links.values()):
             link.sock.send(encode({"t": "bye", "code": self._goodbye_code, "msg": reason}))
         with trio.move_on_after(2):

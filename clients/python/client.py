@@ -25,7 +25,10 @@ from netcode.codec import PROTOCOL_VERSION, decode_server_message, encode, encod
 from netcode.mirror import Mirror
 from netcode.sync import Follower, FollowerStep
 
-CONNECT_TIMEOUT_SECONDS: Final = 10.0
+CONNECT_TIMEOUT_SECONDS: Final = 20.0
+MAX_HOPS: Final = 12
+"""Connection attempts in one `open`: redirects, retries while a room moves, other nodes."""
+RETRY_SECONDS: Final = 0.5
 REPLY_TIMEOUT_SECONDS: Final = 10.0
 SEND_TIMEOUT_SECONDS: Final = 10.0
 MAX_PENDING_REPLIES: Final = 256
@@ -35,10 +38,12 @@ MAX_ERRORS_KEPT: Final = 100
 class ServerRefused(Exception):
     """The server said no (`bye` or `error` during hello): `code` and `message` say why."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, details: Mapping[str, Any] | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.details = dict(details or {})
+        """The whole refusal (a `moved` carries `ws`, where to connect instead)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,29 +110,62 @@ class RoomClient:
         return int(self.welcome["member"])
 
     async def open(self, *, resume: bool = False) -> None:
-        """Connect and say hello; with `resume`, continue the previous session."""
+        """Connect and say hello; with `resume`, continue the previous session.
+
+        In a cluster the client goes where it is told: a `bye` `moved` names the node
+        (or relay) serving the room, and if its node is gone it tries the cluster's
+        other nodes (`welcome.nodes`), as docs/protocol.md describes.
+        """
         hello: dict[str, Any] = {"t": "hello", "v": PROTOCOL_VERSION, "token": self.token}
         point = self.follower.resume_point()
         if resume and self.welcome and point is not None:
             hello["resume"] = {"session": self.welcome["session"], **point}
+        candidates = [self.url, *(u for u in self.welcome.get("nodes", ()) if u != self.url)]
+        last: Exception | None = None
         with trio.fail_after(CONNECT_TIMEOUT_SECONDS):
-            ws = await connect_websocket_url(
-                self._nursery, self.url, message_queue_size=64, max_message_size=2**24
-            )
-            await ws.send_message(encode(hello))
-            while True:
-                message = decode_server_message(await ws.get_message())  # type: ignore[arg-type]
-                if message.get("t") == "welcome":
-                    break
-                if message.get("t") in ("bye", "error"):
-                    with contextlib.suppress(Exception):
-                        await ws.aclose()
-                    raise ServerRefused(message.get("code", "?"), message.get("msg", ""))
+            for _ in range(MAX_HOPS):
+                url = candidates[0]
+                try:
+                    ws, message = await self._hello(url, hello)
+                except OSError as exc:  # that node is gone: try the next one
+                    last = exc
+                    candidates = candidates[1:] + candidates[:1]
+                    await trio.sleep(RETRY_SECONDS)
+                    continue
+                except ServerRefused as refused:
+                    if refused.code == "moved" and refused.details.get("ws"):
+                        candidates.insert(0, str(refused.details["ws"]))
+                        continue
+                    if refused.code in ("room_unavailable", "directory_unavailable"):
+                        last = refused
+                        await trio.sleep(RETRY_SECONDS)
+                        continue
+                    raise
+                self.url = url
+                break
+            else:
+                raise last or ServerRefused("too_many_hops", "the cluster kept moving the room")
         self.welcome = message
         self._ws = ws
         self._closed = trio.Event()
         self.follower.welcomed(resumed=bool(message.get("resumed", False)))
         self._nursery.start_soon(self._read, ws)
+
+    async def _hello(
+        self, url: str, hello: dict[str, Any]
+    ) -> tuple[WebSocketConnection, dict[str, Any]]:
+        ws = await connect_websocket_url(
+            self._nursery, url, message_queue_size=64, max_message_size=2**24
+        )
+        await ws.send_message(encode(hello))
+        while True:
+            message = decode_server_message(await ws.get_message())  # type: ignore[arg-type]
+            if message.get("t") == "welcome":
+                return ws, message
+            if message.get("t") in ("bye", "error"):
+                with contextlib.suppress(Exception):
+                    await ws.aclose()
+                raise ServerRefused(message.get("code", "?"), message.get("msg", ""), message)
 
     async def close(self) -> None:
         ws, self._ws = self._ws, None
