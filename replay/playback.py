@@ -8,7 +8,7 @@ and reads on from there with one pass over the records; the viewer then gets a s
 
 One owner. A `Playback` (and the `Session` under it) is not thread-safe: the server
 gives each review stream one worker thread that alone calls it. Long work calls
-`pause()` every `pause_every` records, so an owner on a thread can let the GIL go
+`pause()` every few dozen records read, so an owner on a thread can let the GIL go
 (see `server/review_worker.py`): no single command holds the interpreter for long.
 
 Damage never escapes. A seek or an advance that reads into a damaged span stops at the
@@ -31,8 +31,6 @@ from replay.keyframes import Reconstruction
 from replay.reader import STATE_KINDS, Session
 
 CHECKSUM_EVERY: Final = 30
-PAUSE_EVERY: Final = 64
-"""Records read between two calls of the owner's `pause` hook."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +51,11 @@ class Playback:
         framer: Callable[[bytes], bytes] | None = None,
         *,
         pause: Callable[[], None] | None = None,
-        pause_every: int = PAUSE_EVERY,
     ) -> None:
         self.session = session
         self.view = view
         self._framer = framer
-        self._pause = pause or (lambda: None)
-        self._pause_every = max(1, pause_every)
-        self._since_pause = 0
+        self._pause = pause
         self.first_tick, self.last_tick = session.tick_range()
         self.tick = self.first_tick
         self.damage: Damage | None = None
@@ -91,7 +86,7 @@ class Playback:
         keyframe = self.session.keyframe_before(target)
         self._recon = Reconstruction()
         self._frames = self.session.frames(
-            None if keyframe is None else keyframe.position, STATE_KINDS
+            None if keyframe is None else keyframe.position, STATE_KINDS, self._pause
         )
         self._next, self._ahead = None, None
         self._read_tick = self.first_tick if keyframe is None else keyframe.tick
@@ -145,10 +140,6 @@ class Playback:
     # -- reading ---------------------------------------------------------------------
     def _pull(self) -> None:
         """The next record into `_next`; on damage, None and the error in `_ahead`."""
-        self._since_pause += 1
-        if self._since_pause >= self._pause_every:
-            self._since_pause = 0
-            self._pause()
         try:
             item = next(self._frames, None)
         except ReplayError as exc:

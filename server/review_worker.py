@@ -10,9 +10,9 @@ one at a time, in the order they were sent. The trio side awaits each command's
 The GIL. A thread that computes holds the interpreter, and every time the event loop
 wants it back (after each socket call) it waits for the switch interval (5 ms by
 default). The playback therefore calls `pause()` every few dozen records, which
-sleeps briefly and lets the loop run: a command is a series of short slices, never one
-long hold. `bench/review_live_bench.py` measures a live room's frame gaps while a
-reviewer scrubs an hour-long session.
+sleeps briefly once half a millisecond of work has run, and lets the loop run: a
+command is a series of short slices, never one long hold. `bench/review_live_bench.py`
+measures a live room's frame gaps while a reviewer scrubs an hour-long session.
 
 Faults stay here: a damaged recording is an `Outcome` with its `Damage`; a
 `ReplayError` is a `Failure` with its code; anything unexpected is logged once with an
@@ -42,8 +42,10 @@ from replay.reader import Session
 log = logging.getLogger(__name__)
 QUEUE_LIMIT: Final = 4
 """Commands waiting for the worker; its one driver has at most one in flight."""
-PAUSE_SECONDS: Final = 0.0002
-"""How long a slice of work sleeps to hand the interpreter to the event loop."""
+SLICE_SECONDS: Final = 0.0005
+"""Longest the worker computes before it lets the event loop's thread have the GIL."""
+PAUSE_SECONDS: Final = 0.0001
+"""How long it then sleeps (any sleep releases the GIL to a thread waiting for it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +188,7 @@ class ReviewWorker:
     def _apply(self, command: Command) -> tuple[Playback, bytes | None, Damage | None]:
         if isinstance(command, Open):
             session = Session.open(command.data_dir, command.session_id)
-            opened = Playback(session, command.view, self._framer, pause=_pause)
+            opened = Playback(session, command.view, self._framer, pause=_Slicer())
             self._playback = opened
             return opened, opened.frame(None), opened.damage
         playback = self._playback
@@ -224,6 +226,15 @@ class ReviewWorker:
         )
 
 
-def _pause() -> None:
-    """Let the event loop's thread take the interpreter between slices of work."""
-    time.sleep(PAUSE_SECONDS)
+class _Slicer:
+    """The playback's `pause` hook: sleeps (letting the GIL go) once a slice of work has
+    run for `SLICE_SECONDS`, so the event loop never waits on this thread for longer."""
+
+    def __init__(self) -> None:
+        self._since = time.perf_counter()
+
+    def __call__(self) -> None:
+        now = time.perf_counter()
+        if now - self._since >= SLICE_SECONDS:
+            time.sleep(PAUSE_SECONDS)
+            self._since = time.perf_counter()

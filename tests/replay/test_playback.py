@@ -31,7 +31,7 @@ class PlayHead(RuleBasedStateMachine):
         super().__init__()
         session = Session.open(self.recorded.data_dir, self.recorded.session_id)
         self.pauses = 0
-        self.playback = Playback(session, self.view, pause=self._pause, pause_every=16)
+        self.playback = Playback(session, self.view, pause=self._pause)
         self.mirror = Mirror()
         self.base: int | None = None
         self._send()
@@ -80,10 +80,10 @@ def test_seek_and_play_in_any_order(recorded: Recorded, view: View) -> None:
 def test_long_work_pauses_for_the_owner(recorded: Recorded) -> None:
     session = Session.open(recorded.data_dir, recorded.session_id)
     pauses: list[int] = []
-    playback = Playback(session, View.FACILITATOR, pause=lambda: pauses.append(1), pause_every=8)
+    playback = Playback(session, View.FACILITATOR, pause=lambda: pauses.append(1))
     before = len(pauses)
     playback.seek(199)
-    assert len(pauses) - before >= 5
+    assert len(pauses) - before >= 2  # about 100 records from the keyframe at 180
 
 
 def _damaged_copy(recorded: Recorded, to: Path, segment: int) -> tuple[Session, int]:
