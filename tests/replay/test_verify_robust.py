@@ -48,36 +48,48 @@ def test_an_intent_with_a_nan_argument_verifies_intact(tmp_path: Path) -> None:
     room.start()
     chair = room.join(Role.FACILITATOR, "Chair").id
     room.tick()
-    room.submit(chair, 1, "chat", {"text": "hello", "weight": float("nan")})
-    room.submit(chair, 2, "grab", {"obj": float("nan")})  # refused: no such object
-    room.submit(chair, 3, "end", {"reason": "done"})
-    for _ in range(3):
-        room.tick()
-    replies = [r.data for r in recorder.records if r.kind == "reply"]
-    assert [r["ok"] for r in replies] == [True, False, True]
+    room.submit(chair, 1, "chat", {"text": "hello"})
+    room.submit(chair, 2, "chat", {"text": float("nan")})  # refused
+    room.submit(chair, 3, "grab", {"obj": float("nan")})  # refused
+    room.submit(chair, 4, "end", {"reason": "done"})
+    room.tick()
+    replies = [r.data["ok"] for r in recorder.records if r.kind == "reply"]
+    assert replies == [True, False, False, True]
     report = verify(_write(recorder.records, tmp_path, "nan"))
     assert report.intact, report.lines()
 
 
-def test_an_input_the_room_raises_on_is_a_divergence_not_a_traceback(tmp_path: Path) -> None:
+def _forge(records: list[Record], extra: Record, tick: int) -> tuple[list[Record], int]:
+    """`records` with `extra` recorded just before tick `tick` begins; its index."""
+    at = next(i for i, r in enumerate(records) if r.kind == "tick" and r.tick == tick)
+    return [*records[:at], replace(extra, tick=tick - 1), *records[at:]], at
+
+
+def test_a_poisoned_input_is_a_divergence_not_a_traceback(tmp_path: Path) -> None:
     records = _short_session()
     chair = next(r.data["member"] for r in records if r.kind == "join")
-    at = next(i for i, r in enumerate(records) if r.kind == "tick" and r.tick == 12)
-    poisoned = Record(
-        "intent",
-        records[at].tick - 1,
-        {"member": chair, "id": 99, "do": "present", "args": {"member": [1]}},
+    present = Record(
+        "intent", 0, {"member": chair, "id": 99, "do": "present", "args": {"member": [1]}}
     )
-    forged = [*records[:at], poisoned, *records[at:]]
+    forged, at = _forge(records, present, 12)
     report = verify(_write(forged, tmp_path, "poisoned"))
-    assert not report.intact
+    assert not report.intact and report.problems == []
     text = "\n".join(report.lines())
-    assert "Traceback" not in text
+    assert "Traceback" not in text and "before the divergence" in text
     if report.resim.error is not None:  # a room that raises on it
         assert report.resim.error.startswith(f"record {at + 1} ")
-    else:  # a room that refuses it: the refusal is not what was recorded next
-        assert report.divergence is not None and report.divergence.index > at
-    assert "re-simulation:" in text and "before the divergence" in text
+    else:  # a room that refuses it on arrival: it records a refusal, not this intent
+        assert report.divergence is not None and report.divergence.index == at
+
+
+def test_an_input_the_room_cannot_take_is_a_divergence_at_its_record(tmp_path: Path) -> None:
+    records = _short_session()
+    broken = Record("intent", 0, {"member": 1, "do": "chat"})  # no id, no args
+    forged, at = _forge(records, broken, 12)
+    report = verify(_write(forged, tmp_path, "broken"))
+    assert not report.intact and report.resim.error is not None
+    assert report.resim.error.startswith(f"record {at} (tick 11, t=1.100s): re-simulating intent")
+    assert f"re-simulation: {at} of {len(forged)} records" in "\n".join(report.lines())
 
 
 def test_the_summary_says_how_much_was_resimulated(tmp_path: Path) -> None:
