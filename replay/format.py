@@ -76,7 +76,8 @@ class Damage:
 
     offset: int
     code: str
-    """torn-tail (nothing valid follows) | corrupt-record (valid frames follow the damage)"""
+    """torn-tail (an incomplete frame, nothing valid after it) | corrupt-record (a complete
+    frame with a bad checksum, or valid frames follow the damage)"""
     detail: str
 
 
@@ -130,8 +131,10 @@ def iter_frames(
 ) -> Iterator[Frame | Damage]:
     """Yield frames from `start`; a final `Damage` if the segment does not end cleanly.
 
-    Damage is a torn tail when nothing valid follows it (see `damage_kind`), otherwise
-    corruption; either way it is located by the byte offset of the damaged frame. With
+    Damage is a torn tail when the frame is incomplete and nothing valid follows it (see
+    `damage_kind`): what a writer killed mid-append leaves. A complete frame whose
+    checksum fails is corruption, even at the end, and so is damage with valid frames
+    after it; either way it is located by the byte offset of the damaged frame. With
     `kinds`, frames of other kinds are checked but neither decoded nor yielded. With
     `pause`, it is called every `PAUSE_EVERY` frames read, yielded or not, so that a
     caller on a thread can bound how long it holds the interpreter.
@@ -180,8 +183,8 @@ def _damage(view: memoryview, pos: int) -> Damage:
         detail = f"impossible record length {length}"
     elif pos + FRAME.size + length > size:
         detail = f"record of {length} bytes, {size - pos - FRAME.size} present"
-    else:
-        detail = "checksum mismatch"
+    else:  # a complete record with a bad checksum: damage, whatever follows it
+        return Damage(pos, "corrupt-record", "checksum mismatch of a complete record")
     return Damage(pos, damage_kind(view, pos), detail)
 
 

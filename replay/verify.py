@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from netcode.views import ALL_VIEWS
+from replay.authenticity import Authenticity, check
 from replay.errors import ReplayError
 from replay.keyframes import Reconstruction, keyframe_matches
 from replay.reader import Session
@@ -46,10 +47,16 @@ class VerifyReport:
     divergence: Divergence | None = None
     resimulated: bool = False
     resim: Resimulated = field(default_factory=Resimulated)
+    authenticity: Authenticity | None = None
+    """The signature check; None when no key was given (signatures not checked)."""
+    notes: list[str] = field(default_factory=list)
+    last: Record | None = None
+    ended: Record | None = None
 
     @property
     def intact(self) -> bool:
-        return not self.problems and self.divergence is None and self.resim.error is None
+        signed = self.authenticity is None or self.authenticity.ok
+        return signed and not self.problems and self.divergence is None and self.resim.error is None
 
     def lines(self) -> list[str]:
         out = [
@@ -57,6 +64,11 @@ class VerifyReport:
             f"checksums, {self.keyframes} keyframes checked",
             *(f"problem: {p}" for p in self.problems),
         ]
+        if self.authenticity is None:
+            out.append("signature: not checked (no key: give the server's secret)")
+        else:
+            out.extend(self.authenticity.lines())
+        out.extend(f"note: {n}" for n in self.notes)
         if self.resim.error is not None:
             out.append(f"divergence: {self.resim.error}")
         elif self.divergence is not None:
@@ -104,6 +116,9 @@ def _checked(session: Session, report: VerifyReport) -> Iterator[Record]:
                 )
             expected_index = frame.index + 1
             report.records += 1
+            report.last = record
+            if record.kind == "ended":
+                report.ended = record
             where = f"record {frame.index} (tick {record.tick}, t={record.tick / hz:.3f}s)"
             if record.kind == "gap":
                 report.problems.append(
@@ -160,13 +175,18 @@ def verify(
     session: Session,
     resim: bool = True,
     make_room: RoomFactory | None = None,
+    key: bytes | None = None,
 ) -> VerifyReport:
+    """Check `session`; with `key` (the server's signing key), also that it is the record
+    the server signed (`replay.authenticity`)."""
     report = VerifyReport(session.session_id, tick_hz=session.tick_hz or 1)
     report.problems.extend(p.describe(session.tick_hz) for p in session.problems)
     if not session.sealed:
         report.problems.append(
             "the session is not sealed (still recording, or the writer died: run repair)"
         )
+    if key is not None:
+        report.authenticity = check(session.path, key)
     records = _checked(session, report)
     if resim:
         fed = _Counted(records, report.resim)
@@ -184,7 +204,35 @@ def verify(
             report.resim.records = max(0, report.resim.records - 1)
     for _ in records:
         pass
+    _ends(session, report)
     return report
+
+
+def _ends(session: Session, report: VerifyReport) -> None:
+    """Does the log end as the room ended it (an `ended` record, and nothing after its
+    tick), and hold all the records signed?"""
+    last, hz = report.last, report.tick_hz
+    status = session.manifest.status
+    if last is not None and (report.ended is None or report.ended.tick != last.tick):
+        where = f"record {report.records - 1} (t={last.tick / hz:.3f}s)"
+        if status == "sealed":
+            report.problems.append(
+                f"missing-end: the sealed log has no end record; it stops at {where}"
+            )
+        elif status == "repaired":
+            report.notes.append(
+                f"the room did not end: the log stops at {where}, where repair cut it after a crash"
+            )
+    auth = report.authenticity
+    if (
+        auth is not None
+        and auth.signed_records is not None
+        and auth.signed_records != report.records
+    ):
+        auth.problems.append(
+            f"truncated: the signed manifest counts {auth.signed_records} records; the log "
+            f"holds {report.records}"
+        )
 
 
 def _raised(fed: _Counted, exc: Exception, hz: int) -> str:
