@@ -224,10 +224,17 @@ class SessionWriter:
 
     def stats(self) -> dict[str, Any]:
         """Counters for metrics: records, bytes, dropped, gaps, waits, buffer peak...;
-        `durable`: records appended and fsync'd (every record index below it survives
-        a crash)."""
+        `handed`: records handed to `write()` so far (the next record's index);
+        `durable`: records appended and fsync'd (every index below it survives a crash).
+        A host that must not acknowledge what a crash could lose notes `handed` after a
+        tick and sends that tick's replies once `durable` has reached it."""
         with self._lock:
-            return dict(self._stats, buffered=self._buffered, durable=self._durable)
+            return dict(
+                self._stats,
+                buffered=self._buffered,
+                handed=self._next_index,
+                durable=self._durable,
+            )
 
     # -- flusher thread ----------------------------------------------------------
     def flush(self) -> None:

@@ -109,3 +109,15 @@ def test_a_failed_flush_keeps_the_records_for_the_next(tmp_path: Path) -> None:
     writer.close()
     session = Session.open(tmp_path, "enospc")
     assert session.problems == [] and verify(session).intact
+
+
+def test_stats_say_which_records_a_crash_could_still_lose(tmp_path: Path) -> None:
+    writer = SessionWriter(tmp_path, "durable", fsync=False)
+    for tick in range(5):
+        writer.write(Record("tick", tick, {}))
+    assert (writer.stats()["handed"], writer.stats()["durable"]) == (5, 0)
+    writer.flush()
+    assert (writer.stats()["handed"], writer.stats()["durable"]) == (5, 5)
+    writer.write(Record("tick", 5, {}))
+    assert (writer.stats()["handed"], writer.stats()["durable"]) == (6, 5)
+    writer.close()
