@@ -51,9 +51,11 @@ def test_a_flusher_thread_keeps_up_without_loss(tmp_path: Path) -> None:
 
 def test_media_tracks_can_be_added_from_another_thread(tmp_path: Path) -> None:
     writer = SessionWriter(tmp_path, "media", fsync=False)
-    worker = threading.Thread(target=writer.add_media_track, args=("mic-1", "audio"),
-                              kwargs={"member": 2, "uri": "media/mic-1.ogg",
-                                      "clock_offset_ms": -12.5})
+    worker = threading.Thread(
+        target=writer.add_media_track,
+        args=("mic-1", "audio"),
+        kwargs={"member": 2, "uri": "media/mic-1.ogg", "clock_offset_ms": -12.5},
+    )
     worker.start()
     worker.join()
     writer.add_media_track("cam-1", "video", member=3, clock_offset_ms=40)
