@@ -6,8 +6,9 @@
    reviewer gets `damaged_recording` and the timeline up to the damage.
 8: a seek to inf or NaN overflowed `tick_of`; now every steering argument is a strict,
    finite pydantic field and a bad one is `bad_args` naming it.
-Each test runs inside `live_server`, which checks afterwards that the live room's
-honest participant and spectator were untouched and that its recording verifies.
+Each test runs in the shared fault harness (`tests/faults/harness.py`): afterwards
+`/healthz` answers, the live room's honest participant and spectator kept receiving
+frames whose checksums matched, and the live room's recording verifies.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from replay.layout import segment_files
 from replay.synthetic import run_session
 from replay.writer import SessionWriter
 from server.review import steering_args
-from tests.integration.live_harness import live_server
+from tests.faults.harness import HonestRoom, honest_room
 
 pytestmark = pytest.mark.slow
 
@@ -36,6 +37,12 @@ def recorded_session(data_dir: Path, session_id: str, seconds: float) -> Path:
     run_session(writer, seconds, participants=4, keyframe_seconds=2.0)
     writer.close()
     return writer.path
+
+
+async def review_token(h: HonestRoom, session_id: str) -> str:
+    answer = await h.server.http("POST", f"/api/sessions/{session_id}/tokens", {}, admin=True)
+    assert answer.status == 201, answer
+    return str(answer.json()["token"])
 
 
 async def _steady(reviewer: RoomClient) -> None:
@@ -49,23 +56,24 @@ async def test_seeking_while_playing_is_serialised(tmp_path: Path) -> None:
     data = tmp_path / "data"
     recorded_session(data, "long", 90)
     rng = random.Random(5)
-    async with (
-        live_server(data) as server,
-        connect(server.ws, server.review_token("long")) as reviewer,
-    ):
-        assert (await reviewer.intent("speed", x=16)).ok
-        assert (await reviewer.intent("play")).ok
-        for _ in range(150):
-            reply = await reviewer.intent("seek", seconds=rng.uniform(0, 90))
-            assert reply.ok, reply
-            if rng.random() < 0.2:
-                assert (await reviewer.intent("play")).ok
-            await trio.sleep(rng.uniform(0, 0.02))
-        reply = await reviewer.intent("seek", seconds=30.0)
-        assert reply.ok
-        await reviewer.wait_for(lambda m: m.tick is not None and m.tick >= 900)
-        await _steady(reviewer)
-        assert reviewer.bye is None and not reviewer.errors
+    async with honest_room(tmp_path) as h:
+        token = await review_token(h, "long")
+        async with connect(h.server.ws_url, token) as reviewer:
+            assert (await reviewer.intent("speed", x=16)).ok
+            assert (await reviewer.intent("play")).ok
+            for _ in range(150):
+                reply = await reviewer.intent("seek", seconds=rng.uniform(0, 90))
+                assert reply.ok, reply
+                if rng.random() < 0.2:
+                    assert (await reviewer.intent("play")).ok
+                await trio.sleep(rng.uniform(0, 0.02))
+            reply = await reviewer.intent("seek", seconds=30.0)
+            assert reply.ok
+            await reviewer.wait_for(lambda m: m.tick is not None and m.tick >= 900)
+            await _steady(reviewer)
+            assert reviewer.bye is None and not reviewer.errors
+
+        await h.check()
 
 
 async def test_a_damaged_recording_answers_the_reviewer_only(tmp_path: Path) -> None:
@@ -79,31 +87,32 @@ async def test_a_damaged_recording_answers_the_reviewer_only(tmp_path: Path) -> 
     buf = bytearray(victim.read_bytes())
     buf[len(buf) // 2] ^= 0xFF
     victim.write_bytes(bytes(buf))
-    async with (
-        live_server(data) as server,
-        connect(server.ws, server.review_token("damaged")) as reviewer,
-    ):
-        end = reviewer.welcome["review"]["last_tick"] / reviewer.welcome["tick_hz"]
-        # play through the damage at 16x: the play head stops before it, with a reason
-        assert (await reviewer.intent("speed", x=16)).ok
-        assert (await reviewer.intent("play")).ok
-        await reviewer.wait_for(lambda m: bool(reviewer.playback.get("damaged")), timeout=20)
-        damaged = reviewer.playback["damaged"]
-        assert damaged["code"] == "corrupt_segment" and 0 < damaged["seconds"] < end
-        assert [code for code, _ in reviewer.errors] == ["damaged_recording"]
-        assert reviewer.playback["playing"] is False
-        # seeking into the damaged span: refused with a sentence, the state up to it shown
-        hz = reviewer.welcome["tick_hz"]
-        reply = await reviewer.intent("seek", seconds=(damaged["tick"] + 1) / hz)
-        assert not reply.ok and reply.code == "damaged_recording"
-        assert "cannot be read past" in reply.message
-        await reviewer.wait_for(lambda m: m.tick == damaged["tick"])
-        # the intact parts still play
-        assert (await reviewer.intent("seek", seconds=1.0)).ok
-        await reviewer.wait_for(lambda m: m.tick == hz)
-        assert (await reviewer.intent("seek", seconds=end - 0.5)).ok
-        await _steady(reviewer)
-        assert reviewer.connected and reviewer.bye is None
+    async with honest_room(tmp_path) as h:
+        token = await review_token(h, "damaged")
+        async with connect(h.server.ws_url, token) as reviewer:
+            end = reviewer.welcome["review"]["last_tick"] / reviewer.welcome["tick_hz"]
+            # play through the damage at 16x: the play head stops before it, with a reason
+            assert (await reviewer.intent("speed", x=16)).ok
+            assert (await reviewer.intent("play")).ok
+            await reviewer.wait_for(lambda m: bool(reviewer.playback.get("damaged")), timeout=20)
+            damaged = reviewer.playback["damaged"]
+            assert damaged["code"] == "corrupt_segment" and 0 < damaged["seconds"] < end
+            assert [code for code, _ in reviewer.errors] == ["damaged_recording"]
+            assert reviewer.playback["playing"] is False
+            # seeking into the damaged span: refused with a sentence, the state up to it shown
+            hz = reviewer.welcome["tick_hz"]
+            reply = await reviewer.intent("seek", seconds=(damaged["tick"] + 1) / hz)
+            assert not reply.ok and reply.code == "damaged_recording"
+            assert "cannot be read past" in reply.message
+            await reviewer.wait_for(lambda m: m.tick == damaged["tick"])
+            # the intact parts still play
+            assert (await reviewer.intent("seek", seconds=1.0)).ok
+            await reviewer.wait_for(lambda m: m.tick == hz)
+            assert (await reviewer.intent("seek", seconds=end - 0.5)).ok
+            await _steady(reviewer)
+            assert reviewer.connected and reviewer.bye is None
+
+        await h.check()
 
 
 NON_FINITE = [
@@ -127,24 +136,27 @@ async def test_non_finite_and_bad_steering_is_refused(tmp_path: Path) -> None:
     """Crash 8: a seek to inf or NaN, and every other bad steering argument."""
     data = tmp_path / "data"
     recorded_session(data, "short", 10)
-    async with (
-        live_server(data) as server,
-        connect(server.ws, server.review_token("short")) as reviewer,
-    ):
-        for number, (action, args) in enumerate(NON_FINITE):
-            # no number on the wire may be non-finite: the codec refuses the message
-            await reviewer.send({"t": "intent", "id": 1000 + number, "do": action, "args": args})
-            await reviewer.wait_for(lambda _m, n=number: len(reviewer.errors) > n)
-            code, message = reviewer.errors[number]
-            assert code == "bad_message" and "finite" in message, (code, message)
-        for action, args, field in BAD_STEERING:  # the steering models name the field
-            reply = await reviewer.intent(action, **args)
-            assert not reply.ok and reply.code == "bad_args", (action, args, reply)
-            assert reply.message.startswith(f"{action}: {field}: "), reply.message
-        assert (await reviewer.intent("seek", seconds=2.0)).ok  # the stream carries on
-        await reviewer.wait_for(lambda m: m.tick == 2 * reviewer.welcome["tick_hz"])
-        await _steady(reviewer)
-        assert reviewer.bye is None
+    async with honest_room(tmp_path) as h:
+        token = await review_token(h, "short")
+        async with connect(h.server.ws_url, token) as reviewer:
+            for number, (action, args) in enumerate(NON_FINITE):
+                # no number on the wire may be non-finite: the codec refuses the message
+                await reviewer.send(
+                    {"t": "intent", "id": 1000 + number, "do": action, "args": args}
+                )
+                await reviewer.wait_for(lambda _m, n=number: len(reviewer.errors) > n)
+                code, message = reviewer.errors[number]
+                assert code == "bad_message" and "finite" in message, (code, message)
+            for action, args, field in BAD_STEERING:  # the steering models name the field
+                reply = await reviewer.intent(action, **args)
+                assert not reply.ok and reply.code == "bad_args", (action, args, reply)
+                assert reply.message.startswith(f"{action}: {field}: "), reply.message
+            assert (await reviewer.intent("seek", seconds=2.0)).ok  # the stream carries on
+            await reviewer.wait_for(lambda m: m.tick == 2 * reviewer.welcome["tick_hz"])
+            await _steady(reviewer)
+            assert reviewer.bye is None
+
+        await h.check()
 
 
 def test_the_steering_models_refuse_non_finite_numbers_themselves() -> None:
