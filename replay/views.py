@@ -57,21 +57,30 @@ def may_export(view: View, export: str) -> bool:
     return view is View.FACILITATOR or export not in FACILITATOR_EXPORTS
 
 
-def view_records(session: Session, view: View) -> Iterator[tuple[int, Record]]:
-    """(record index, record) as `view` may read them, in order (see the module's table).
+def view_records(
+    session: Session, view: View, kinds: frozenset[str] | None = None
+) -> Iterator[tuple[int, Record]]:
+    """(record index, record) as `view` may read them, in order (see the module's doc);
+    with `kinds`, only those kinds (the others are skipped undecoded where they can be).
 
     Damage ends the iteration with the reader's `ReplayError`, as `Session.frames` does.
     """
     if view is View.FACILITATOR:
-        for _, frame in session.frames():
+        for _, frame in session.frames(kinds=kinds):
             yield frame.index, frame.record
         return
     world = CaseState()
-    for _, frame in session.frames():
+    wanted = None if kinds is None else kinds | {"op"}  # every op keeps the projection true
+    for _, frame in session.frames(kinds=wanted):
         record, index = frame.record, frame.index
         kind, data, tick = record.kind, record.data, record.tick
         if kind == "op":
-            yield from ((index, r) for r in _projected(world, record, view))
+            projected = _projected(world, record, view)
+            if kinds is None or "op" in kinds:
+                yield from ((index, r) for r in projected)
+            else:
+                for _ in projected:
+                    pass
         elif kind in PASSED:
             yield index, record
         elif kind == "start":

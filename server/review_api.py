@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -26,6 +27,7 @@ from replay import debrief, export_jsonl, layout, xapi
 from replay.annotations import MAX_SECONDS, MAX_TEXT, Annotations, Rating
 from replay.errors import ReplayError
 from replay.reader import Session
+from replay.summary import as_json, summarize
 from replay.views import may_export, view_manifest
 from server import tokens
 from server.files import open_regular_file
@@ -45,9 +47,11 @@ if TYPE_CHECKING:
 
 _SESSION_PATH = re.compile(
     r"^/api/sessions/([A-Za-z0-9._-]{1,128})"
-    r"(?:/(tokens|annotations(?:/([0-9a-f]{1,32}))?|export/(jsonl|xapi|debrief)"
+    r"(?:/(tokens|timeline|annotations(?:/([0-9a-f]{1,32}))?|export/(jsonl|xapi|debrief)"
     r"|media/([A-Za-z0-9._-]{1,200})))?$"
 )
+TIMELINE_CACHE = 16
+"""Timelines kept in memory (one per session and view); a sealed log never changes."""
 _STATUS = {
     "unknown-session": 404,
     "bad-session-id": 404,
@@ -88,6 +92,7 @@ class Reviewer:
 class ReviewApi:
     def __init__(self, server: Server) -> None:
         self.server = server
+        self._timelines: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
 
     def _is_admin(self, request: HttpRequest) -> bool:
         return is_admin(request, self.server.settings.admin_key)
@@ -139,6 +144,8 @@ class ReviewApi:
                 )
             if what.startswith("annotations"):
                 return await self._annotations(request, session_id, reviewer, annotation)
+            if what == "timeline":
+                return await self._timeline(session_id, reviewer.view)
             if media is not None:
                 return await trio.to_thread.run_sync(
                     _media, data_dir, session_id, media, request.headers.get("range")
@@ -158,6 +165,26 @@ class ReviewApi:
             return error_response(
                 _STATUS.get(exc.code, 409), exc.code.replace("-", "_"), exc.message
             )
+
+    async def _timeline(self, session_id: str, view: View) -> HttpResponse:
+        """Who did what and when, what was said, the vitals: the viewer's lanes, as the
+        view may see them. Computed once per (session, view, version of the log)."""
+        data_dir = self.server.settings.data_dir
+        path = layout.session_dir(data_dir, session_id)
+        stamp = tuple(
+            (f.name, f.stat().st_size, f.stat().st_mtime_ns)
+            for f in sorted(path.iterdir())
+            if f.name.startswith(("seg-", "manifest"))
+        )
+        key = (session_id, view, stamp)
+        body = self._timelines.get(key)
+        if body is None:
+            body = await trio.to_thread.run_sync(_timeline_json, data_dir, session_id, view)
+            self._timelines[key] = body
+            while len(self._timelines) > TIMELINE_CACHE:
+                self._timelines.popitem(last=False)
+        self._timelines.move_to_end(key)
+        return HttpResponse(200, body, "application/json")
 
     def _issue(self, request: HttpRequest, session_id: str) -> HttpResponse:
         if request.method != "POST":
@@ -233,6 +260,11 @@ class ReviewApi:
         return json_response(201, made.model_dump())
 
 
+def _timeline_json(data_dir: Any, session_id: str, view: View) -> bytes:
+    summary = summarize(Session.open(data_dir, session_id), view)
+    return json.dumps(as_json(summary), allow_nan=False).encode()
+
+
 def _summary(data_dir: Any, session_id: str, view: View) -> dict[str, Any]:
     path = layout.session_dir(data_dir, session_id)
     manifest: dict[str, Any] = layout.read_json(path / "manifest.json")
@@ -270,5 +302,5 @@ def _export(
         return HttpResponse(200, "".join(out).encode(), "application/x-ndjson")
     if kind == "xapi":
         return json_response(200, xapi.statements(session, base))
-    html = debrief.render(session, Annotations(session.path).all())
+    html = debrief.render(session, Annotations(session.path).all(view=Role.FACILITATOR))
     return HttpResponse(200, html.encode(), "text/html; charset=utf-8")
