@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from netcode.state import HIDDEN
 from netcode.views import View
 from replay.errors import ReplayError
 from replay.manifest import pseudonym
@@ -284,9 +285,13 @@ class _Builder:
     def _op(self, tick: int, t: float, op: list[Any]) -> None:
         match op:
             case ["new", eid, kind, dict(fields), *_]:
-                values = {k: (v[0] if isinstance(v, list) and v else v) for k, v in fields.items()}
-                self._new(tick, t, eid, kind, values)
-            case ["set", eid, name, value, *_]:
+                if self.s.view is View.FACILITATOR:  # the record's op: {field: [value, vis]}
+                    values = {k: v[0] for k, v in fields.items() if isinstance(v, list) and v}
+                else:  # the op as the view was sent it: {field: value or HIDDEN}
+                    values = dict(fields)
+                seen = {k: v for k, v in values.items() if v is not HIDDEN}
+                self._new(tick, t, eid, kind, seen)
+            case ["set", eid, name, value, *_] if value is not HIDDEN:
                 self._set(t, eid, name, value)
             case ["log", str(channel), dict(entry), *rest]:
                 level = rest[0] if rest and isinstance(rest[0], int) else 0
@@ -301,7 +306,7 @@ class _Builder:
             self.case_entities.add(eid)
         elif kind == "decision":
             self.decisions[eid] = values
-        elif kind == "answer_key":
+        elif kind == "answer_key" and values:
             self.keys.add(eid)
             self.s.answer_key = values
 

@@ -29,6 +29,7 @@ from replay.signing import derive_key
 from replay.verify import verify
 from replay.xapi import post, statements, validate
 from rooms.scenario import Scenario
+from server.config import Settings
 
 USAGE_CODES = frozenset(
     {"unknown-session", "bad-session-id", "bad-range", "bad-annotation", "unknown-annotation"}
@@ -149,7 +150,8 @@ def _export(args: argparse.Namespace) -> int:
         html = render(session, Annotations(session.path).all())
         _emit(html, out_path)
         return 0
-    batch = statements(session, args.base_url)
+    base = args.base_url or Settings().base_url()
+    batch = statements(session, base)
     invalid = [(i, e) for i, st in enumerate(batch) for e in validate(st)]
     if invalid:
         raise ReplayError("invalid-statement", f"statement {invalid[0][0]}: {invalid[0][1]}")
@@ -222,8 +224,8 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     e.add_argument("-o", "--output", type=Path, help="file to write (default stdout)")
     e.add_argument(
         "--base-url",
-        default="https://grandrounds.invalid",
-        help="public URL of this server, for xAPI IRIs",
+        help="public URL of the server, for xAPI IRIs and homePage (default: the server's "
+        "own, from GRANDROUNDS_PUBLIC_URL or host and port, as its HTTP export uses)",
     )
     e.add_argument("--lrs", help="xAPI endpoint of a learning record store to POST to")
     e.add_argument("--lrs-auth", help="USER:PASSWORD for the LRS (basic auth)")

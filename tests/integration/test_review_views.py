@@ -3,9 +3,9 @@
 A septic-shock session holds data at each level: a chat (everyone), a team note
 (participants and the facilitator), a spectator's private question, a refused order,
 the answer key and the debrief (the facilitator only). A review token of each view then
-reads every surface: the stream, the session summary, the JSON-lines export the
-viewer's lanes are built from, the debrief and xAPI exports, the media and the
-annotations. Nothing above the token's view may appear; everything at or below must.
+reads every surface: the stream, the timeline the viewer's lanes and transcript are
+built from, the session summary, the JSON-lines export, the debrief and xAPI exports,
+the media and the annotations. Nothing above the token's view may appear; everything at or below must.
 """
 
 from __future__ import annotations
@@ -146,6 +146,16 @@ async def test_each_surface_is_scoped_to_the_view(case_server: Server) -> None:
             assert kinds <= {"start", "op", "poses", "checksum", "ended", "gap"}, kinds
             checksums = [line["data"] for line in lines if line["kind"] == "checksum"]
             assert checksums and all(list(c) == ["sum"] for c in checksums)
+
+        status, body = await http(
+            server, "GET", f"/api/sessions/{session_id}/timeline?token={token}"
+        )
+        assert status == 200  # the viewer's lanes, transcript and vitals
+        check("timeline", body.decode(), view, answer_key)
+        timeline = json.loads(body)
+        assert timeline["view"] == view.name.lower()
+        refused = [a for a in timeline["actions"] if a["ok"] is False]
+        assert bool(refused) == (view is View.FACILITATOR)
 
         status, body = await http(server, "GET", f"/api/sessions/{session_id}?token={token}")
         summary = json.loads(body)
