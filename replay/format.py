@@ -11,9 +11,10 @@ docs/replay-format.md line by line. All integers are little-endian.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -25,6 +26,7 @@ MAGIC: Final = b"GRRS"
 VERSION: Final = 1
 HEADER = struct.Struct("<4sHHII")
 FRAME = struct.Struct("<II")
+PAUSE_EVERY: Final = 32
 MAX_PAYLOAD: Final = 64 * 1024 * 1024
 """A length above this cannot be a real record: treat it as damage, not allocate it."""
 
@@ -74,7 +76,8 @@ class Damage:
 
     offset: int
     code: str
-    """torn-tail (nothing valid follows) | corrupt-record (valid frames follow the damage)"""
+    """torn-tail (an incomplete frame, nothing valid after it) | corrupt-record (a complete
+    frame with a bad checksum, or valid frames follow the damage)"""
     detail: str
 
 
@@ -84,9 +87,11 @@ def _frame_ok(view: memoryview, pos: int) -> bool:
         return False
     length, crc = FRAME.unpack_from(view, pos)
     end = pos + FRAME.size + length
-    return bool(0 < length <= MAX_PAYLOAD and end <= size and zlib.crc32(
-        view[pos + FRAME.size : end], zlib.crc32(view[pos : pos + 4])
-    ) == crc)
+    return bool(
+        0 < length <= MAX_PAYLOAD
+        and end <= size
+        and zlib.crc32(view[pos + FRAME.size : end], zlib.crc32(view[pos : pos + 4])) == crc
+    )
 
 
 def damage_kind(buf: bytes | memoryview, pos: int) -> str:
@@ -96,9 +101,11 @@ def damage_kind(buf: bytes | memoryview, pos: int) -> str:
     a flipped byte (in a length or a payload) leaves valid frames after the damage.
     """
     view = memoryview(buf)
-    return "corrupt-record" if any(
-        _frame_ok(view, p) for p in range(pos + 1, len(view) - FRAME.size)
-    ) else "torn-tail"
+    return (
+        "corrupt-record"
+        if any(_frame_ok(view, p) for p in range(pos + 1, len(view) - FRAME.size))
+        else "torn-tail"
+    )
 
 
 _UINT_WIDTH: Final = {0xCC: 2, 0xCD: 3, 0xCE: 5, 0xCF: 9}
@@ -117,24 +124,37 @@ def peek_kind(payload: memoryview) -> str | None:
 
 
 def iter_frames(
-    buf: bytes | memoryview, start: int = HEADER.size, kinds: frozenset[str] | None = None
+    buf: bytes | memoryview,
+    start: int = HEADER.size,
+    kinds: frozenset[str] | None = None,
+    pause: Callable[[], None] | None = None,
 ) -> Iterator[Frame | Damage]:
     """Yield frames from `start`; a final `Damage` if the segment does not end cleanly.
 
-    Damage is a torn tail when nothing valid follows it (see `damage_kind`), otherwise
-    corruption; either way it is located by the byte offset of the damaged frame. With
-    `kinds`, frames of other kinds are checked but neither decoded nor yielded.
+    Damage is a torn tail when the frame is incomplete and nothing valid follows it (see
+    `damage_kind`): what a writer killed mid-append leaves. A complete frame whose
+    checksum fails is corruption, even at the end, and so is damage with valid frames
+    after it; either way it is located by the byte offset of the damaged frame. With
+    `kinds`, frames of other kinds are checked but neither decoded nor yielded. With
+    `pause`, it is called every `PAUSE_EVERY` frames read, yielded or not, so that a
+    caller on a thread can bound how long it holds the interpreter.
     """
     view = memoryview(buf)
     size = len(view)
     pos = start
     crc32, unpack = zlib.crc32, FRAME.unpack_from
+    count = 0
     while pos < size:
+        count += 1
+        if pause is not None and count % PAUSE_EVERY == 0:
+            pause()
         if size - pos >= FRAME.size:  # the hot path, inlined: most frames are fine
             length, crc = unpack(view, pos)
             end = pos + FRAME.size + length
-            if 0 < length <= MAX_PAYLOAD and end <= size and crc == crc32(
-                view[pos + FRAME.size : end], crc32(view[pos : pos + 4])
+            if (
+                0 < length <= MAX_PAYLOAD
+                and end <= size
+                and crc == crc32(view[pos + FRAME.size : end], crc32(view[pos : pos + 4]))
             ):
                 payload = view[pos + FRAME.size : end]
                 if kinds is not None:
@@ -163,14 +183,28 @@ def _damage(view: memoryview, pos: int) -> Damage:
         detail = f"impossible record length {length}"
     elif pos + FRAME.size + length > size:
         detail = f"record of {length} bytes, {size - pos - FRAME.size} present"
-    else:
-        detail = "checksum mismatch"
+    else:  # a complete record with a bad checksum: damage, whatever follows it
+        return Damage(pos, "corrupt-record", "checksum mismatch of a complete record")
     return Damage(pos, damage_kind(view, pos), detail)
 
 
 def data_equal(a: Any, b: Any) -> bool:
-    """Equality after a msgpack round trip (tuples read back as lists)."""
-    return bool(
-        msgpack.unpackb(msgpack.packb(a), strict_map_key=False)
-        == msgpack.unpackb(msgpack.packb(b), strict_map_key=False)
-    )
+    """Equality after a msgpack round trip (tuples read back as lists), where NaN equals
+    NaN: a recorded NaN made again is the same record. False when either side cannot be
+    packed at all (it could not have been recorded)."""
+    try:
+        left = msgpack.unpackb(msgpack.packb(a), strict_map_key=False)
+        right = msgpack.unpackb(msgpack.packb(b), strict_map_key=False)
+    except (TypeError, ValueError, OverflowError, msgpack.PackException):
+        return False
+    return _same(left, right)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)

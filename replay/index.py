@@ -29,32 +29,55 @@ class SegmentInfo:
     keyframes: list[list[int]] = field(default_factory=list)
     """[tick, byte offset in the uncompressed segment, record index] per keyframe."""
     sealed: bool = False
+    mac: str | None = None
+    """HMAC-SHA256 of the sealed segment, chained (replay.signing); None if unsigned."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "number": self.number, "raw_bytes": self.raw_bytes, "records": self.records,
-            "first_record": self.first_record, "first_tick": self.first_tick,
-            "last_tick": self.last_tick, "keyframes": self.keyframes, "sealed": self.sealed,
+        out = {
+            "number": self.number,
+            "raw_bytes": self.raw_bytes,
+            "records": self.records,
+            "first_record": self.first_record,
+            "first_tick": self.first_tick,
+            "last_tick": self.last_tick,
+            "keyframes": self.keyframes,
+            "sealed": self.sealed,
         }
+        if self.mac is not None:
+            out["mac"] = self.mac
+        return out
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> SegmentInfo:
-        return cls(**{k: obj[k] for k in (
-            "number", "raw_bytes", "records", "first_record", "first_tick", "last_tick",
-            "keyframes", "sealed",
-        )})
+        info = cls(
+            **{
+                k: obj[k]
+                for k in (
+                    "number",
+                    "raw_bytes",
+                    "records",
+                    "first_record",
+                    "first_tick",
+                    "last_tick",
+                    "keyframes",
+                    "sealed",
+                )
+            }
+        )
+        mac = obj.get("mac")
+        info.mac = mac if isinstance(mac, str) else None
+        return info
 
 
 @dataclass(slots=True)
 class IndexFile:
     segments: list[SegmentInfo]
 
+    def to_json(self) -> dict[str, Any]:
+        return {"version": INDEX_VERSION, "segments": [s.to_json() for s in self.segments]}
+
     def save(self, session: Path, durable: bool = True) -> None:
-        layout.write_json_atomic(
-            session / "index.json",
-            {"version": INDEX_VERSION, "segments": [s.to_json() for s in self.segments]},
-            durable=durable,
-        )
+        layout.write_json_atomic(session / "index.json", self.to_json(), durable=durable)
 
     @classmethod
     def load(cls, session: Path) -> IndexFile:

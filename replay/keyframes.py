@@ -17,6 +17,9 @@ from netcode.views import View
 from replay.errors import ReplayError
 from rooms.records import Record
 
+MALFORMED = (StateError, ValueError, TypeError, KeyError, IndexError, AttributeError)
+"""What malformed recorded data raises when applied: reported as a `ReplayError`."""
+
 
 def apply_op(world: CaseState, op: list[Any]) -> None:
     """Make `op` (a canonical op as recorded) on `world`."""
@@ -24,7 +27,8 @@ def apply_op(world: CaseState, op: list[Any]) -> None:
         case "new":
             _, eid, kind, fields = op
             made = world.create(
-                kind, {k: v for k, (v, _) in fields.items()},
+                kind,
+                {k: v for k, (v, _) in fields.items()},
                 {k: View(vis) for k, (_, vis) in fields.items()},
             )
             if made != eid:
@@ -79,18 +83,33 @@ class Reconstruction:
         try:
             world = CaseState.restore(data["world"])
             poses = {int(k): list(v) for k, v in data["poses"].items()}
-        except (KeyError, TypeError, ValueError) as exc:
+            room = {k: v for k, v in data.items() if k not in ("world", "poses")}
+        except MALFORMED as exc:
             raise ReplayError("bad-keyframe", f"keyframe at tick {record.tick}: {exc}") from exc
-        room = {k: v for k, v in data.items() if k not in ("world", "poses")}
         return cls(world, poses, room, record.tick)
 
-    def apply(self, record: Record) -> None:
-        """Roll forward by one record; records that do not change state are ignored."""
+    def apply(self, record: Record, *, playing: bool = False) -> None:
+        """Roll forward by one record; records that do not change state are ignored.
+
+        `playing`: the state is being published as it goes (a play head moving on), so
+        ops stay pending for the publisher and keyframes, which only repeat the state,
+        are skipped.
+        """
+        try:
+            self._apply(record, playing)
+        except ReplayError:
+            raise
+        except MALFORMED as exc:
+            raise ReplayError(
+                "bad-record", f"{record.kind} record at tick {record.tick} does not apply: {exc!r}"
+            ) from exc
+
+    def _apply(self, record: Record, playing: bool) -> None:
         kind, data = record.kind, record.data
         if kind == "op":
             try:
                 apply_op(self.world, data["op"])
-            except (StateError, ValueError, TypeError, KeyError) as exc:
+            except MALFORMED as exc:
                 raise ReplayError(
                     "bad-op", f"op {data.get('seq')} at tick {record.tick} does not apply: {exc}"
                 ) from exc
@@ -98,21 +117,27 @@ class Reconstruction:
                 raise ReplayError(
                     "bad-op", f"op {data['seq']} at tick {record.tick} lands as {self.world.op_seq}"
                 )
-            self.world.drain()
+            if not playing:
+                self.world.drain()
         elif kind == "poses":
             for eid, pose in data.get("p", {}).items():
                 self.poses[int(eid)] = list(pose)
             for eid in data.get("g", []):
                 self.poses.pop(int(eid), None)
-        elif kind == "keyframe":
+        elif kind == "keyframe" and not playing:
             fresh = Reconstruction.from_keyframe(record)
             self.world, self.poses = fresh.world, fresh.poses
             self.room, self.keyframe_tick = fresh.room, fresh.keyframe_tick
 
     def state(self, view: View, tick: int, tick_hz: int) -> ReplayState:
         return ReplayState(
-            tick, tick / (tick_hz or 1), view, self.world.view_state(view),
-            {k: list(v) for k, v in self.poses.items()}, dict(self.room), self.keyframe_tick,
+            tick,
+            tick / (tick_hz or 1),
+            view,
+            self.world.view_state(view),
+            {k: list(v) for k, v in self.poses.items()},
+            dict(self.room),
+            self.keyframe_tick,
         )
 
 
@@ -124,5 +149,3 @@ def keyframe_matches(recon: Reconstruction, record: Record) -> str | None:
     if fresh.poses != recon.poses:
         return "pose table differs from the recorded poses"
     return None
-
-

@@ -12,6 +12,7 @@ naming the segment, byte offset, record index and tick. Not thread-safe: use one
 from __future__ import annotations
 
 import bisect
+import math
 import os
 import time
 from collections import OrderedDict
@@ -30,8 +31,19 @@ from replay.keyframes import Reconstruction, ReplayState
 from replay.manifest import Manifest
 from rooms.records import Record
 
+MAX_SECONDS = 1e9
+"""Beyond any session (31 years): larger times are refused rather than overflowing."""
 STATE_KINDS = frozenset({"op", "poses", "keyframe", "tick"})
 """What rebuilding a state reads (ticks bound the scan in a session where nothing moves)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyframeAt:
+    """A keyframe's tick, where its frame is (segment position, byte offset), its index."""
+
+    tick: int
+    position: tuple[int, int]
+    index: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +168,11 @@ class Session:
         return tick / (self.tick_hz or 1)
 
     def tick_of(self, seconds: float) -> int:
+        """The tick at `seconds` (a finite number; `bad-time` otherwise)."""
+        if not math.isfinite(seconds) or abs(seconds) > MAX_SECONDS:
+            raise ReplayError(
+                "bad-time", f"{seconds!r} is not a time in a session (finite seconds expected)"
+            )
         return int(seconds * (self.tick_hz or 1) + 1e-9)
 
     def keyframe_ticks(self) -> list[int]:
@@ -178,10 +195,14 @@ class Session:
         return buf
 
     def frames(
-        self, start: tuple[int, int] | None = None, kinds: frozenset[str] | None = None
+        self,
+        start: tuple[int, int] | None = None,
+        kinds: frozenset[str] | None = None,
+        pause: Callable[[], None] | None = None,
     ) -> Iterator[tuple[int, fmt.Frame]]:
         """(segment number, frame) from (segment position, byte offset), to the end;
-        with `kinds`, only frames of those kinds (the others are still checked)."""
+        with `kinds`, only frames of those kinds (the others are still checked); with
+        `pause`, called every `format.PAUSE_EVERY` frames read (see `iter_frames`)."""
         first_seg, offset = start or (0, fmt.HEADER.size)
         last = self._segments[-1] if self._segments else None
         for seg in self._segments[first_seg:]:
@@ -189,7 +210,7 @@ class Session:
                 raise ReplayError("missing-records", seg.missing_before.describe(self.tick_hz))
             buf = self._load(seg.number, seg.path, seg.sealed)
             next_index, last_tick = -1, None
-            for item in fmt.iter_frames(buf, offset, kinds):
+            for item in fmt.iter_frames(buf, offset, kinds, pause):
                 if item.offset >= seg.info.raw_bytes:
                     break  # past what this snapshot indexed (a live segment grows)
                 if isinstance(item, fmt.Damage):
@@ -218,7 +239,9 @@ class Session:
             offset = fmt.HEADER.size
 
     def records(
-        self, from_tick: int | None = None, to_tick: int | None = None,
+        self,
+        from_tick: int | None = None,
+        to_tick: int | None = None,
         kinds: frozenset[str] | None = None,
     ) -> Iterator[Record]:
         """Records in order, of ticks `from_tick`..`to_tick` (reached through the keyframe
@@ -237,6 +260,11 @@ class Session:
     def _keyframe_at(self, tick: int) -> tuple[int, int, int, int] | None:
         i = bisect.bisect_right(self._keyframe_ticks, tick)
         return self._keyframes[i - 1] if i else None
+
+    def keyframe_before(self, tick: int) -> KeyframeAt | None:
+        """The last keyframe at or before `tick` (where a seek to `tick` starts reading)."""
+        k = self._keyframe_at(tick)
+        return None if k is None else KeyframeAt(k[0], (k[1], k[2]), k[3])
 
     # -- state ---------------------------------------------------------------------
     def state_at_tick(self, tick: int, view: View = View.FACILITATOR) -> ReplayState:

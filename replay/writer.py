@@ -13,6 +13,12 @@ fit waits for the flusher at most `max_block_s` (default 20 ms); if there is sti
 room the record is dropped, counted (`stats()["dropped"]`), logged at ERROR, and the
 log gets a `gap` record (first/last tick, count) before the next record that fits, so
 `verify` reports the session as not intact. Nothing is lost without a trace.
+
+Signing. With a `signing_key` (the server passes one derived from its secret), each
+flush appends a checkpoint (bytes flushed, HMAC of that prefix) beside the segment
+being written, each sealed segment's chained HMAC goes into the index, and every
+manifest written is signed (`replay.signing`). What the disk holds is therefore
+provable: everything up to the last flush, even after `kill -9`.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from typing import Any, BinaryIO
 import zstandard
 
 from replay import format as fmt
-from replay import layout
+from replay import layout, signing
 from replay.errors import ReplayError
 from replay.index import IndexFile, SegmentInfo
 from replay.manifest import Manifest, utc_iso
@@ -77,6 +83,7 @@ class SessionWriter:
         max_block_s: float = 0.02,
         fsync: bool = True,
         compress_level: int = 3,
+        signing_key: bytes | None = None,
     ) -> None:
         self.session_id = layout.check_session_id(session_id or new_session_id())
         self.path = layout.sessions_root(data_dir) / self.session_id
@@ -101,8 +108,15 @@ class SessionWriter:
         self._closed = False
         self._manifest_dirty = True
         self._stats: dict[str, Any] = {
-            "records": 0, "bytes": 0, "flushes": 0, "waits": 0, "dropped": 0,
-            "gaps": 0, "buffer_peak": 0, "flush_s_max": 0.0, "write_errors": 0,
+            "records": 0,
+            "bytes": 0,
+            "flushes": 0,
+            "waits": 0,
+            "dropped": 0,
+            "gaps": 0,
+            "buffer_peak": 0,
+            "flush_s_max": 0.0,
+            "write_errors": 0,
         }
         self.manifest = Manifest(
             session_id=self.session_id,
@@ -110,8 +124,15 @@ class SessionWriter:
             server_version=server_version,
         )
         self._index = IndexFile([])
+        self._key = signing_key
+        self._chain = signing.NO_MAC
+        """The MAC of the last sealed segment (what the next segment's MAC chains to)."""
+        self._durable = 0
+        """Records appended and fsync'd so far (a crash keeps at least these)."""
         self._seg_no = 0
         self._seg_info = SegmentInfo(0, 0)
+        self._seg_mac = signing.SegmentMac(b"", self.session_id, 0, self._chain)
+        self._checkpoints: BinaryIO | None = None
         self._file: BinaryIO = self._open_segment(0)
         self._write_manifest()
         self._flusher: threading.Thread | None = None
@@ -157,7 +178,9 @@ class SessionWriter:
             self._gap = {"count": 0, "first_tick": record.tick, "last_tick": record.tick}
             log.error(
                 "replay %s: recording buffer full (%d bytes); dropping records from tick %d",
-                self.session_id, self._buffered, record.tick,
+                self.session_id,
+                self._buffered,
+                record.tick,
             )
         self._gap["count"] += 1
         self._gap["last_tick"] = record.tick
@@ -175,12 +198,24 @@ class SessionWriter:
 
     # -- any thread --------------------------------------------------------------
     def add_media_track(
-        self, track_id: str, kind: str, *, member: Any = None, uri: str = "",
-        clock_offset_ms: float = 0.0, **extra: Any,
+        self,
+        track_id: str,
+        kind: str,
+        *,
+        member: Any = None,
+        uri: str = "",
+        clock_offset_ms: float = 0.0,
+        **extra: Any,
     ) -> None:
         """Name a media recording; its time 0 is at `clock_offset_ms` on the session clock."""
-        track = {"id": track_id, "kind": kind, "member": member, "uri": uri,
-                 "clock_offset_ms": clock_offset_ms, **extra}
+        track = {
+            "id": track_id,
+            "kind": kind,
+            "member": member,
+            "uri": uri,
+            "clock_offset_ms": clock_offset_ms,
+            **extra,
+        }
         with self._lock:
             self.manifest.media_tracks = [
                 t for t in self.manifest.media_tracks if t["id"] != track_id
@@ -188,9 +223,18 @@ class SessionWriter:
             self._manifest_dirty = True
 
     def stats(self) -> dict[str, Any]:
-        """Counters for metrics: records, bytes, dropped, gaps, waits, buffer peak..."""
+        """Counters for metrics: records, bytes, dropped, gaps, waits, buffer peak...;
+        `handed`: records handed to `write()` so far (the next record's index);
+        `durable`: records appended and fsync'd (every index below it survives a crash).
+        A host that must not acknowledge what a crash could lose notes `handed` after a
+        tick and sends that tick's replies once `durable` has reached it."""
         with self._lock:
-            return dict(self._stats, buffered=self._buffered)
+            return dict(
+                self._stats,
+                buffered=self._buffered,
+                handed=self._next_index,
+                durable=self._durable,
+            )
 
     # -- flusher thread ----------------------------------------------------------
     def flush(self) -> None:
@@ -238,8 +282,9 @@ class SessionWriter:
         grown = base
         while end < len(batch):
             is_keyframe, _, _, payload = batch[end]
-            if end > start and (grown >= 4 * self._segment_bytes
-                                or (is_keyframe and grown >= self._segment_bytes)):
+            if end > start and (
+                grown >= 4 * self._segment_bytes or (is_keyframe and grown >= self._segment_bytes)
+            ):
                 break
             frames.append(fmt.encode_frame(payload))
             grown += len(frames[-1])
@@ -261,7 +306,27 @@ class SessionWriter:
             raise
         for (is_keyframe, index, tick, _), frame in zip(batch[start:end], frames, strict=True):
             self._place(is_keyframe, index, tick, len(frame))
+        for frame in frames:
+            self._seg_mac.update(frame)
+        self._checkpoint()
+        with self._lock:
+            self._durable = batch[end - 1][1] + 1
         return end
+
+    def _checkpoint(self) -> None:
+        """Prove what this segment holds so far (replay.signing): after the segment's own
+        fsync, so a checkpoint never names bytes that might not be on the disk."""
+        if self._checkpoints is None:
+            return
+        try:
+            self._checkpoints.write(
+                signing.encode_checkpoint(self._seg_info.raw_bytes, self._seg_mac.value())
+            )
+            self._checkpoints.flush()
+            if self._fsync:
+                os.fsync(self._checkpoints.fileno())
+        except OSError:  # the records are safe; the next flush's checkpoint covers them
+            log.exception("replay %s: cannot write a checkpoint", self.session_id)
 
     def _place(self, is_keyframe: bool, index: int, tick: int, size: int) -> None:
         info = self._seg_info
@@ -276,8 +341,14 @@ class SessionWriter:
     def _open_segment(self, n: int) -> BinaryIO:
         self._seg_no = n
         self._seg_info = SegmentInfo(n, fmt.HEADER.size)
-        f = open(self.path / layout.segment_name(n, sealed=False), "xb")  # noqa: SIM115
-        f.write(fmt.encode_header(n))
+        path = self.path / layout.segment_name(n, sealed=False)
+        f = open(path, "xb")  # noqa: SIM115
+        header = fmt.encode_header(n)
+        f.write(header)
+        self._seg_mac = signing.SegmentMac(self._key or b"", self.session_id, n, self._chain)
+        self._seg_mac.update(header)
+        if self._key is not None:
+            self._checkpoints = open(signing.checkpoint_path(path), "ab")  # noqa: SIM115
         return f
 
     def _roll(self) -> None:
@@ -289,18 +360,27 @@ class SessionWriter:
         if self._fsync:
             os.fsync(self._file.fileno())
         self._file.close()
-        seal_segment(self.path / layout.segment_name(self._seg_no, False), self._level, self._fsync)
+        raw = self.path / layout.segment_name(self._seg_no, False)
+        seal_segment(raw, self._level, self._fsync)
         self._seg_info.sealed = True
+        if self._key is not None:
+            self._chain = self._seg_mac.value()
+            self._seg_info.mac = self._chain.hex()
         self._index.segments.append(self._seg_info)
         self._index.save(self.path, durable=self._fsync)
+        if self._checkpoints is not None:  # the index holds the segment's MAC now
+            self._checkpoints.close()
+            self._checkpoints = None
+            signing.checkpoint_path(raw).unlink(missing_ok=True)
 
     def _write_manifest(self) -> None:
         """Rewrite the manifest (when it changed, at each seal and at close only)."""
         with self._lock:
-            self.manifest.writer = {
-                k: self._stats[k] for k in ("dropped", "gaps", "waits")
-            }
+            self.manifest.writer = {k: self._stats[k] for k in ("dropped", "gaps", "waits")}
             snapshot = self.manifest.to_json()
+        if self._key is not None:
+            chain = self._chain if self._index.segments else None
+            snapshot = signing.sign_manifest(self._key, snapshot, self._index.to_json(), chain)
         layout.write_json_atomic(self.path / "manifest.json", snapshot, durable=self._fsync)
 
     def start_flusher(self, interval_s: float = 0.5) -> threading.Thread:

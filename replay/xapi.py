@@ -14,18 +14,62 @@ import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any, Final
+from urllib.parse import quote
 
 import httpx
 
 from replay.errors import ReplayError
+from replay.manifest import pseudonym
 from replay.reader import Session
-from replay.summary import Summary, summarize
+from replay.summary import Action, Summary, summarize
 
 ADL: Final = "http://adlnet.gov/expapi/verbs/"
 KNOWN_VERBS: Final = {
-    "join": "attended", "leave": "exited", "chat": "commented", "ask": "asked",
-    "pause": "suspended", "resume": "resumed", "end": "terminated", "completed": "completed",
+    "join": "attended",
+    "leave": "exited",
+    "chat": "commented",
+    "ask": "asked",
+    "pause": "suspended",
+    "resume": "resumed",
+    "end": "terminated",
+    "completed": "completed",
 }
+"""Actions with an ADL verb of their own (its id ends in the past tense it displays)."""
+PAST_TENSE: Final = {
+    "give": "gave",
+    "stop": "stopped",
+    "order": "ordered",
+    "examine": "examined",
+    "oxygen": "applied oxygen or airway support",
+    "call_help": "called for help",
+    "decide": "decided",
+    "note": "noted",
+    "grab": "picked up",
+    "release": "put down",
+    "present": "let present",
+    "remove": "removed",
+    "request_present": "asked to present",
+    "time_scale": "changed the time scale",
+    "inject": "injected an event",
+    "override": "overrode a vital sign",
+    "reveal": "revealed",
+    "advance": "advanced the phase",
+    "hint": "gave a hint",
+    "score": "scored",
+}
+ITEM_OF: Final = {
+    "give": ("drug", "drugs"),
+    "stop": ("drug", "drugs"),
+    "order": ("test", "tests"),
+    "examine": ("region", "regions"),
+    "oxygen": ("device", "devices"),
+    "call_help": ("team", "teams"),
+    "decide": ("decision", "decisions"),
+    "reveal": ("test", "tests"),
+    "inject": ("event", "events"),
+}
+"""Actions on a named item of the case: the statement's object is that item."""
+RESULT_DETAILS: Final = ("dose", "unit", "route", "option", "label", "device", "points")
 ACTIVITY_SIM: Final = "http://adlnet.gov/expapi/activities/simulation"
 ACTIVITY_INTERACTION: Final = "http://adlnet.gov/expapi/activities/interaction"
 VERSION: Final = "1.0.3"
@@ -34,13 +78,16 @@ VERSION: Final = "1.0.3"
 def _verb(base: str, name: str) -> dict[str, Any]:
     known = KNOWN_VERBS.get(name)
     iri = ADL + known if known else f"{base}/xapi/verbs/{name}"
-    return {"id": iri, "display": {"en-US": known or name.replace("_", " ")}}
+    shown = known or PAST_TENSE.get(name) or f"did {name.replace('_', ' ')}"
+    return {"id": iri, "display": {"en-US": shown}}
 
 
 def _timestamp(summary: Summary, seconds: float) -> str:
     start = datetime.fromisoformat(summary.started_at.replace("Z", "+00:00"))
-    return (start + timedelta(seconds=seconds)).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        (start + timedelta(seconds=seconds))
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
     )
 
 
@@ -48,68 +95,143 @@ def _duration(seconds: float) -> str:
     return f"PT{max(0.0, seconds):.2f}S"
 
 
+def _object(base: str, case_iri: str, a: Action) -> dict[str, Any]:
+    """The activity an action was on: the drug, test, region... itself when it names one."""
+    details = {**a.args, **a.details}
+    item = ITEM_OF.get(a.action)
+    if item is not None and isinstance(details.get(item[0]), str):
+        name = str(details[item[0]])
+        definition: dict[str, Any] = {
+            "name": {"en-US": name.replace("_", " ")},
+            "type": ACTIVITY_INTERACTION,
+        }
+        if a.effect:
+            definition["description"] = {"en-US": a.effect}
+        return {
+            "objectType": "Activity",
+            "id": f"{case_iri}/{item[1]}/{quote(name)}",
+            "definition": definition,
+        }
+    return {
+        "objectType": "Activity",
+        "id": f"{case_iri}/actions/{quote(a.action)}",
+        "definition": {"name": {"en-US": a.action.replace("_", " ")}, "type": ACTIVITY_INTERACTION},
+    }
+
+
+def _result(base: str, a: Action) -> dict[str, Any]:
+    details = {**a.args, **a.details}
+    extensions = {
+        f"{base}/xapi/ext/{k}": details[k]
+        for k in RESULT_DETAILS
+        if isinstance(details.get(k), str | int | float)
+    }
+    if a.case_s is not None:
+        extensions[f"{base}/xapi/ext/case-time"] = a.case_s
+    if a.ok is False:
+        extensions[f"{base}/xapi/ext/refusal"] = a.code
+        extensions[f"{base}/xapi/ext/refusal-message"] = a.message
+    result: dict[str, Any] = {"success": bool(a.ok)}
+    if a.action == "decide" and isinstance(details.get("option"), str):
+        result["response"] = details["option"]
+    if extensions:
+        result["extensions"] = extensions
+    return result
+
+
 def statements(session: Session, base: str = "https://grandrounds.invalid") -> list[dict[str, Any]]:
-    """Statements for `session`; `base` is the server's public URL (IRIs and homePage)."""
+    """Statements for `session`; `base` is the server's public URL (IRIs and homePage).
+
+    The server's HTTP export passes its `public_url` (`Settings.base_url()`); the command
+    line takes `--base-url`, so both make the same statements for one session."""
     s = summarize(session)
     base = base.rstrip("/")
     registration = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{base}/sessions/{s.session_id}"))
-    case_iri = f"{base}/cases/{s.case or 'unknown'}"
-    case = {"objectType": "Activity", "id": case_iri, "definition": {
-        "name": {"en-US": s.title or s.case or "case"}, "type": ACTIVITY_SIM}}
+    case_iri = f"{base}/cases/{quote(s.case or 'unknown')}"
+    case = {
+        "objectType": "Activity",
+        "id": case_iri,
+        "definition": {"name": {"en-US": s.title or s.case or "case"}, "type": ACTIVITY_SIM},
+    }
     out: list[dict[str, Any]] = []
+    names = {m.name: m.id for m in s.members.values()}
 
-    def add(member: int, verb: str, t: float, obj: dict[str, Any],
-            result: dict[str, Any] | None = None) -> None:
-        info = s.members.get(member, {})
+    def add(
+        member: int | None,
+        verb: str,
+        t: float,
+        obj: dict[str, Any],
+        result: dict[str, Any] | None = None,
+    ) -> None:
+        info = s.members.get(member) if member is not None else None
         stmt: dict[str, Any] = {
             "id": str(uuid.uuid5(uuid.UUID(registration), f"{len(out)}:{verb}:{member}")),
-            "actor": {"objectType": "Agent", "account": {
-                "homePage": base, "name": info.get("pseudonym", f"member-{member}")}},
+            "actor": {
+                "objectType": "Agent",
+                "account": {
+                    "homePage": base,
+                    "name": info.pseudonym if info else pseudonym(s.session_id, member),
+                },
+            },
             "verb": _verb(base, verb),
             "object": obj,
             "timestamp": _timestamp(s, t),
             "context": {
                 "registration": registration,
                 "contextActivities": {"parent": [case]},
-                "extensions": {f"{base}/xapi/ext/session": s.session_id,
-                               f"{base}/xapi/ext/role": str(info.get("role", ""))},
+                "extensions": {
+                    f"{base}/xapi/ext/session": s.session_id,
+                    f"{base}/xapi/ext/role": info.role if info else "",
+                },
             },
         }
         if result is not None:
             stmt["result"] = result
         out.append(stmt)
 
-    events: list[tuple[float, int, str, dict[str, Any] | None, dict[str, Any]]] = []
-    for member, info in s.members.items():
-        events.append((info["joined_s"], member, "join", None, case))
-        if "left_s" in info:
-            events.append((info["left_s"], member, "leave", None, case))
+    events: list[tuple[float, int | None, str, dict[str, Any] | None, dict[str, Any]]] = []
+    for joined, info in s.members.items():
+        events.append((info.joined_s, joined, "join", None, case))
+        if info.left_s is not None:
+            events.append((info.left_s, joined, "leave", None, case))
     for a in s.actions:
-        obj = {"objectType": "Activity", "id": f"{case_iri}/actions/{a.action}", "definition": {
-            "name": {"en-US": a.action.replace("_", " ")}, "type": ACTIVITY_INTERACTION}}
-        result: dict[str, Any] = {"success": bool(a.ok)}
-        if a.ok is False:
-            result["extensions"] = {f"{base}/xapi/ext/refusal": a.code}
-        events.append((a.t, a.member, a.action, result, obj))
+        events.append((a.t, a.member, a.action, _result(base, a), _object(base, case_iri, a)))
+    for line in s.transcript:
+        verb = {"chat": "chat", "question": "ask", "note": "note"}.get(line.kind)
+        if verb is not None:
+            events.append((line.t, names.get(line.who), verb, {"response": line.text}, case))
     events.sort(key=lambda e: e[0])
     for t, member, verb, outcome, obj in events:
         add(member, verb, t, obj, outcome)
     final = _score(s)
-    for member, info in s.members.items():
-        if info.get("role") in ("participant", "facilitator"):
-            add(member, "completed", s.end_s, case, {
-                "completion": True, "duration": _duration(s.end_s - info["joined_s"]), **final})
+    for someone, info in s.members.items():
+        if info.role in ("participant", "facilitator"):
+            add(
+                someone,
+                "completed",
+                s.end_s,
+                case,
+                {"completion": True, "duration": _duration(s.end_s - info.joined_s), **final},
+            )
     return out
 
 
 def _score(s: Summary) -> dict[str, Any]:
+    """The score as xAPI has it: `raw` may be negative (penalties), `min` is then the
+    lowest possible, and `scaled` is always raw / max, so the two never disagree."""
     score = (s.debrief or {}).get("score")
     if not isinstance(score, dict) or not score.get("max"):
         return {}
-    raw, top = float(score.get("earned", 0)), float(score["max"])
-    result: dict[str, Any] = {"score": {
-        "raw": min(max(raw, 0.0), top), "min": 0, "max": top,
-        "scaled": round(min(max(raw / top, -1.0), 1.0), 4)}}
+    top = float(score["max"])
+    raw = min(max(float(score.get("earned", 0)), -top), top)
+    result: dict[str, Any] = {
+        "score": {
+            "raw": raw,
+            "min": -top if raw < 0 else 0.0,
+            "max": top,
+            "scaled": round(raw / top, 4),
+        }
+    }
     if isinstance(score.get("passed"), bool):
         result["success"] = score["passed"]
     return result
@@ -131,8 +253,9 @@ def validate(stmt: dict[str, Any]) -> list[str]:
     if len(ifis) != 1:
         errors.append("actor must have exactly one inverse functional identifier")
     account = actor.get("account", {})
-    if "account" in actor and not (_IRI.match(str(account.get("homePage", "")))
-                                   and account.get("name")):
+    if "account" in actor and not (
+        _IRI.match(str(account.get("homePage", ""))) and account.get("name")
+    ):
         errors.append("actor.account needs an IRL homePage and a name")
     verb = stmt.get("verb", {})
     if not _IRI.match(str(verb.get("id", ""))) or not isinstance(verb.get("display", {}), dict):
@@ -161,14 +284,19 @@ def validate(stmt: dict[str, Any]) -> list[str]:
 
 
 def post(
-    url: str, batch: list[dict[str, Any]], auth: tuple[str, str] | None = None,
+    url: str,
+    batch: list[dict[str, Any]],
+    auth: tuple[str, str] | None = None,
     timeout_s: float = 30.0,
 ) -> list[str]:
     """POST statements to an LRS (`url` is its xAPI endpoint); returns the stored ids."""
     endpoint = url.rstrip("/") + "/statements"
     try:
         response = httpx.post(
-            endpoint, json=batch, auth=auth, timeout=timeout_s,
+            endpoint,
+            json=batch,
+            auth=auth,
+            timeout=timeout_s,
             headers={"X-Experience-API-Version": VERSION},
         )
     except httpx.HTTPError as exc:

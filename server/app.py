@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import trio
 
 from netcode.views import Role
+from replay.signing import derive_key
 from replay.writer import SessionWriter, new_session_id
 from rooms.room import Room, RoomConfig
 from server import tokens
@@ -118,6 +119,7 @@ class Server:
                     self.settings.data_dir,
                     new_session_id(room_id),
                     server_version=VERSION,
+                    signing_key=derive_key(self.settings.secret),
                 )
             )
         except OSError as exc:

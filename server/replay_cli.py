@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,15 +18,18 @@ from typing import Any
 
 from replay import layout
 from replay.annotations import Annotations
+from replay.authenticity import check
 from replay.debrief import render
 from replay.errors import ReplayError
 from replay.export_jsonl import write_jsonl
 from replay.reader import Session
 from replay.repair import repair
 from replay.resim import demo_scenarios, room_factory
+from replay.signing import derive_key
 from replay.verify import verify
 from replay.xapi import post, statements, validate
 from rooms.scenario import Scenario
+from server.config import Settings
 
 USAGE_CODES = frozenset(
     {"unknown-session", "bad-session-id", "bad-range", "bad-annotation", "unknown-annotation"}
@@ -44,6 +48,18 @@ def _scenario(name: str, seed: int) -> Scenario:
 
 def _open(args: argparse.Namespace) -> Session:
     return Session.open(args.data_dir, args.session)
+
+
+def signing_key(data_dir: Path) -> bytes | None:
+    """The server's recording key: from GRANDROUNDS_SECRET, else the data folder's
+    secrets.json (where the server keeps the secret it made); None if neither is there."""
+    secret = os.environ.get("GRANDROUNDS_SECRET", "")
+    if not secret:
+        try:
+            secret = str(json.loads((data_dir / "secrets.json").read_text()).get("secret", ""))
+        except (OSError, ValueError, AttributeError):
+            secret = ""
+    return derive_key(secret) if secret else None
 
 
 def _ls(args: argparse.Namespace) -> int:
@@ -72,28 +88,49 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    """The manifest and layout, after checking what it lists: every frame and sealed
+    segment, and the signature when the server's key is at hand. Exit 1 on a problem."""
     session = _open(args)
     first, last = session.time_range()
+    problems = [p.describe(session.tick_hz) for p in session.problems]
+    try:
+        for _ in session.frames(kinds=frozenset()):
+            pass  # every frame's checksum and every sealed segment's zstd checksum
+    except ReplayError as exc:
+        if exc.message not in problems:
+            problems.append(exc.message)
+    key = signing_key(args.data_dir)
+    signature: dict[str, Any] = {"checked": key is not None}
+    if key is not None:
+        found = check(session.path, key)
+        signature.update(problems=found.problems, notes=found.notes)
+        problems.extend(found.problems)
     info: dict[str, Any] = {
         **session.manifest.to_json(),
         "time_range_s": [first, last],
         "segments": len(layout.segment_files(session.path)),
         "keyframes": len(session.keyframe_ticks()),
         "annotations": len(Annotations(session.path).all()),
-        "problems": [p.describe(session.tick_hz) for p in session.problems],
+        "signature": signature,
+        "problems": problems,
     }
     print(json.dumps(info, indent=1, default=str))
-    return 1 if session.problems else 0
+    return 1 if problems else 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    report = verify(_open(args), resim=not args.no_resim, make_room=room_factory(_scenario))
+    report = verify(
+        _open(args),
+        resim=not args.no_resim,
+        make_room=room_factory(_scenario),
+        key=signing_key(args.data_dir),
+    )
     print("\n".join(report.lines()))
     return 0 if report.intact else 1
 
 
 def _repair(args: argparse.Namespace) -> int:
-    result = repair(layout.session_dir(args.data_dir, args.session))
+    result = repair(layout.session_dir(args.data_dir, args.session), signing_key(args.data_dir))
     print(result.describe())
     return 0
 
@@ -113,7 +150,8 @@ def _export(args: argparse.Namespace) -> int:
         html = render(session, Annotations(session.path).all())
         _emit(html, out_path)
         return 0
-    batch = statements(session, args.base_url)
+    base = args.base_url or Settings().base_url()
+    batch = statements(session, base)
     invalid = [(i, e) for i, st in enumerate(batch) for e in validate(st)]
     if invalid:
         raise ReplayError("invalid-statement", f"statement {invalid[0][0]}: {invalid[0][1]}")
@@ -186,8 +224,8 @@ def _add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     e.add_argument("-o", "--output", type=Path, help="file to write (default stdout)")
     e.add_argument(
         "--base-url",
-        default="https://grandrounds.invalid",
-        help="public URL of this server, for xAPI IRIs",
+        help="public URL of the server, for xAPI IRIs and homePage (default: the server's "
+        "own, from GRANDROUNDS_PUBLIC_URL or host and port, as its HTTP export uses)",
     )
     e.add_argument("--lrs", help="xAPI endpoint of a learning record store to POST to")
     e.add_argument("--lrs-auth", help="USER:PASSWORD for the LRS (basic auth)")

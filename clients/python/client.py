@@ -79,6 +79,8 @@ class RoomClient:
         self.welcome: dict[str, Any] = {}
         self.errors: list[tuple[str, str]] = []
         self.bye: tuple[str, str] | None = None
+        self.playback: dict[str, Any] = {}
+        """The last `playback` message of a review stream (where its play head is)."""
         self.frames = 0
         self.bytes_received = 0
         self._nursery = nursery
@@ -309,6 +311,8 @@ class RoomClient:
                 self.errors.append((message.get("code", "?"), message.get("msg", "")))
         elif kind == "bye":
             self.bye = (message.get("code", "?"), message.get("msg", ""))
+        elif kind == "playback":
+            self.playback = message
         self._wake()
 
     def _apply(self, frame: dict[str, Any]) -> FollowerStep:

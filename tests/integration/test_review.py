@@ -76,12 +76,21 @@ async def test_review_api_exports_and_annotations(server: Server) -> None:
         server, "GET", f"/api/sessions/{session_id}/export/jsonl?token={token}"
     )
     assert status == 200 and b"reviewed words" in body
+    for export in ("xapi", "debrief"):  # made of what only the facilitator sees live
+        status, body = await http(
+            server, "GET", f"/api/sessions/{session_id}/export/{export}?token={token}"
+        )
+        assert status == 403 and json.loads(body)["error"] == "view_not_allowed"
     status, body = await http(
-        server, "GET", f"/api/sessions/{session_id}/export/xapi?token={token}"
+        server, "POST", f"/api/sessions/{session_id}/tokens", {"view": "facilitator"}, admin=True
+    )
+    chair = json.loads(body)["token"]
+    status, body = await http(
+        server, "GET", f"/api/sessions/{session_id}/export/xapi?token={chair}"
     )
     assert status == 200 and isinstance(json.loads(body), list)
     status, body = await http(
-        server, "GET", f"/api/sessions/{session_id}/export/debrief?token={token}"
+        server, "GET", f"/api/sessions/{session_id}/export/debrief?token={chair}"
     )
     assert status == 200 and b"<svg" in body and b"Good closed-loop communication" in body
 

@@ -57,7 +57,10 @@ def test_exit_codes(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_runs_as_a_module(data: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "server.replay_cli", "verify", "s1", "--data-dir", str(data)],
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0 and "INTACT" in done.stdout
 
@@ -114,14 +117,24 @@ def lrs() -> Iterator[tuple[str, type[_LRS]]]:
     server.server_close()
 
 
-def test_xapi_posts_to_a_learning_record_store(
-    data: Path, lrs: tuple[str, type[_LRS]]
-) -> None:
+def test_xapi_posts_to_a_learning_record_store(data: Path, lrs: tuple[str, type[_LRS]]) -> None:
     url, handler = lrs
-    args = ["export", "s1", "--data-dir", str(data), "--format", "xapi", "--lrs", url,
-            "--lrs-auth", "rev:secret", "-o", str(data / "x.json")]
+    args = [
+        "export",
+        "s1",
+        "--data-dir",
+        str(data),
+        "--format",
+        "xapi",
+        "--lrs",
+        url,
+        "--lrs-auth",
+        "rev:secret",
+        "-o",
+        str(data / "x.json"),
+    ]
     assert cli(args) == 0
-    (headers, body), = handler.received
+    ((headers, body),) = handler.received
     assert headers["X-Experience-API-Version"] == "1.0.3"
     assert headers["Authorization"] == "Basic " + base64.b64encode(b"rev:secret").decode()
     assert body == json.loads((data / "x.json").read_text())
@@ -139,7 +152,7 @@ def test_html_debrief_is_self_contained(data: Path) -> None:
     assert html.startswith("<!DOCTYPE html>") and "<svg" in html and "<polyline" in html
     assert "&lt;b&gt;check fluids&lt;/b&gt;" in html and "<b>check fluids" not in html
     assert "src=" not in html and "href=" not in html and "<script" not in html
-    for section in ("Timeline", "Time to intervention", "Vitals", "Score", "Bookmarks"):
+    for section in ("Timeline", "Each person", "Decisions", "Vitals", "Score", "comments"):
         assert section in html
 
 
@@ -147,8 +160,11 @@ def test_annotations_never_touch_the_record(data: Path, capsys: pytest.CaptureFi
     session = data / "sessions" / "s1"
 
     def digest() -> dict[str, str]:
-        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in session.iterdir() if p.name != "annotations.jsonl"}
+        return {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in session.iterdir()
+            if p.name != "annotations.jsonl"
+        }
 
     before = digest()
     d = ["--data-dir", str(data)]

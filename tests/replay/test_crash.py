@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from replay.errors import ReplayError
 from replay.reader import Session
 from server.replay_cli import main as cli
 
@@ -22,7 +23,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_sigkill_mid_session_loses_at_most_the_last_second(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.replay.crash_writer", str(tmp_path)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     seen: list[tuple[float, int]] = []
@@ -51,21 +54,51 @@ def test_sigkill_mid_session_loses_at_most_the_last_second(tmp_path: Path) -> No
 @pytest.mark.slow
 def test_a_real_server_killed_mid_session_repairs_and_verifies(tmp_path: Path) -> None:
     server = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--demo", "--port", "0",
-         "--data-dir", str(tmp_path)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--demo",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     bots = None
     try:
         assert server.stdout is not None
-        url = next(line.split("serving on ")[1].strip()
-                   for line in server.stdout if "serving on" in line)
-        bots = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "bots", "--server", url, "--data-dir",
-             str(tmp_path), "--participants", "3", "--seconds", "30"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        url = next(
+            line.split("serving on ")[1].strip() for line in server.stdout if "serving on" in line
         )
-        time.sleep(4)
+        bots = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "server.cli",
+                "bots",
+                "--server",
+                url,
+                "--data-dir",
+                str(tmp_path),
+                "--participants",
+                "3",
+                "--seconds",
+                "30",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while not _joined(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.5)  # the bots join within a second or two on an idle machine
+        time.sleep(1)
     finally:
         os.kill(server.pid, signal.SIGKILL)
         server.wait()
@@ -80,3 +113,15 @@ def test_a_real_server_killed_mid_session_repairs_and_verifies(tmp_path: Path) -
     session = Session.open(tmp_path, session_id)
     assert any(r.kind == "join" for r in session.records())
     assert session.tick_range()[1] > 30
+
+
+def _joined(data_dir: Path) -> bool:
+    """A bot's join has been flushed into the live session's log."""
+    sessions = list((data_dir / "sessions").glob("*/manifest.json"))
+    if len(sessions) != 1:
+        return False
+    try:
+        session = Session.open(data_dir, sessions[0].parent.name)
+        return any(r.kind == "join" for r in session.records(kinds=frozenset({"join"})))
+    except ReplayError:
+        return False

@@ -51,9 +51,11 @@ def test_a_flusher_thread_keeps_up_without_loss(tmp_path: Path) -> None:
 
 def test_media_tracks_can_be_added_from_another_thread(tmp_path: Path) -> None:
     writer = SessionWriter(tmp_path, "media", fsync=False)
-    worker = threading.Thread(target=writer.add_media_track, args=("mic-1", "audio"),
-                              kwargs={"member": 2, "uri": "media/mic-1.ogg",
-                                      "clock_offset_ms": -12.5})
+    worker = threading.Thread(
+        target=writer.add_media_track,
+        args=("mic-1", "audio"),
+        kwargs={"member": 2, "uri": "media/mic-1.ogg", "clock_offset_ms": -12.5},
+    )
     worker.start()
     worker.join()
     writer.add_media_track("cam-1", "video", member=3, clock_offset_ms=40)
@@ -109,3 +111,15 @@ def test_a_failed_flush_keeps_the_records_for_the_next(tmp_path: Path) -> None:
     writer.close()
     session = Session.open(tmp_path, "enospc")
     assert session.problems == [] and verify(session).intact
+
+
+def test_stats_say_which_records_a_crash_could_still_lose(tmp_path: Path) -> None:
+    writer = SessionWriter(tmp_path, "durable", fsync=False)
+    for tick in range(5):
+        writer.write(Record("tick", tick, {}))
+    assert (writer.stats()["handed"], writer.stats()["durable"]) == (5, 0)
+    writer.flush()
+    assert (writer.stats()["handed"], writer.stats()["durable"]) == (5, 5)
+    writer.write(Record("tick", 5, {}))
+    assert (writer.stats()["handed"], writer.stats()["durable"]) == (6, 5)
+    writer.close()

@@ -2,8 +2,9 @@
 // token it lists the recorded sessions (the admin key is needed) and issues review
 // links; with `?session=<id>&token=<review token>` it plays the session back over the
 // live protocol: the same mirror, monitor, 3D room and case panels, steered with the
-// intents play, pause, seek {seconds} and speed {x}. Timeline lanes are built from the
-// session's JSON-lines export; bookmarks and comments use the annotations API.
+// intents play, pause, seek {seconds} and speed {x}. The lanes, the transcript and the
+// vitals come from the session's timeline (`/api/sessions/<id>/timeline`, scoped to the
+// token's view); bookmarks, comments and rater forms use the annotations API.
 import { RoomConnection, wsUrl } from "./connection.js";
 import { Monitor } from "./monitor.js";
 import { RoomScene } from "./scene.js";
@@ -12,12 +13,12 @@ import { renderCase, renderEvents, renderPeople, timeline, eventText } from "./p
 import { clockText, el } from "./render.js";
 import { HIDDEN, isHidden } from "./wire.js";
 import { ReplayMedia } from "./replay_media.js";
+import { Lanes } from "./replay_lanes.js";
+import { RaterForm, Transcript, annotationText } from "./replay_panels.js";
 
 const $ = (id) => document.getElementById(id);
 const PANEL_MS = 200;
-const MAX_LANE_ITEMS = 500;
-const VITAL_LINES = { hr: "#7cfc8a", spo2: "#5cd6ff", sbp: "#ffffff" };
-const SKIPPED_KINDS = ['"kind":"poses"', '"kind":"keyframe"', '"kind":"checksum"'];
+const RATING_WINDOW_S = 60;
 
 function showProblem(text) {
   $("problem").hidden = false; // shown first, so the alert is announced
@@ -75,56 +76,6 @@ function listSessions() {
   });
 }
 
-// -- lanes from the JSON-lines export ------------------------------------------------------
-/** Read the export line by line (never the whole body at once), keeping bounded lanes. */
-async function buildTimeline(sessionId, token) {
-  const response = await fetch(`/api/sessions/${encodeURIComponent(sessionId)}/export/jsonl?token=${encodeURIComponent(token)}`);
-  if (!response.ok || !response.body) throw new Error(`the export answered ${response.status}`);
-  const lanes = { actions: [], facilitator: [], decision: [], events: [] };
-  const members = new Map();
-  const vitals = new Map(); // entity id -> {signal: [[t, v]]}
-  const take = (record) => {
-    const { t, kind, data } = record;
-    if (kind === "join") members.set(data.member, { role: data.role, name: data.name });
-    else if (kind === "intent") {
-      const who = members.get(data.member) || { role: "?", name: "?" };
-      const args = Object.entries(data.args || {}).map(([k, v]) => `${k} ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
-      const lane = data.do === "decide" ? "decision" : who.role === "facilitator" ? "facilitator" : "actions";
-      lanes[lane].push({ t, text: `${who.name}: ${data.do}${args ? ` (${args})` : ""}` });
-    } else if (kind === "op") {
-      const op = data.op;
-      if (op[0] === "set" && op[2] in VITAL_LINES && typeof op[3] === "number") {
-        const series = vitals.get(op[1]) || {};
-        (series[op[2]] ||= []).push([t, op[3]]);
-        vitals.set(op[1], series);
-      } else if (op[0] === "log" && (op[1] === "events" || op[1] === "case") && op[2] && typeof op[2] === "object") {
-        lanes.events.push({ t, text: eventText(op[2]) });
-      }
-    }
-  };
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let rest = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (value) rest += value;
-    const lines = rest.split("\n");
-    rest = done ? "" : lines.pop();
-    for (const line of lines) {
-      if (!line || SKIPPED_KINDS.some((k) => line.includes(k))) continue;
-      take(JSON.parse(line));
-    }
-    if (done) break;
-  }
-  let best = {};
-  for (const series of vitals.values()) if ((series.hr?.length ?? 0) > (best.hr?.length ?? 0)) best = series;
-  const labels = { actions: "Team actions", facilitator: "Facilitator", decision: "Decisions", events: "Case events" };
-  return {
-    members,
-    lanes: Object.entries(lanes).map(([name, items]) => ({ name, label: labels[name], items: items.slice(-MAX_LANE_ITEMS) })),
-    vitals: best,
-  };
-}
-
 // -- the player ------------------------------------------------------------------------------
 class Player {
   constructor(sessionId, token) {
@@ -139,7 +90,7 @@ class Player {
     this.moved = new Set();
     this.lastPanels = 0;
     this.annotations = [];
-    this.timeline = { lanes: [], vitals: {}, members: new Map() };
+    this.timeline = null;
     this.conn = new RoomConnection({ url: wsUrl(), token });
     this.scene = new RoomScene($("scene"));
     this.monitor = new Monitor($("monitor"), $("alarm-text"), () => {});
@@ -149,6 +100,9 @@ class Player {
       { section: $("replay-media"), status: $("replay-media-status"), audio: $("replay-audio"), stereo: $("stereo"), mode: $("stereo-mode") },
       (file) => this.api(`/media/${encodeURIComponent(file)}`));
     this.manifest = null;
+    this.lanes = new Lanes($("lanes"), (t) => this.seek(t));
+    this.transcript = new Transcript($("transcript"), $("transcript-now"), (t) => this.seek(t));
+    this.rater = new RaterForm($("rating-form"), (body) => this.saveAnnotation(body, "Rating saved"));
 
     this.conn.addEventListener("status", (e) => { $("conn-status").textContent = e.detail; });
     this.conn.addEventListener("welcome", (e) => this.onWelcome(e.detail));
@@ -162,6 +116,7 @@ class Player {
     seek.addEventListener("input", () => { this.dragging = true; this.showClock(Number(seek.value)); });
     seek.addEventListener("change", () => { this.dragging = false; this.seek(Number(seek.value)); });
     $("bookmark-form").addEventListener("submit", (e) => { e.preventDefault(); this.addBookmark(); });
+    $("rating-here").addEventListener("click", () => this.rater.setRange(Math.max(this.start, this.seconds - RATING_WINDOW_S), this.seconds));
     const loop = (now) => this.frame(now);
     if (this.scene.ok) this.scene.renderer.setAnimationLoop(loop);
     else { const raf = (now) => { loop(now); requestAnimationFrame(raf); }; requestAnimationFrame(raf); }
@@ -184,9 +139,9 @@ class Player {
     }
   }
 
-  /** A member's name: from the session's join records, else the avatars seen so far. */
+  /** A member's name: from the session's timeline, else the avatars seen so far. */
   nameOf(member) {
-    for (const [id, who] of this.timeline.members) if (String(id) === String(member) && who.name) return String(who.name);
+    for (const who of this.timeline?.members || []) if (String(who.id) === String(member) && who.name) return String(who.name);
     for (const a of this.conn.mirror.find("avatar").values()) {
       if (String(a.member) === String(member)) return String(a.name);
     }
@@ -199,21 +154,33 @@ class Player {
 
   onWelcome(welcome) {
     const hz = welcome.tick_hz || 30;
+    this.hz = hz;
     this.start = welcome.review.first_tick / hz;
     this.end = welcome.review.last_tick / hz;
     const title = welcome.title || welcome.room;
     $("replay-title").textContent = `Replay: ${title}`;
     document.title = `Replay: ${title} — Grand Rounds`;
     $("view-as").textContent = `Seen as the ${welcome.view}`;
+    $("debrief").hidden = welcome.view !== "facilitator"; // the debrief is the facilitator's
     Object.assign($("seek"), { min: String(this.start), max: String(this.end) });
-    buildTimeline(this.sessionId, this.token)
-      .then((timeline) => {
-        this.timeline = timeline;
-        this.buildLanes();
+    this.lanes.setRange(this.start, this.end);
+    this.rater.setRange(this.start, Math.min(this.end, this.start + RATING_WINDOW_S));
+    if (welcome.review.damaged) this.showDamage(welcome.review.damaged);
+    getJson(this.api("/timeline"))
+      .then((tl) => {
+        this.timeline = tl;
+        this.lanes.setTimeline(tl);
+        this.transcript.setLines(tl.transcript, this.start);
+        this.transcript.update(this.seconds, false);
+        this.rater.setScales(tl.rating_scales);
         this.media.relabel((member) => this.nameOf(member));
+        if (tl.damage) showProblem(`The recording could not be read to its end: ${tl.damage}`);
       })
-      .catch((err) => showProblem(`Could not build the timeline: ${err.message}`));
-    this.buildLanes();
+      .catch((err) => showProblem(`Could not build the timeline (${err.code}): ${err.message}`));
+  }
+
+  showDamage(damaged) {
+    showProblem(`The recording cannot be read past ${clockText(damaged.seconds - this.start)} (${damaged.code}): ${damaged.msg}`);
   }
 
   onPlayback(p) {
@@ -223,6 +190,7 @@ class Player {
     $("play").setAttribute("aria-pressed", String(this.playing));
     $("speed").value = String(p.speed);
     this.media.onPlayback(p);
+    if (p.damaged && !this.damageShown) { this.damageShown = true; this.showDamage(p.damaged); }
     this.dirty = true;
   }
 
@@ -232,6 +200,8 @@ class Player {
     return reply.ok;
   }
 
+  /** Move the play head to session second `t` (a marker gives the tick its action took
+   * effect in: the state shown is the one after it). */
   async seek(t) {
     const target = Math.max(this.start, Math.min(this.end, t));
     this.media.seekTo(target);
@@ -257,11 +227,13 @@ class Player {
       const items = timeline(mirror);
       renderEvents($("events"), items);
       $("caption").textContent = items.length ? eventText(items[items.length - 1].entry) : "";
+      const at = mirror.tick !== null && this.hz ? mirror.tick / this.hz : this.seconds;
       if (!this.dragging) {
-        $("seek").value = String(this.seconds);
-        this.showClock(this.seconds);
+        $("seek").value = String(at);
+        this.showClock(at);
       }
-      this.placePlayheads(this.seconds);
+      this.lanes.place(at);
+      this.transcript.update(at, this.playing);
     }
     if (this.scene.ok) {
       this.scene.sync(this.conn.mirror, this.moved, now, null);
@@ -278,85 +250,41 @@ class Player {
     $("seek").setAttribute("aria-valuetext", text.replace(" / ", " of "));
   }
 
-  // -- timeline lanes -------------------------------------------------------------------
-  pct(t) {
-    const span = this.end - this.start;
-    return span > 0 ? `${(100 * (Math.max(this.start, Math.min(this.end, t)) - this.start)) / span}%` : "0%";
-  }
-
-  buildLanes() {
-    const rows = this.timeline.lanes.map((lane) =>
-      this.lane(lane.label, lane.items.map((item) => this.marker(item.t, item.text, lane.name))));
-    rows.push(this.vitalsLane());
-    this.bookmarkTrack = el("div", { class: "lane-track" });
-    rows.push(el("div", { class: "lane" }, el("span", { class: "lane-label", text: "Bookmarks" }), this.bookmarkTrack));
-    $("lanes").replaceChildren(...rows);
-    this.renderBookmarks();
-  }
-
-  lane(title, markers) {
-    return el("div", { class: "lane" }, el("span", { class: "lane-label", text: title }),
-      el("div", { class: "lane-track" }, ...markers));
-  }
-
-  marker(t, text, kind) {
-    const when = clockText(t - this.start);
-    const button = el("button", { type: "button", class: `marker ${kind}`, title: `${when} ${text}`, "aria-label": `${when}: ${text}` });
-    button.style.left = this.pct(t);
-    button.addEventListener("click", () => this.seek(t));
-    return button;
-  }
-
-  vitalsLane() {
-    const ns = "http://www.w3.org/2000/svg";
-    const svg = document.createElementNS(ns, "svg");
-    svg.setAttribute("viewBox", "0 0 1000 100");
-    svg.setAttribute("preserveAspectRatio", "none");
-    svg.setAttribute("aria-hidden", "true");
-    const span = this.end - this.start;
-    for (const [signal, colour] of Object.entries(VITAL_LINES)) {
-      const series = this.timeline.vitals[signal];
-      if (!series || series.length < 2 || span <= 0) continue;
-      const values = series.map(([, v]) => v);
-      const low = Math.min(...values), high = Math.max(...values), range = high - low || 1;
-      const line = document.createElementNS(ns, "polyline");
-      line.setAttribute("points", series.map(([t, v]) => `${(1000 * (t - this.start)) / span},${95 - (90 * (v - low)) / range}`).join(" "));
-      line.setAttribute("fill", "none");
-      line.setAttribute("stroke", colour);
-      line.setAttribute("stroke-width", "2");
-      line.setAttribute("vector-effect", "non-scaling-stroke");
-      svg.append(line);
-    }
-    return el("div", { class: "lane" }, el("span", { class: "lane-label", text: "Vitals: HR, SpO₂, SBP" }), el("div", { class: "lane-track" }, svg));
-  }
-
-  placePlayheads(t) {
-    for (const track of $("lanes").querySelectorAll(".lane-track")) {
-      let head = track.querySelector(".playhead");
-      if (!head) { head = el("span", { class: "playhead", "aria-hidden": "true" }); track.append(head); }
-      head.style.left = this.pct(t);
-    }
-  }
-
-  // -- bookmarks and comments ---------------------------------------------------------------
+  // -- bookmarks, comments and rater forms ---------------------------------------------------
   async loadAnnotations() {
     try {
       this.annotations = (await getJson(this.api("/annotations"))).annotations;
-      this.renderBookmarks();
+      this.renderAnnotations();
     } catch (err) {
       showProblem(`Could not load the bookmarks (${err.code}): ${err.message}`);
     }
   }
 
-  renderBookmarks() {
+  renderAnnotations() {
     const sorted = [...this.annotations].sort((a, b) => a.start_s - b.start_s);
-    this.bookmarkTrack?.replaceChildren(...sorted.map((a) => this.marker(a.start_s, a.text, "bookmark")));
+    this.lanes.setAnnotations(sorted);
     $("bookmarks").replaceChildren(...sorted.map((a) => {
       const when = a.end_s == null ? clockText(a.start_s - this.start) : `${clockText(a.start_s - this.start)}–${clockText(a.end_s - this.start)}`;
-      const go = el("button", { type: "button", class: "go", text: `Go to ${when}`, "aria-label": `Go to ${when}: ${a.text}` });
+      const text = annotationText(a);
+      const go = el("button", { type: "button", class: "go", text: `Go to ${when}`, "aria-label": `Go to ${when}: ${text}` });
       go.addEventListener("click", () => this.seek(a.start_s));
-      return el("li", { class: "bookmark-item" }, go, " ", document.createTextNode(a.text + (a.author ? ` — ${a.author}` : "")));
+      return el("li", { class: `bookmark-item ${a.kind}` }, go, " ", document.createTextNode(text + (a.author ? ` — ${a.author}` : "")));
     }));
+  }
+
+  async saveAnnotation(body, said) {
+    try {
+      const note = await getJson(this.api("/annotations"), {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+      this.annotations.push(note);
+      this.renderAnnotations();
+      announce(`${said} at ${clockText(note.start_s - this.start)}`);
+      return true;
+    } catch (err) {
+      showProblem(`Could not save (${err.code}): ${err.message}`);
+      return false;
+    }
   }
 
   async addBookmark() {
@@ -365,17 +293,7 @@ class Player {
     const until = $("bookmark-end").value.trim();
     const at = Math.round(this.seconds * 10) / 10;
     const body = until === "" ? { start_s: at, text } : { start_s: at, end_s: this.start + Number(until), text };
-    try {
-      const note = await getJson(this.api("/annotations"), {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-      });
-      this.annotations.push(note);
-      this.renderBookmarks();
-      $("bookmark-form").reset();
-      announce(`Bookmark added at ${clockText(at - this.start)}`);
-    } catch (err) {
-      showProblem(`Could not save the bookmark (${err.code}): ${err.message}`);
-    }
+    if (await this.saveAnnotation(body, "Bookmark added")) $("bookmark-form").reset();
   }
 }
 
