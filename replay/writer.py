@@ -29,6 +29,7 @@ import os
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -69,6 +70,16 @@ def seal_segment(raw: Path, level: int = 3, durable: bool = True) -> Path:
     return sealed
 
 
+@dataclass(frozen=True, slots=True)
+class ContinuePoint:
+    """Where a writer takes up a session another process recorded (replay.continuation)."""
+
+    manifest: Manifest
+    index: IndexFile
+    records: int
+    """Records the log already holds: the next one gets this index."""
+
+
 class SessionWriter:
     """Records one session into `<data_dir>/sessions/<session_id>/`."""
 
@@ -84,11 +95,12 @@ class SessionWriter:
         fsync: bool = True,
         compress_level: int = 3,
         signing_key: bytes | None = None,
+        continue_after: ContinuePoint | None = None,
     ) -> None:
         self.session_id = layout.check_session_id(session_id or new_session_id())
         self.path = layout.sessions_root(data_dir) / self.session_id
         try:
-            self.path.mkdir(parents=True, exist_ok=False)
+            self.path.mkdir(parents=True, exist_ok=continue_after is not None)
         except FileExistsError:
             raise ReplayError(
                 "session-exists", f"session {self.session_id!r} already exists"
@@ -129,18 +141,27 @@ class SessionWriter:
         """The MAC of the last sealed segment (what the next segment's MAC chains to)."""
         self._durable = 0
         """Records appended and fsync'd so far (a crash keeps at least these)."""
-        self._seg_no = 0
-        self._seg_info = SegmentInfo(0, 0)
-        self._seg_mac = signing.SegmentMac(b"", self.session_id, 0, self._chain)
+        if continue_after is not None:
+            self.manifest = continue_after.manifest
+            self.manifest.status = "recording"
+            self._index = continue_after.index
+            self._next_index = self._durable = continue_after.records
+            last_mac = self._index.segments[-1].mac if self._index.segments else None
+            self._chain = bytes.fromhex(last_mac) if last_mac else signing.NO_MAC
+        self._seg_no = len(self._index.segments)
+        self._seg_info = SegmentInfo(self._seg_no, 0)
+        self._seg_mac = signing.SegmentMac(b"", self.session_id, self._seg_no, self._chain)
         self._checkpoints: BinaryIO | None = None
-        self._file: BinaryIO = self._open_segment(0)
+        self._file: BinaryIO = self._open_segment(self._seg_no)
         self._write_manifest()
         self._flusher: threading.Thread | None = None
         self._stop = threading.Event()
 
     # -- room thread -----------------------------------------------------------
-    def write(self, record: Record) -> None:
-        """Take one record; returns at once unless the buffer is full (see module doc)."""
+    def write(self, record: Record) -> int | None:
+        """Take one record; returns at once unless the buffer is full (see module doc).
+
+        The record's index in the log, or None when it had to be dropped."""
         with self._lock:
             if self._closed:
                 raise ReplayError("closed", f"session {self.session_id} is closed")
@@ -151,7 +172,7 @@ class SessionWriter:
             size = len(payload) + fmt.FRAME.size
             if self._buffered + size > self._max_buffer and not self._wait_for_room(size):
                 self._drop(record)
-                return
+                return None
             self._next_index = index + 1
             self._buffer.append((record.kind == "keyframe", index, record.tick, payload))
             self._buffered += size
@@ -159,8 +180,10 @@ class SessionWriter:
                 self._stats["buffer_peak"] = self._buffered
             if record.kind in MANIFEST_KINDS and self.manifest.observe(record):
                 self._manifest_dirty = True
+            return index
 
-    record = write
+    def record(self, record: Record) -> None:
+        self.write(record)
 
     def _wait_for_room(self, size: int) -> bool:
         self._stats["waits"] += 1
@@ -237,17 +260,24 @@ class SessionWriter:
             )
 
     # -- flusher thread ----------------------------------------------------------
-    def flush(self) -> None:
-        """Append everything buffered to disk durably; call at least once a second.
+    def flush(self, limit: int | None = None) -> None:
+        """Append what is buffered to disk durably; call at least once a second.
 
+        With `limit`, only records whose index is below it (a cluster node writes only
+        what the cluster already holds: server/room_backlog.py); the rest stay buffered.
         Raises OSError if the disk refuses; nothing is lost (the records stay buffered
         and the next flush retries), but the buffer fills if the disk stays broken.
         """
         with self._flush_lock:
             started = time.monotonic()
             with self._lock:
-                batch, self._buffer = self._buffer, []
-                self._buffered = 0
+                cut = len(self._buffer)
+                if limit is not None:
+                    cut = next(
+                        (i for i, b in enumerate(self._buffer) if b[1] >= limit), len(self._buffer)
+                    )
+                batch, self._buffer = self._buffer[:cut], self._buffer[cut:]
+                self._buffered -= sum(len(b[3]) + fmt.FRAME.size for b in batch)
                 self._drained.notify_all()
                 manifest_dirty, self._manifest_dirty = self._manifest_dirty, False
             if self._file.closed:
@@ -413,6 +443,20 @@ class SessionWriter:
                 self.manifest.status = "sealed"
                 self.manifest.ended_at = utc_iso(time.time())
             self._write_manifest()
+
+    def abandon(self) -> None:
+        """Stop without writing anything more or sealing: another process carries the
+        session on (a room that moved). What is buffered is dropped on purpose."""
+        self._stop.set()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._buffer, self._buffered = [], 0
+        with self._flush_lock:
+            self._file.close()
+            if self._checkpoints is not None:
+                self._checkpoints.close()
 
     def __enter__(self) -> SessionWriter:
         return self

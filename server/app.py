@@ -19,6 +19,8 @@ from urllib.parse import urlencode
 import trio
 
 from netcode.views import Role
+from replay.continuation import continue_session
+from replay.errors import ReplayError
 from replay.signing import derive_key
 from replay.writer import SessionWriter, new_session_id
 from rooms.room import Room, RoomConfig
@@ -137,16 +139,21 @@ class Server:
         """
         room = restored.room
         self._check_room_can_open(room.id)
-        writer = await trio.to_thread.run_sync(
-            partial(
-                SessionWriter.resume,
-                self.settings.data_dir,
-                entry.session,
-                restored.backlog.first,
-                restored.backlog.records,
+        try:
+            writer = await trio.to_thread.run_sync(
+                partial(
+                    continue_session,
+                    self.settings.data_dir,
+                    entry.session,
+                    restored.backlog.first,
+                    [r for i, r in restored.backlog.records if i >= 0],
+                    signing_key=derive_key(self.settings.secret),
+                    server_version=VERSION,
+                )
             )
-        )
-        room.recorder = TeeRecorder(writer, restored.backlog.end)
+        except (OSError, ReplayError) as exc:
+            raise RoomRefused("recording_unavailable", f"the session cannot go on: {exc}") from None
+        room.recorder = TeeRecorder(writer)
         for member_id in list(room.members):
             room.disconnect(member_id)
         host = RoomHost(room, self.settings, self.metrics, writer)

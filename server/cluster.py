@@ -32,7 +32,7 @@ from server.directory import RoomDirectory, RoomEntry, RoomStatus
 from server.nodes import HEARTBEAT_SECONDS, CpuMeter, NodeInfo, NodeKind, NodeRegistry
 from server.refusals import RoomRefused
 from server.room_backlog import RoomBacklog, TeeRecorder
-from server.room_lease import LEASE_SECONDS, RENEW_SECONDS, RoomLease, Superseded
+from server.room_lease import RENEW_SECONDS, RoomLease, Superseded
 from server.takeover import read_backlog, rebuild
 from server.valkey import Keys, Valkey, ValkeyUnavailable
 
@@ -46,9 +46,6 @@ STARTUP_SECONDS: Final = 30.0
 TAKEOVER_STAGGER_SECONDS: Final = 0.3
 """Each node waits this long per place in the load order before claiming an orphaned
 room, so the least-loaded live node usually takes it."""
-RECORDING_MARGIN_SECONDS: Final = 1.5
-"""An owner that could not renew its lease for `LEASE_SECONDS - this` stops writing the
-shared recording until it can again: by then no successor can have claimed the room."""
 DRAIN_SECONDS: Final = 10.0
 """How long a draining node waits for its rooms to hand over (docs/operations.md)."""
 LOCATE_SECONDS: Final = 10.0
@@ -68,6 +65,8 @@ class Cluster:
         self.registry = NodeRegistry(valkey, self.describe)
         self.directory = RoomDirectory(valkey)
         self.leases: dict[str, RoomLease] = {}
+        self.entries: dict[str, RoomEntry] = {}
+        """The directory entries of the rooms this node owns (rewritten if Valkey loses them)."""
         self.draining = False
         self.node_urls: list[str] = []
         """WebSocket URLs of the live nodes, as of the last sweep (sent in `welcome`)."""
@@ -139,6 +138,7 @@ class Cluster:
         host.on_tick.append(backlog.on_tick)
         host.companions.append(backlog.run)
         host.companions.append(lambda: self._keep_lease(host, lease, backlog))
+        host.flush_limit = lambda: backlog.durable_limit
         host.on_new_session.append(
             lambda session, member: self._remember_session(host, session, member)
         )
@@ -146,13 +146,12 @@ class Cluster:
         host.on_stop.append(self._room_stopped)
 
     async def _keep_lease(self, host: RoomHost, lease: RoomLease, backlog: RoomBacklog) -> None:
-        """Renew the lease while the room's loop is alive; stop writing when unsure.
+        """Renew the lease while the room's loop is alive.
 
         A room whose loop stopped ticking stops renewing, so it loses its lease and a
-        successor takes it; an owner cut off from Valkey keeps its room running but
-        stops writing the shared recording before a successor could claim the room.
+        successor takes it. An owner cut off from Valkey keeps its room running (its
+        replay log waits for the backlog, `RoomBacklog.durable_limit`).
         """
-        renewed = trio.current_time()
         last_tick = -1
         while True:
             with trio.move_on_after(RENEW_SECONDS):
@@ -165,14 +164,10 @@ class Cluster:
             try:
                 await lease.renew()
             except ValkeyUnavailable:
-                if trio.current_time() - renewed > LEASE_SECONDS - RECORDING_MARGIN_SECONDS:
-                    host.recording_allowed = False
                 continue
             except Superseded:
                 self._superseded(host, "a newer epoch claimed it")
                 return
-            renewed = trio.current_time()
-            host.recording_allowed = True
 
     def _superseded(self, host: RoomHost, why: str) -> None:
         log.warning(
@@ -192,6 +187,7 @@ class Cluster:
             )
 
     async def _room_stopped(self, host: RoomHost) -> None:
+        self.entries.pop(host.room.id, None)
         lease = self.leases.pop(host.room.id, None)
         if lease is None:
             return  # moved or superseded: the directory entry is the successor's now
@@ -354,7 +350,12 @@ class Cluster:
         alive = {n.id for n in nodes}
         ranked = sorted((n for n in nodes if not n.draining), key=lambda n: n.load)
         rank = next((i for i, n in enumerate(ranked) if n.id == self.node_id), len(ranked))
-        for entry in await self.directory.all():
+        entries = await self.directory.all()
+        listed = {e.id for e in entries}
+        for room_id, mine in list(self.entries.items()):
+            if room_id not in listed and room_id in self.leases:
+                await self.directory.put(mine)  # Valkey restarted empty: list it again
+        for entry in entries:
             if entry.id in self.server.rooms:
                 await self._refresh(entry)
             elif entry.status is RoomStatus.PLACING:
@@ -369,7 +370,7 @@ class Cluster:
                     self._start(self._delayed_takeover(rank), entry.id)
 
     async def _refresh(self, entry: RoomEntry) -> None:
-        """Our room's entry, rewritten if Valkey lost it (a restart without persistence)."""
+        """Act on what others wrote in our room's entry (an end asked through any node)."""
         host = self.server.rooms[entry.id]
         if entry.end_requested and not host.ended:
             host.request_end(entry.end_requested)
@@ -402,17 +403,20 @@ class Cluster:
             raise
         tee = host.room.recorder
         assert isinstance(tee, TeeRecorder)
-        start = tee.pending[0]
+        _, start = tee.pending[0]
         self.adopt(host, lease, tee)
         session = host.writer.session_id if host.writer is not None else ""
-        await self.directory.update(
-            room_id,
-            status=RoomStatus.RUNNING.value,
-            owner=self.node_id,
-            epoch=lease.epoch,
-            session=session,
-            start=json.dumps(start.data),
+        running = entry.model_copy(
+            update={
+                "status": RoomStatus.RUNNING,
+                "owner": self.node_id,
+                "epoch": lease.epoch,
+                "session": session,
+                "start": json.dumps(start.data),
+            }
         )
+        self.entries[room_id] = running
+        await self.directory.put(running)
         self.server.launch(host)
 
     async def _take_over(self, room_id: str) -> None:
@@ -440,7 +444,10 @@ class Cluster:
         tee = host.room.recorder
         assert isinstance(tee, TeeRecorder)
         self.adopt(host, lease, tee)
-        await self.directory.update(room_id, owner=self.node_id, epoch=lease.epoch)
+        self.entries[room_id] = entry.model_copy(
+            update={"owner": self.node_id, "epoch": lease.epoch}
+        )
+        await self.directory.put(self.entries[room_id])
         self.server.launch(host)
 
     async def drain(self) -> None:

@@ -17,7 +17,8 @@ from typing import Final
 import msgpack
 import trio
 
-from rooms.records import Record, Recorder
+from replay.writer import SessionWriter
+from rooms.records import Record
 from server.room_lease import RoomLease, Superseded
 from server.valkey import Keys, ValkeyUnavailable
 
@@ -29,58 +30,66 @@ MAX_ENTRIES: Final = 4000
 """Cap on the stream: keyframes come every 10 s (300 ticks), so this is only a backstop."""
 
 
-def pack_batch(first: int, records: list[Record]) -> bytes:
-    """One tick's records, numbered from `first` (the room's count of records before)."""
-    rows = [[r.kind, r.tick, r.data] for r in records]
-    return msgpack.packb([first, rows], use_bin_type=True)  # type: ignore[no-any-return]
+Numbered = tuple[int, Record]
+"""A record and its index in the replay log (-1: the log had to drop it)."""
 
 
-def unpack_batch(payload: bytes) -> tuple[int, list[Record]]:
-    first, rows = msgpack.unpackb(payload, raw=False, strict_map_key=False)
-    return int(first), [Record(str(kind), int(tick), dict(data)) for kind, tick, data in rows]
+def pack_batch(records: list[Numbered]) -> bytes:
+    rows = [[index, r.kind, r.tick, r.data] for index, r in records]
+    return msgpack.packb(rows, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def unpack_batch(payload: bytes) -> list[Numbered]:
+    rows = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    return [(int(i), Record(str(kind), int(tick), dict(data))) for i, kind, tick, data in rows]
 
 
 class TeeRecorder:
-    """Gives each record to the replay log and keeps it for the tick's backlog entry.
+    """Gives each record to the replay log and keeps it, with its index in the log, for
+    the tick's backlog entry (a successor appends what its copy of the log lacks)."""
 
-    `count` numbers the room's records from its start, as its replay log holds them,
-    so a successor knows which backlog records its recording already has.
-    """
-
-    def __init__(self, log_recorder: Recorder, count: int = 0) -> None:
-        self.log_recorder = log_recorder
-        self.count = count
-        self.pending: list[Record] = []
+    def __init__(self, writer: SessionWriter) -> None:
+        self.writer = writer
+        self.pending: list[Numbered] = []
 
     def record(self, record: Record) -> None:
-        self.log_recorder.record(record)
-        self.pending.append(record)
-        self.count += 1
+        index = self.writer.write(record)
+        self.pending.append((-1 if index is None else index, record))
 
-    def take(self) -> tuple[int, list[Record]]:
-        """The records since the last call, and the number of the first of them."""
+    def take(self) -> list[Numbered]:
         batch, self.pending = self.pending, []
-        return self.count - len(batch), batch
+        return batch
 
 
 class RoomBacklog:
+    """Feeds the room's backlog stream and says how far the replay log may be written.
+
+    `durable_limit` is the index below which every record has reached Valkey: the
+    node writes its replay log only up to there, so the log on the shared disk never
+    holds a record a successor could not know of. (An owner cut off from Valkey keeps
+    its records buffered; once Valkey accepts its next keyframe entry, which proves it
+    still owns the room, everything before it may be written.)
+    """
+
     def __init__(self, lease: RoomLease, tee: TeeRecorder) -> None:
         self.lease = lease
         self.tee = tee
-        self._send, self._receive = trio.open_memory_channel[tuple[bytes, bool]](QUEUED_TICKS)
+        self.durable_limit = 0
+        self._send, self._receive = trio.open_memory_channel[tuple[bytes, bool, int]](QUEUED_TICKS)
         self._broken = False
         self.superseded = trio.Event()
 
     def on_tick(self, _host: object) -> None:
         """After a tick: queue its records (never waits; drops when Valkey is behind)."""
-        first, batch = self.tee.take()
+        batch = self.tee.take()
         if not batch:
             return
-        restart = any(r.kind == "keyframe" for r in batch)
-        if self._broken and not restart:
+        keyframe = any(r.kind == "keyframe" for _, r in batch)
+        if self._broken and not keyframe:
             return
+        upto = max(index for index, _ in batch) + 1
         try:
-            self._send.send_nowait((pack_batch(first, batch), restart))
+            self._send.send_nowait((pack_batch(batch), keyframe, upto))
             self._broken = False
         except trio.WouldBlock:
             if not self._broken:
@@ -94,14 +103,16 @@ class RoomBacklog:
         """Append queued batches until the room stops or its lease is superseded."""
         stream = Keys.room_records(self.lease.room_id)
         skipping = False
-        async for payload, restart in self._receive:
-            if skipping and not restart:
+        async for payload, keyframe, upto in self._receive:
+            if skipping and not keyframe:
                 continue  # these would not follow on from what Valkey holds
             try:
-                await self.lease.append(stream, payload, MAX_ENTRIES, restart=restart)
-                skipping = False
+                await self.lease.append(stream, payload, MAX_ENTRIES, starting_point=keyframe)
             except ValkeyUnavailable:
                 skipping = True
+                continue
             except Superseded:
                 self.superseded.set()
                 return
+            skipping = False
+            self.durable_limit = max(self.durable_limit, upto)

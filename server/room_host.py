@@ -90,8 +90,8 @@ class RoomHost:
         """Told (session, member) when a client starts a session (a cluster shares them)."""
         self.peer_urls: list[str] = []
         """The cluster's nodes (WebSocket URLs), sent in `welcome`; empty on one machine."""
-        self.recording_allowed = True
-        """False while a cluster node is unsure it still owns the room: flushes wait."""
+        self.flush_limit: Callable[[], int | None] = lambda: None
+        """How far the replay log may be written (a cluster node: what Valkey holds)."""
         self._stopped = trio.Event()
         self._goodbye_code = "room_ended"
         self._stepped_down: str | None = None
@@ -332,11 +332,8 @@ class RoomHost:
         pause = FLUSH_INTERVAL_SECONDS
         while True:
             await trio.sleep(pause)
-            if not self.recording_allowed:
-                self._report_recording(writer, time.monotonic() - last_written)
-                continue  # buffered until this node knows it still owns the room
             try:
-                await trio.to_thread.run_sync(writer.flush)
+                await trio.to_thread.run_sync(writer.flush, self.flush_limit())
             except OSError as exc:
                 lag = time.monotonic() - last_written
                 self._report_recording(writer, lag)

@@ -55,12 +55,17 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then
 end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'd', ARGV[3])
 if ARGV[4] == '1' then
-  redis.call('XTRIM', KEYS[2], 'MINID', id)
+  local previous = redis.call('GET', KEYS[3])
+  redis.call('SET', KEYS[3], id)
+  if previous then
+    redis.call('XTRIM', KEYS[2], 'MINID', previous)
+  end
 end
 return id
 """
-"""KEYS: lease, stream. ARGV: token, max entries, payload, '1' to drop every earlier entry.
-The new entry's id, or nil when the lease is not this owner's (superseded)."""
+"""KEYS: lease, stream, the stream's mark. ARGV: token, max entries, payload, '1' for an
+entry a reader can start from (a keyframe): the stream then keeps only what follows the
+previous such entry. The new entry's id, or nil when the lease is not this owner's."""
 
 _RELEASE: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -115,13 +120,20 @@ class RoomLease:
         if not ours:
             raise Superseded(f"room {self.room_id} is owned by a newer epoch than {self.epoch}")
 
-    async def append(self, stream: str, payload: bytes, max_entries: int, *, restart: bool) -> str:
-        """Add one entry to one of the room's streams, fenced; `restart` drops all before it."""
+    async def append(
+        self, stream: str, payload: bytes, max_entries: int, *, starting_point: bool
+    ) -> str:
+        """Add one entry to one of the room's streams, fenced.
+
+        A `starting_point` (a keyframe, a full snapshot) trims the stream to what follows
+        the previous starting point, so a reader always finds one, and a successor also
+        finds the records its recording may still lack.
+        """
         entry = await self.valkey.call(
             self.valkey.client.eval(
                 _APPEND,
-                keys=[Keys.room_lease(self.room_id), stream],
-                args=[self.token, max_entries, payload, "1" if restart else "0"],
+                keys=[Keys.room_lease(self.room_id), stream, f"{stream}:mark"],
+                args=[self.token, max_entries, payload, "1" if starting_point else "0"],
             )
         )
         if entry is None:

@@ -22,7 +22,7 @@ from rooms.room import Room, RoomConfig
 from server.client_socket import binary_frame
 from server.directory import RoomEntry
 from server.refusals import RoomRefused
-from server.room_backlog import unpack_batch
+from server.room_backlog import Numbered, unpack_batch
 from server.scenarios import make_scenario
 from server.valkey import Keys, Valkey
 
@@ -31,14 +31,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Backlog:
-    first: int
-    """The number (from the room's start) of the first record held."""
-    records: list[Record]
+    """The records Valkey holds for a room, each with its index in the replay log."""
+
+    records: list[Numbered]
 
     @property
-    def end(self) -> int:
-        """The number the room's next record gets."""
-        return self.first + len(self.records)
+    def first(self) -> int:
+        """The log index of the first record held (0 when nothing is held)."""
+        return next((i for i, _ in self.records if i >= 0), 0)
+
+    def plain(self) -> list[Record]:
+        return [r for _, r in self.records]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,24 +52,18 @@ class Restored:
 
 async def read_backlog(valkey: Valkey, room_id: str) -> Backlog:
     entries = await valkey.call(valkey.client.xrange(Keys.room_records(room_id)))
-    records: list[Record] = []
-    first = -1
+    records: list[Numbered] = []
     for entry in entries:
         payload = entry.field_values[b"d"]
         assert isinstance(payload, bytes)
-        number, batch = unpack_batch(payload)
-        if first < 0:
-            first = number
-        elif number != first + len(records):
-            records.clear()  # a hole: only what follows the newest keyframe counts
-            first = number
-        records += batch
-    return Backlog(max(first, 0), records)
+        records += unpack_batch(payload)
+    return Backlog(records)
 
 
 def rebuild(entry: RoomEntry, backlog: Backlog) -> Restored:
     """The room as its owner last recorded it; `RoomRefused` when the backlog cannot say."""
-    keyframes = [i for i, r in enumerate(backlog.records) if r.kind == "keyframe"]
+    plain = backlog.plain()
+    keyframes = [i for i, r in enumerate(plain) if r.kind == "keyframe"]
     if not entry.start or not keyframes:
         raise RoomRefused("room_lost", "the room's state did not reach the cluster in time")
     start = input_from_record(Record("start", 0, json.loads(entry.start)))
@@ -82,8 +79,8 @@ def rebuild(entry: RoomEntry, backlog: Backlog) -> Restored:
         title=start.title,
     )
     first = keyframes[-1]
-    room.restore(backlog.records[first])
-    after = backlog.records[first + 1 :]
+    room.restore(plain[first])
+    after = plain[first + 1 :]
     for record in after:
         if record.kind in INPUT_KINDS:
             room.feed(input_from_record(record))
