@@ -138,12 +138,10 @@ class Api:
 
     async def _room_info(self, room_id: str) -> dict[str, Any] | None:
         """A room's info, wherever in the cluster it lives; None if there is no such room."""
+        if self.server.cluster is not None:
+            return await self.server.cluster.room_info(room_id)
         host = self.server.rooms.get(room_id)
-        if host is not None and (self.server.cluster is None or not host.stopped):
-            return host.info()
-        if self.server.cluster is None:
-            return None
-        return await self.server.cluster.room_info(room_id)
+        return None if host is None else host.info()
 
     async def _room(self, request: HttpRequest, room_id: str, *, tokens: bool) -> HttpResponse:
         try:

@@ -46,6 +46,8 @@ STARTUP_SECONDS: Final = 30.0
 TAKEOVER_STAGGER_SECONDS: Final = 0.3
 """Each node waits this long per place in the load order before claiming an orphaned
 room, so the least-loaded live node usually takes it."""
+SWEEP_SECONDS: Final = 1.0
+"""How often a node looks for rooms placed on it or left without an owner."""
 DRAIN_SECONDS: Final = 10.0
 """How long a draining node waits for its rooms to hand over (docs/operations.md)."""
 LOCATE_SECONDS: Final = 10.0
@@ -272,8 +274,9 @@ class Cluster:
 
     async def room_info(self, room_id: str) -> dict[str, Any] | None:
         host = self.server.rooms.get(room_id)
-        if host is not None and not host.stopped:
-            return host.info()
+        lease = self.leases.get(room_id)
+        if host is not None and not host.stopped and lease is not None:
+            return {**host.info(), "node": self.node_id, "epoch": lease.epoch}
         entry = await self.directory.get(room_id)
         return None if entry is None else self.entry_info(entry)
 
@@ -332,7 +335,7 @@ class Cluster:
 
     async def _sweep_forever(self) -> None:
         while True:
-            await trio.sleep(HEARTBEAT_SECONDS)
+            await trio.sleep(SWEEP_SECONDS)
             self._cpu_rate = self._cpu.read()
             try:
                 await self._sweep()

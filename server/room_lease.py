@@ -18,7 +18,7 @@ from typing import Final
 
 from server.valkey import Keys, Valkey
 
-LEASE_SECONDS: Final = 5.0
+LEASE_SECONDS: Final = 3.0
 RENEW_SECONDS: Final = 1.0
 
 _CLAIM: Final = """

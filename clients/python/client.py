@@ -29,6 +29,7 @@ CONNECT_TIMEOUT_SECONDS: Final = 20.0
 MAX_HOPS: Final = 12
 """Connection attempts in one `open`: redirects, retries while a room moves, other nodes."""
 RETRY_SECONDS: Final = 0.5
+AUTO_RESUME_ATTEMPTS: Final = 8
 REPLY_TIMEOUT_SECONDS: Final = 10.0
 SEND_TIMEOUT_SECONDS: Final = 10.0
 MAX_PENDING_REPLIES: Final = 256
@@ -69,12 +70,16 @@ class RoomClient:
         light: bool = False,
         name: str | None = None,
         on_frame: FrameHook | None = None,
+        auto_resume: bool = False,
     ) -> None:
         self.url = url
         self.token = token
         self.light = light
         self.name = name
         self.on_frame = on_frame
+        self.auto_resume = auto_resume
+        """Resume by itself when the connection is lost (or the room moved), as a page does."""
+        self.resumes = 0
         self.follower = Follower()
         self.welcome: dict[str, Any] = {}
         self.errors: list[tuple[str, str]] = []
@@ -276,7 +281,8 @@ class RoomClient:
         except ConnectionClosed:
             pass
         finally:
-            if self._ws is ws:
+            lost = self._ws is ws
+            if lost:
                 self._closed.set()
                 self._ws = None
             with trio.CancelScope(shield=True), trio.move_on_after(2):
@@ -284,6 +290,20 @@ class RoomClient:
             for event, _ in self._replies.values():
                 event.set()
             self._wake()
+            if lost and self.auto_resume and (self.bye is None or self.bye[0] == "moved"):
+                self._nursery.start_soon(self._resume_by_itself)
+
+    async def _resume_by_itself(self) -> None:
+        """Reconnect and resume after a lost connection, following the cluster."""
+        for attempt in range(AUTO_RESUME_ATTEMPTS):
+            await trio.sleep(min(2.0, 0.1 * 2**attempt))
+            self.bye = None
+            try:
+                await self.open(resume=True)
+            except (OSError, ServerRefused, trio.TooSlowError, ConnectionClosed):
+                continue
+            self.resumes += 1
+            return
 
     async def _handle(self, ws: WebSocketConnection, message: dict[str, Any]) -> None:
         kind = message.get("t")

@@ -10,7 +10,7 @@ const ACK_EVERY_TICKS = 10;
 const KEEPALIVE_MS = 10_000;
 const REPLY_TIMEOUT_MS = 10_000;
 const MAX_PENDING_REPLIES = 64;
-const MAX_RECONNECTS = 6;
+const MAX_RECONNECTS = 10;
 const FATAL_BYE = new Set([
   "bad_token", "token_expired", "wrong_room", "unknown_room", "room_ended", "room_full",
   "version_mismatch", "too_many_errors", "removed", "unknown_session", "bad_session",
@@ -95,8 +95,19 @@ export class RoomConnection extends EventTarget {
         return;
       }
       this.reconnects++;
+      // In a cluster the server says where the room lives (bye "moved"); when our node is
+      // gone, the other nodes welcome listed can find it (docs/protocol.md).
+      const moved = this.bye && this.bye.code === "moved" && this.bye.ws;
+      if (moved) {
+        this.url = this.bye.ws;
+      } else if (this.welcome && Array.isArray(this.welcome.nodes) && this.welcome.nodes.length) {
+        const nodes = this.welcome.nodes;
+        this.url = nodes[(nodes.indexOf(this.url) + 1) % nodes.length];
+      }
+      this.bye = null;
       this.status("Connection lost; reconnecting…");
-      setTimeout(() => this.open(this.welcome !== null), Math.min(8000, 500 * 2 ** this.reconnects));
+      const delay = moved ? 0 : Math.min(8000, 250 * 2 ** this.reconnects);
+      setTimeout(() => this.open(this.welcome !== null), delay);
     };
   }
 
@@ -186,7 +197,7 @@ export class RoomConnection extends EventTarget {
         this.emit("error-msg", { code: message.code, msg: message.msg });
         break;
       case "bye":
-        this.bye = { code: message.code, msg: message.msg };
+        this.bye = { code: message.code, msg: message.msg, ws: message.ws };
         if (FATAL_BYE.has(message.code)) sessionStorage.removeItem(sessionKey(this.token));
         this.emit("bye", this.bye);
         break;
