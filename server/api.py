@@ -20,6 +20,7 @@ from server.http import (
     json_response,
     parse_body,
 )
+from server.nodes import NodeKind
 from server.refusals import RoomRefused
 from server.review_api import ReviewApi
 from server.scenarios import DEFAULT_CASE, UnknownCase, available_cases
@@ -78,6 +79,8 @@ class Api:
             )
         if path == "/api/cases" and method == "GET":
             return json_response(200, {"cases": available_cases()})
+        if path == "/api/nodes" and method == "GET":
+            return await self._nodes(request)
         if path == "/api/rooms":
             if method == "GET":
                 return await self._list_rooms()
@@ -122,6 +125,34 @@ class Api:
         except ValkeyUnavailable:
             return _directory_unavailable()
         return json_response(201, {**info, "join": self.server.join_bundle(info["id"])})
+
+    async def _nodes(self, request: HttpRequest) -> HttpResponse:
+        """The cluster's live nodes and relays with their load and rooms (admin)."""
+        if not self._admin(request):
+            return error_response(401, "unauthorized", "listing nodes needs the admin key")
+        cluster = self.server.cluster
+        if cluster is None:
+            rooms = sorted(h.room.id for h in self.server.rooms.values() if not h.stopped)
+            me = {
+                "id": "local",
+                "kind": "node",
+                "url": self.server.settings.base_url(),
+                "rooms": rooms,
+                "clients": sum(len(h.links) for h in self.server.rooms.values()),
+            }
+            return json_response(200, {"nodes": [me], "relays": []})
+        try:
+            nodes = await cluster.registry.live(NodeKind.NODE)
+            relays = await cluster.registry.live(NodeKind.RELAY)
+        except ValkeyUnavailable:
+            return _directory_unavailable()
+        return json_response(
+            200,
+            {
+                "nodes": [n.model_dump(mode="json") for n in nodes],
+                "relays": [r.model_dump(mode="json") for r in relays],
+            },
+        )
 
     async def _list_rooms(self) -> HttpResponse:
         local = [h.info() for h in self.server.rooms.values()]

@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgpack
 import trio
+from coredis.tokens import PureToken
 
 from netcode.views import Role
 from server.directory import RoomDirectory, RoomEntry, RoomStatus
-from server.nodes import HEARTBEAT_SECONDS, CpuMeter, NodeInfo, NodeKind, NodeRegistry
+from server.nodes import CpuMeter, NodeInfo, NodeKind, NodeRegistry
 from server.refusals import RoomRefused
 from server.room_backlog import RoomBacklog, TeeRecorder
 from server.room_lease import RENEW_SECONDS, RoomLease, Superseded
@@ -46,6 +47,9 @@ STARTUP_SECONDS: Final = 30.0
 TAKEOVER_STAGGER_SECONDS: Final = 0.3
 """Each node waits this long per place in the load order before claiming an orphaned
 room, so the least-loaded live node usually takes it."""
+CONTROL_WAIT_MS: Final = 1000
+"""How long one read of the control stream blocks (within Valkey calls' timeout)."""
+CONTROL_BACKLOG: Final = 100
 SWEEP_SECONDS: Final = 1.0
 """How often a node looks for rooms placed on it or left without an owner."""
 DRAIN_SECONDS: Final = 10.0
@@ -67,6 +71,9 @@ class Cluster:
         self.registry = NodeRegistry(valkey, self.describe)
         self.directory = RoomDirectory(valkey)
         self.leases: dict[str, RoomLease] = {}
+        self.backlogs: dict[str, RoomBacklog] = {}
+        self.moving: set[str] = set()
+        """Rooms this node is handing over (draining): their successors take them at once."""
         self.entries: dict[str, RoomEntry] = {}
         """The directory entries of the rooms this node owns (rewritten if Valkey loses them)."""
         self.draining = False
@@ -137,6 +144,7 @@ class Cluster:
         """Tie a room this node now owns to the cluster: lease, backlog, spectator feed."""
         self.leases[host.room.id] = lease
         backlog = RoomBacklog(lease, tee)
+        self.backlogs[host.room.id] = backlog
         host.on_tick.append(backlog.on_tick)
         host.companions.append(backlog.run)
         host.companions.append(lambda: self._keep_lease(host, lease, backlog))
@@ -144,7 +152,7 @@ class Cluster:
         host.on_new_session.append(
             lambda session, member: self._remember_session(host, session, member)
         )
-        host.peer_urls = list(self.node_urls)
+        host.set_peers(self.node_urls)
         host.on_stop.append(self._room_stopped)
 
     async def _keep_lease(self, host: RoomHost, lease: RoomLease, backlog: RoomBacklog) -> None:
@@ -189,10 +197,21 @@ class Cluster:
             )
 
     async def _room_stopped(self, host: RoomHost) -> None:
-        self.entries.pop(host.room.id, None)
-        lease = self.leases.pop(host.room.id, None)
+        room_id = host.room.id
+        self.entries.pop(room_id, None)
+        backlog = self.backlogs.pop(room_id, None)
+        lease = self.leases.pop(room_id, None)
         if lease is None:
-            return  # moved or superseded: the directory entry is the successor's now
+            return  # superseded: the directory entry is the successor's now
+        if room_id in self.moving:
+            self.moving.discard(room_id)
+            try:
+                if backlog is not None:
+                    await backlog.hand_over()
+                await lease.release()  # a successor need not wait for the lease to expire
+            except (ValkeyUnavailable, Superseded):
+                log.warning("room %s: handed over as far as Valkey allowed", room_id)
+            return
         try:
             await self.directory.update(
                 host.room.id, status=RoomStatus.ENDED.value, end_reason=host.room.end_reason
@@ -236,8 +255,15 @@ class Cluster:
         if node_id == self.node_id:
             await self._on_control(message)
             return
-        payload = msgpack.packb(message)
-        await self.valkey.call(self.valkey.client.publish(Keys.control(node_id), payload))
+        await self.valkey.call(
+            self.valkey.client.xadd(
+                Keys.control(node_id),
+                {"m": msgpack.packb(message)},
+                trim_strategy=PureToken.MAXLEN,
+                threshold=CONTROL_BACKLOG,
+                trim_operator=PureToken.APPROXIMATELY,
+            )
+        )
 
     async def end(self, room_id: str, reason: str) -> bool:
         """End a room wherever it lives; False if the directory has no such room."""
@@ -295,18 +321,28 @@ class Cluster:
 
     # -- control messages and the sweep -------------------------------------------------
     async def _listen_for_control(self) -> None:
-        """Act on nudges from other nodes as they come (the sweep catches lost ones)."""
+        """Act on nudges from other nodes as they come (the sweep catches any missed)."""
+        last = "$"
         while True:
             try:
-                async with self.valkey.client.pubsub(channels=[Keys.control(self.node_id)]) as sub:
-                    async for message in sub:
-                        if message["type"] == "message":
-                            await self._on_control(msgpack.unpackb(message["data"], raw=False))
+                found = await self.valkey.call(
+                    self.valkey.client.xread(
+                        {Keys.control(self.node_id): last}, count=16, block=CONTROL_WAIT_MS
+                    )
+                )
             except ValkeyUnavailable:
-                pass
-            except Exception as exc:  # the subscription broke (Valkey restarted): resubscribe
-                log.info("cluster: control channel lost (%s); resubscribing", exc)
-            await trio.sleep(HEARTBEAT_SECONDS)
+                await trio.sleep(SWEEP_SECONDS)
+                continue
+            for entries in (found or {}).values():
+                for entry in entries:
+                    last = (
+                        entry.identifier.decode()
+                        if isinstance(entry.identifier, bytes)
+                        else str(entry.identifier)
+                    )
+                    payload = entry.field_values[b"m"]
+                    assert isinstance(payload, bytes)
+                    await self._on_control(msgpack.unpackb(payload, raw=False))
 
     async def _on_control(self, message: dict[str, str]) -> None:
         if (room_id := message.get("open")) is not None:
@@ -347,7 +383,8 @@ class Cluster:
         nodes = await self.registry.live(NodeKind.NODE)
         self.node_urls = [n.ws for n in nodes]
         for host in self.server.rooms.values():
-            host.peer_urls = self.node_urls
+            if not host.stopped:
+                host.set_peers(self.node_urls)
         if self.draining:
             return
         alive = {n.id for n in nodes}
@@ -476,7 +513,12 @@ class Cluster:
                 host.request_end("the server is shutting down")
             return
         for host in hosts:
-            host.step_down("moved", "this room is moving to another node; reconnecting finds it")
+            self.moving.add(host.room.id)
+            host.step_down(
+                "moved",
+                "this room is moving to another node; reconnecting finds it",
+                ws=others[0].ws,
+            )
         with trio.move_on_after(DRAIN_SECONDS):
             for host in hosts:
                 await host.wait_stopped()

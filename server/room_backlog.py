@@ -116,3 +116,15 @@ class RoomBacklog:
                 return
             skipping = False
             self.durable_limit = max(self.durable_limit, upto)
+
+    async def hand_over(self) -> None:
+        """Append what is still queued (the room stopped ticking): the successor starts
+        from the very last tick."""
+        self.on_tick(None)  # inputs received since the last tick
+        stream = Keys.room_records(self.lease.room_id)
+        while True:
+            try:
+                payload, keyframe, _ = self._receive.receive_nowait()
+            except trio.WouldBlock:
+                return
+            await self.lease.append(stream, payload, MAX_ENTRIES, starting_point=keyframe)

@@ -95,6 +95,7 @@ class RoomHost:
         self._stopped = trio.Event()
         self._goodbye_code = "room_ended"
         self._stepped_down: str | None = None
+        self._goodbye_extra: dict[str, str] = {}
         """Why this copy stopped without ending the room (it moved to another node)."""
 
     @property
@@ -198,7 +199,17 @@ class RoomHost:
             {session: member for session, member in sessions.items() if member in self.room.members}
         )
 
-    def step_down(self, code: str, message: str) -> None:
+    def set_peers(self, urls: list[str]) -> None:
+        """The cluster's nodes changed: tell every client where else the room can be
+        found should its node go (`{"t": "nodes"}`, docs/protocol.md)."""
+        if urls == self.peer_urls:
+            return
+        self.peer_urls = list(urls)
+        update = encode({"t": "nodes", "nodes": self.peer_urls})
+        for link in self.links.values():
+            link.sock.send(update)
+
+    def step_down(self, code: str, message: str, **extra: str) -> None:
         """Stop this copy without ending the room: it lives on elsewhere (moved, superseded).
 
         Clients get `bye` with `code` and reconnect through the cluster; the recording
@@ -207,6 +218,7 @@ class RoomHost:
         if self._stepped_down is None and not self.ended:
             self._stepped_down = message
             self._goodbye_code = code
+            self._goodbye_extra = extra
 
     def detach(self, link: Link) -> None:
         """The client's connection ended: keep its session for the grace period."""
@@ -458,7 +470,11 @@ class RoomHost:
     async def _goodbye(self) -> None:
         reason = self._stepped_down or self.room.end_reason or "the room has ended"
         for link in list(self.links.values()):
-            link.sock.send(encode({"t": "bye", "code": self._goodbye_code, "msg": reason}))
+            link.sock.send(
+                encode(
+                    {"t": "bye", "code": self._goodbye_code, "msg": reason, **self._goodbye_extra}
+                )
+            )
         with trio.move_on_after(2):
             async with trio.open_nursery() as nursery:
                 for link in list(self.links.values()):

@@ -80,7 +80,7 @@ class Keys:
 
     @staticmethod
     def control(node_id: str) -> str:
-        """pub/sub channel: nudges to one node (open a room placed on it, end a room)."""
+        """stream (capped): nudges to one node (open a room placed on it, end a room)."""
         return f"gr:control:{node_id}"
 
     ROOMS: Final = "gr:rooms"

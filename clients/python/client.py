@@ -329,8 +329,12 @@ class RoomClient:
         elif kind == "error":
             if len(self.errors) < MAX_ERRORS_KEPT:
                 self.errors.append((message.get("code", "?"), message.get("msg", "")))
+        elif kind == "nodes":
+            self.welcome["nodes"] = list(message.get("nodes", ()))
         elif kind == "bye":
             self.bye = (message.get("code", "?"), message.get("msg", ""))
+            if self.bye[0] == "moved" and isinstance(message.get("ws"), str):
+                self.url = message["ws"]  # where the room went: resume there
         elif kind == "playback":
             self.playback = message
         self._wake()

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import trio
 
-from clients.python import RoomClient, still_pose
+from clients.python import RoomClient, connect, still_pose
 from tests.cluster.nodes import REPO, Node, cluster_node
+from tests.cluster.partition import partition_proxy
 from tests.cluster.valkey_process import ValkeyProcess
 
 pytestmark = pytest.mark.slow
@@ -97,7 +98,7 @@ async def test_killing_the_owner_moves_the_room_and_everyone_resumes(
         # The room carried on from where it was: the team's note, Ana's head, the clock.
         [team] = await ana.wait_for(lambda m: list(m.find("team").values()))
         assert team["note"] == "before the failover"
-        assert head_x(sam.mirror, ana.member) == 321
+        await sam.wait_for(lambda m: head_x(m, ana.member) == 321)
         await sam.wait_for(lambda m: m.tick is not None and m.tick > tick_before + 30)
         await ana.send_pose(head=still_pose(0.654, 1.6, 0.0))
         await sam.wait_for(lambda m: head_x(m, ana.member) == 654)
@@ -107,3 +108,113 @@ async def test_killing_the_owner_moves_the_room_and_everyone_resumes(
         assert "INTACT" in report
         await ana.close()
         await sam.close()
+
+
+async def test_a_partitioned_owner_is_superseded_and_what_it_did_meanwhile_is_not_kept(
+    tmp_path: Path, valkey: ValkeyProcess
+) -> None:
+    async with (
+        partition_proxy(valkey.port) as link,
+        cluster_node(tmp_path, "a", link.url, args=["--demo", "--demo-case", "demo"]) as a,
+        cluster_node(tmp_path, "b", valkey.url) as b,
+        trio.open_nursery() as nursery,
+    ):
+        if True:
+            assert (await a.api("GET", "/api/rooms/demo")).json()["node"] == "a"
+            ana = RoomClient(a.ws, await token(a, "participant", "Ana"), nursery, auto_resume=True)
+            await ana.open()
+            assert (await ana.intent("note", text="agreed before the partition")).ok
+            await trio.sleep(1.0)  # the backlog reaches Valkey
+
+            link.cut()  # a can no longer reach Valkey; it does not know it was superseded
+            with trio.fail_after(WAIT):
+                while (await b.api("GET", "/api/rooms/demo")).json().get("node") != "b":
+                    await trio.sleep(0.2)
+            info = (await b.api("GET", "/api/rooms/demo")).json()
+            assert info["epoch"] == 2
+            # The old copy still runs for the client cut off with it; what it does there
+            # is not accepted anywhere.
+            assert (await ana.intent("note", text="written on the old copy")).ok
+
+            link.heal()  # a learns it was superseded: it stops and its clients move
+            with trio.fail_after(WAIT):
+                while ana.resumes < 1:
+                    await trio.sleep(0.1)
+            assert ana.url == b.ws and ana.welcome["resumed"]
+            [team] = await ana.wait_for(lambda m: list(m.find("team").values()))
+            assert team["note"] == "agreed before the partition"
+            assert "no longer owns it" in a.log()
+            assert (await ana.intent("note", text="on the new owner")).ok
+
+            report = await end_and_verify(b)
+            assert "INTACT" in report
+            await ana.close()
+
+
+async def test_valkey_going_away_does_not_take_the_rooms_with_it(
+    tmp_path: Path, valkey: ValkeyProcess
+) -> None:
+    async with (
+        cluster_node(tmp_path, "a", valkey.url, args=["--demo", "--demo-case", "demo"]) as a,
+        cluster_node(tmp_path, "b", valkey.url) as b,
+        trio.open_nursery() as nursery,
+    ):
+        ana = RoomClient(a.ws, await token(a, "participant", "Ana"), nursery)
+        sam = RoomClient(a.ws, await token(a, "spectator", "Sam"), nursery)
+        await ana.open()
+        await sam.open()
+        valkey.kill()
+        for x in (100, 200, 300):  # the room keeps ticking and its clients stay connected
+            await ana.send_pose(head=still_pose(x / 1000, 1.6, 0.0))
+            await sam.wait_for(lambda m, x=x: head_x(m, ana.member) == x)
+            await trio.sleep(1.5)
+        assert (await ana.intent("note", text="while Valkey was away")).ok
+        assert ana.connected and sam.connected
+        # Joining through another node waits for the directory, then is told why not.
+        refused = await b.api("GET", "/api/rooms/demo")
+        assert refused.status_code == 503 and refused.json()["error"] == "directory_unavailable"
+
+        valkey.start()  # empty: nothing was persisted
+        with trio.fail_after(WAIT):
+            while True:
+                nodes = await a.api("GET", "/api/nodes")
+                if nodes.status_code == 200 and {n["id"] for n in nodes.json()["nodes"]} == {
+                    "a",
+                    "b",
+                }:
+                    break
+                await trio.sleep(0.3)
+        with trio.fail_after(WAIT):
+            while (await b.api("GET", "/api/rooms/demo")).json().get("node") != "a":
+                await trio.sleep(0.3)
+        assert (await b.api("GET", "/api/rooms/demo")).json()["epoch"] == 1  # not taken over
+        watcher_token = await token(b, "spectator", "Late")
+        async with connect(b.ws, watcher_token) as late:  # joining through b works again
+            await late.wait_for(lambda m: head_x(m, ana.member) == 300)
+            assert late.url == a.ws
+        assert not ana.errors and not sam.errors and sam.resyncs == 0
+
+        report = await end_and_verify(a)
+        assert "INTACT" in report
+        await ana.close()
+        await sam.close()
+
+
+async def test_draining_a_node_moves_its_rooms(tmp_path: Path, valkey: ValkeyProcess) -> None:
+    async with (
+        cluster_node(tmp_path, "a", valkey.url, args=["--demo", "--demo-case", "demo"]) as a,
+        cluster_node(tmp_path, "b", valkey.url) as b,
+        trio.open_nursery() as nursery,
+    ):
+        ana = RoomClient(a.ws, await token(a, "participant", "Ana"), nursery, auto_resume=True)
+        await ana.open()
+        assert (await ana.intent("note", text="before draining")).ok
+        assert await a.stop() == 0  # SIGTERM: the node hands its rooms over, then exits
+        with trio.fail_after(WAIT):
+            while ana.resumes < 1:
+                await trio.sleep(0.1)
+        assert ana.url == b.ws and ana.welcome["resumed"]
+        [team] = await ana.wait_for(lambda m: list(m.find("team").values()))
+        assert team["note"] == "before draining"
+        assert "INTACT" in await end_and_verify(b)
+        await ana.close()

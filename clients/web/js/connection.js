@@ -204,6 +204,10 @@ export class RoomConnection extends EventTarget {
       case "rtc":
         this.emit("rtc", message);
         break;
+      case "nodes":
+        // The cluster's nodes changed: where to look for the room should ours go.
+        if (this.welcome) this.welcome.nodes = message.nodes;
+        break;
       case "playback":
         this.emit("playback", message);
         break;
