@@ -23,9 +23,9 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from clients.python import RoomClient  # noqa: E402
-from tests.cluster.nodes import cluster_node  # noqa: E402
-from tests.cluster.valkey_process import valkey_process  # noqa: E402
+from clients.python import RoomClient
+from tests.cluster.nodes import cluster_node
+from tests.cluster.valkey_process import valkey_process
 
 
 async def one_run(directory: Path) -> float:
@@ -42,8 +42,9 @@ async def one_run(directory: Path) -> float:
                 if watcher.url == b.ws and not first_from_b:
                     first_from_b.append(time.monotonic())
 
-            watcher = RoomClient(a.ws, answer.json()["token"], nursery, auto_resume=True,
-                                 on_frame=on_frame)
+            watcher = RoomClient(
+                a.ws, answer.json()["token"], nursery, auto_resume=True, on_frame=on_frame
+            )
             await watcher.open()
             await trio.sleep(3.0)  # steady: several keyframes' worth of backlog in Valkey
             killed = time.monotonic()
@@ -61,10 +62,13 @@ async def main(runs: int) -> None:
         with tempfile.TemporaryDirectory(prefix="gr-failover-") as tmp:
             seconds = await one_run(Path(tmp))
         times.append(seconds)
-        print(f"run {run + 1}: kill -9 to first frame from the successor {seconds:.2f} s",
-              flush=True)
-    print(f"failover over {runs} runs: p50 {statistics.median(times):.2f} s, "
-          f"max {max(times):.2f} s (room lease 3 s, sweep every 1 s)")
+        print(
+            f"run {run + 1}: kill -9 to first frame from the successor {seconds:.2f} s", flush=True
+        )
+    print(
+        f"failover over {runs} runs: p50 {statistics.median(times):.2f} s, "
+        f"max {max(times):.2f} s (room lease 3 s, sweep every 1 s)"
+    )
 
 
 if __name__ == "__main__":
