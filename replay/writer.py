@@ -80,6 +80,16 @@ class ContinuePoint:
     """Records the log already holds: the next one gets this index."""
 
 
+def _write_all(file: BinaryIO, data: bytes) -> None:
+    """Write every byte to an unbuffered file (a raw write may take only part of them)."""
+    view = memoryview(data)
+    while view:
+        written = file.write(view)
+        if not written:
+            raise OSError("the disk took no bytes")
+        view = view[written:]
+
+
 class SessionWriter:
     """Records one session into `<data_dir>/sessions/<session_id>/`."""
 
@@ -320,8 +330,7 @@ class SessionWriter:
             grown += len(frames[-1])
             end += 1
         try:
-            self._file.write(b"".join(frames))
-            self._file.flush()
+            _write_all(self._file, b"".join(frames))
             if self._fsync:
                 os.fsync(self._file.fileno())
         except OSError as exc:  # an operational fault (a full disk), not a bug: one line
@@ -355,8 +364,8 @@ class SessionWriter:
             self._checkpoints.flush()
             if self._fsync:
                 os.fsync(self._checkpoints.fileno())
-        except OSError:  # the records are safe; the next flush's checkpoint covers them
-            log.exception("replay %s: cannot write a checkpoint", self.session_id)
+        except OSError as exc:  # the records are safe; the next flush's checkpoint covers them
+            log.error("replay %s: cannot write a checkpoint: %s", self.session_id, exc)
 
     def _place(self, is_keyframe: bool, index: int, tick: int, size: int) -> None:
         info = self._seg_info
@@ -372,9 +381,11 @@ class SessionWriter:
         self._seg_no = n
         self._seg_info = SegmentInfo(n, fmt.HEADER.size)
         path = self.path / layout.segment_name(n, sealed=False)
-        f = open(path, "xb")  # noqa: SIM115
+        # Unbuffered: a write the disk refuses leaves nothing behind in a Python buffer to be
+        # written later, so cutting the segment back to where the run began is exact.
+        f = open(path, "xb", buffering=0)  # noqa: SIM115
         header = fmt.encode_header(n)
-        f.write(header)
+        _write_all(f, header)
         self._seg_mac = signing.SegmentMac(self._key or b"", self.session_id, n, self._chain)
         self._seg_mac.update(header)
         if self._key is not None:
