@@ -24,7 +24,7 @@ async def record_a_session(server: Server) -> tuple[str, dict[int, int], int]:
         connect(url, server.issue_token("demo", Role.FACILITATOR, "F")) as fac,
     ):
         await ana.wait_for(lambda m: m.find("avatar"))
-        monitor = next(iter(fac.mirror.find("monitor")))
+        monitor = next(iter(await fac.wait_for(lambda m: m.find("monitor"))))
         for step in range(75):
             await ana.send_pose(head=still_pose(step * 0.01, 1.6, 0))
             await trio.sleep(1 / 30)
