@@ -37,7 +37,7 @@ from server.metrics import Metrics
 from server.refusals import RoomRefused
 from server.room_backlog import TeeRecorder
 from server.room_host import RoomHost
-from server.scenarios import DEFAULT_CASE, make_scenario
+from server.scenarios import DEFAULT_CASE, CaseLibrary
 from server.takeover import Restored
 from server.valkey import open_valkey
 
@@ -50,6 +50,8 @@ MAX_FINISHED_ROOMS = 64
 class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings.with_secrets()
+        self.cases = CaseLibrary(self.settings.cases_folder)
+        self.cases.refresh()
         self.metrics = Metrics()
         self.rooms: dict[str, RoomHost] = {}
         self.api = Api(self)
@@ -88,7 +90,7 @@ class Server:
         room_id = room_id or secrets.token_urlsafe(6).replace("-", "x").replace("_", "y")
         self._check_room_can_open(room_id)
         seed = secrets.randbelow(2**31) if seed is None else seed
-        scenario = make_scenario(case, seed)
+        scenario = self.cases.make_scenario(case, seed)
         config = RoomConfig(
             tick_hz=self.settings.tick_hz, grace_seconds=self.settings.grace_seconds
         )

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
 from rooms.case import privacy, references
 from rooms.case.errors import CaseError, FieldPath, Problem
-from rooms.case.model import Case, Formulary, Intervention
+from rooms.case.model import Case, Formulary, Intervention, TeamStep
 from rooms.case.program import CaseProgram
 
 CASES_PACKAGE = "rooms.cases"
@@ -154,6 +154,9 @@ def parse_case(text: str, file: str = "<case>") -> Case:
 def compile_case(text: str, file: str = "<case>") -> tuple[Case, CaseProgram]:
     """Validate case text and compile its expressions; `CaseError` lists every problem."""
     data, lines = _parse(text, file)
+    if data.get("schema_version") == 1:
+        message = "a version 1 case; docs/cases.md, 'Moving a version 1 case', says what changed"
+        raise CaseError(file, [lines.place(Problem(("schema_version",), message))])
     problems = [lines.place(p) for p in privacy.lint(data)]
     try:
         case = Case.model_validate(data)
@@ -168,6 +171,36 @@ def compile_case(text: str, file: str = "<case>") -> tuple[Case, CaseProgram]:
     if problems:
         raise CaseError(file, problems)
     return case, program
+
+
+class _Team(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    team: list[TeamStep]
+
+
+def parse_team(text: str, file: str = "<team>") -> list[TeamStep]:
+    """A scripted team: a YAML/JSON list of timed steps (or `{team: [...]}`), each one's
+    action, sender and arguments checked as a room would; `CaseError` with lines."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CaseError(file, [Problem((), f"not valid YAML/JSON: {problem}", line=line)]) from exc
+    lines = _Lines()
+    wrapped = isinstance(data, list)
+    if node is not None:
+        lines.walk(node, ("team",) if wrapped else ())
+    try:
+        steps = _Team.model_validate({"team": data} if wrapped else data).team
+    except ValidationError as exc:
+        raise CaseError(file, _merged([_problem(e, lines) for e in exc.errors()])) from exc
+    problems = [lines.place(p) for p in references.check_steps(("team",), steps)]
+    if problems:
+        raise CaseError(file, problems)
+    return steps
 
 
 def _shipped_dir() -> Path:

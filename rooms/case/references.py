@@ -9,7 +9,7 @@ Expressions are checked by `CaseProgram`, which compiles them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import ValidationError
 
@@ -24,6 +24,7 @@ from rooms.case.model import (
     Intervention,
     Match,
     Procedure,
+    TeamStep,
 )
 from rooms.case.program import SIGNALS, CaseScope
 
@@ -98,23 +99,7 @@ class _Checker:
     def calibration(self) -> None:
         c = self.case
         for name, cal in c.calibration.items():
-            for i, step in enumerate(cal.team):
-                path: FieldPath = ("calibration", name, "team", i)
-                spec = ACTIONS.get(step.do)
-                if spec is None:
-                    self.problems.append(
-                        Problem((*path, "do"), f"unknown action {step.do!r}", _allowed(ACTIONS))
-                    )
-                    continue
-                if Role(step.by) not in spec.roles:
-                    who = " or ".join(sorted(r.value for r in spec.roles))
-                    self.problems.append(Problem((*path, "by"), f"{step.do} is for the {who}"))
-                try:
-                    spec.args.model_validate(step.args)
-                except ValidationError as exc:
-                    first = exc.errors(include_url=False, include_input=False)[0]
-                    field = tuple(str(p) for p in first["loc"])
-                    self.problems.append(Problem((*path, *field), first["msg"]))
+            self.problems += check_steps(("calibration", name, "team"), cal.team)
             for i, penalty in enumerate(cal.penalties or []):
                 self.ref(
                     ("calibration", name, "penalties", i), penalty, c.rubric.penalties, "penalty"
@@ -160,6 +145,30 @@ class _Checker:
                 self.ref(where, penalty.unless_done, rubric.critical, "critical item")
         self.calibration()
         return self.problems
+
+
+def check_steps(path: FieldPath, steps: Sequence[TeamStep]) -> list[Problem]:
+    """Each scripted step names an action, a sender who may send it and arguments that
+    fit its model (what a room checks before the case sees an intent)."""
+    problems = []
+    for i, step in enumerate(steps):
+        where: FieldPath = (*path, i)
+        spec = ACTIONS.get(step.do)
+        if spec is None:
+            problems.append(
+                Problem((*where, "do"), f"unknown action {step.do!r}", _allowed(ACTIONS))
+            )
+            continue
+        if Role(step.by) not in spec.roles:
+            who = " or ".join(sorted(r.value for r in spec.roles))
+            problems.append(Problem((*where, "by"), f"{step.do} is for the {who}"))
+        try:
+            spec.args.model_validate(step.args)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            field = tuple(str(p) for p in first["loc"])
+            problems.append(Problem((*where, *field), first["msg"]))
+    return problems
 
 
 def check(case: Case, declared: Mapping[str, Intervention]) -> list[Problem]:

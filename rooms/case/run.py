@@ -25,7 +25,15 @@ from rooms.actions import IntentRefused
 from rooms.case import names
 from rooms.case.expressions import holds, number
 from rooms.case.happenings import Happenings
-from rooms.case.model import Case, Derived, Effect, StateVar, finding_name, finding_text
+from rooms.case.model import (
+    Case,
+    Derived,
+    Effect,
+    Measure,
+    StateVar,
+    finding_name,
+    finding_text,
+)
 from rooms.case.physiology import MAX_ACTIVE_DOSES, NOISE_SD, STEP_S, Physiology
 from rooms.case.program import SIGNALS, VITALS, CaseProgram
 from rooms.case.scoring import Act, Scorer
@@ -83,6 +91,7 @@ class CaseRun:
         self.physio = Physiology(self.program, self.env)
         self.scorer = Scorer(self.program)
         self.phase_ids = [p.id for p in case.phases]
+        self.quantity_ids = [*case.state, *case.derived]
         self.alarm_limits = {
             s: (
                 (case.vitals.alarms[s].low, case.vitals.alarms[s].high)
@@ -202,6 +211,7 @@ class CaseRun:
                 "text": c.phases[0].narrative or c.phases[0].title,
             },
         )
+        self.check_events(world)
         self.sample()
 
     def catalog(self) -> dict[str, Any]:
@@ -270,8 +280,15 @@ class CaseRun:
                 }
                 for name, cal in c.calibration.items()
             },
+            "quantities": {
+                q: {"name": spec.name, "unit": spec.unit} for q, spec in self.quantities().items()
+            },
             "outcome": {"good": c.outcome.good, "bad": c.outcome.bad, "good_if": c.outcome.good_if},
         }
+
+    def quantities(self) -> dict[str, StateVar | Derived | Measure]:
+        c = self.case
+        return {**c.state, **c.derived, **c.measures}
 
     # -- time ----------------------------------------------------------------------------
     def now(self) -> float:
@@ -313,6 +330,16 @@ class CaseRun:
             )
             self.apply(world, team.then, "help:" + team_id)
         self.update_measures()
+        self.check_events(world)
+        if self.scorer.on_second(self.env, self.now()):
+            self.score_due = True
+        if self.next_second % self.sample_every == 0:
+            self.sample()
+        self.publish_director(world)
+
+    def check_events(self, world: CaseState) -> None:
+        """Fire each event whose trigger holds (and has held for its `for_s`): checked at
+        the start and then once per whole second of case time."""
         for eid, event in self.case.events.items():
             if eid in self.env.fired_count or event.injected_only:
                 continue
@@ -322,11 +349,6 @@ class CaseRun:
                     self.fire(world, eid, "trigger")
             else:
                 self.holding.pop(eid, None)
-        if self.scorer.on_second(self.env, self.now()):
-            self.score_due = True
-        if self.next_second % self.sample_every == 0:
-            self.sample()
-        self.publish_director(world)
 
     def triggered(self, eid: str) -> bool:
         event = self.case.events[eid]
@@ -475,21 +497,11 @@ class CaseRun:
         }
 
     def director_state(self) -> dict[str, Any]:
-        c = self.case
-        quantities: list[tuple[str, StateVar | Derived]] = [*c.state.items(), *c.derived.items()]
+        """State, derived quantities and measures by id (names and units: the answer key)."""
+        values = self.env.values
         return {
-            "state": {
-                v: {"name": spec.name, "value": round(self.env.values[v], 2), "unit": spec.unit}
-                for v, spec in quantities
-            },
-            "measures": {
-                m: {
-                    "name": spec.name,
-                    "value": round(self.measures.get(m, 0.0), 2),
-                    "unit": spec.unit,
-                }
-                for m, spec in c.measures.items()
-            },
+            "state": {v: round(values[v], 2) for v in self.quantity_ids},
+            "measures": {m: round(self.measures.get(m, 0.0), 2) for m in self.case.measures},
         }
 
     def publish_director(self, world: CaseState) -> None:

@@ -110,10 +110,11 @@ def test_answer_key_score_and_upcoming_events_are_facilitator_only() -> None:
             assert set(fields.values()) == {HIDDEN}
     [director] = entities(run, View.FACILITATOR, "director")
     assert director["upcoming"][0]["event"] == "drowsier"
-    assert director["state"]["septic_shock"]["value"] == 0.55
+    assert director["state"]["septic_shock"] == 0.55
     [key] = entities(run, View.FACILITATOR, "answer_key")
     assert key["decisions"] == {"disposition": ["icu"]}
     assert key["calibration"]["none"]["promises"]
+    assert key["quantities"]["septic_shock"]["name"] == "Septic shock severity"
     [monitor] = entities(run, View.SPECTATOR, "monitor")
     assert monitor["hr"] is not HIDDEN
 
