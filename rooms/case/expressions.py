@@ -28,6 +28,7 @@ boolean, `2 + 3 * sepsis` a number, `sepsis + true` an error. Division by zero g
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -500,7 +501,9 @@ class _Checker:
                 return Type.BOOLEAN, lambda env: bool(a(env)) and bool(b(env))
             return Type.BOOLEAN, lambda env: bool(a(env)) or bool(b(env))
         a, b = self.expect(node.left, Type.NUMBER), self.expect(node.right, Type.NUMBER)
-        return (Type.BOOLEAN if op in _COMPARE else Type.NUMBER), _arithmetic(op, a, b)
+        kind = Type.BOOLEAN if op in _COMPARE else Type.NUMBER
+        fused = _fused(op, node.left, node.right)
+        return kind, fused if fused is not None else _arithmetic(op, a, b)
 
     def ref(self, node: Node, kind: Ref, function: str) -> str:
         if not isinstance(node, String):
@@ -570,6 +573,42 @@ class _Checker:
             "correct": lambda env: env.correct(arg),
         }
         return result, readers[node.function]
+
+
+_PLAIN: Final[dict[str, Callable[[float, float], float | bool]]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+def _fused(op: str, left: Node, right: Node) -> Compiled | None:
+    """One closure for an operator between names and numbers (most of a case's
+    arithmetic: `0.03 * blood_loss`, `map < 65`), instead of one per node. Names hold
+    finite numbers, so only a division by a name needs the zero guard."""
+    plain = _PLAIN.get(op)
+    if op == "/" and isinstance(right, Number) and right.value != 0:
+        plain = operator.truediv
+    if plain is None:
+        return None
+    f = plain
+    match left, right:
+        case Name(name=x), Number(value=c):
+            return lambda env: f(env.values[x], c)
+        case Number(value=c), Name(name=y):
+            return lambda env: f(c, env.values[y])
+        case Name(name=x), Name(name=y):
+            return lambda env: f(env.values[x], env.values[y])
+        case Number(value=c), Number(value=d):
+            folded = f(c, d)
+            return lambda env: folded
+    return None
 
 
 def _arithmetic(op: str, a: Compiled, b: Compiled) -> Compiled:

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from rooms.case.expressions import Env, Expression, holds, number
+from rooms.case.expressions import Env, holds, number
 from rooms.case.model import Kinetics
 from rooms.case.program import SIGNALS, VITALS, CaseProgram, Source
 
@@ -179,10 +179,35 @@ class Physiology:
         self._alpha = [
             _alpha(case.vitals.time_constants.get(v, TIME_CONSTANT_S[v])) for v in VITALS
         ]
-        self._linear = [
-            [(i, var.effects[v]) for i, var in enumerate(self._vars) if v in var.effects]
+        self._var_plan = [
+            (
+                vid,
+                rate,
+                var.combine.floor,
+                var.combine.ceiling,
+                var.combine.saturation,
+                var.min if var.min is not None else -math.inf,
+                var.max if var.max is not None else math.inf,
+            )
+            for vid, var, rate in zip(program.var_ids, self._vars, program.rates, strict=True)
+        ]
+        """Per variable, what each step needs: id, own rate, factor floor and ceiling,
+        saturation, bounds."""
+        self._vital_plan = [
+            (
+                program.derive[v],
+                float(self._baseline[v]),
+                [
+                    (vid, var.effects[v], v == "spo2" and var.effects[v] < 0)
+                    for vid, var in case.state.items()
+                    if v in var.effects
+                ],
+                *LIMITS[v],
+            )
             for v in VITALS
         ]
+        """Per vital: its derive expression, baseline, linear effects of the state (and
+        whether oxygen relieves each), limits."""
         self.t = 0.0
         self.active: list[Active] = []
         self.device = "none"
@@ -318,32 +343,77 @@ class Physiology:
         return fraction(k, self.t - item.started_s, item.held, item.factor)
 
     def _targets(self, drug_vitals: list[float]) -> list[float]:
-        values = self._env.values
-        o2 = values.get("o2", 0.0)
+        values, env = self._env.values, self._env
+        relief = 1 - values.get("o2", 0.0)
         out = []
-        for i, vital in enumerate(VITALS):
-            derive = self._program.derive[vital]
+        for i, (derive, baseline, linear, low, high) in enumerate(self._vital_plan):
             if derive is not None:
-                target = number(derive, self._env)
+                target = derive.evaluate(env)
+                if not math.isfinite(target):
+                    target = baseline
             else:
-                target = self._baseline[vital]
-                for var, delta in self._linear[i]:
-                    if vital == "spo2" and delta < 0:
-                        delta *= 1 - o2
-                    target += values[self._program.var_ids[var]] * delta
-            low, high = LIMITS[vital]
-            out.append(min(high, max(low, target + drug_vitals[i])))
+                target = baseline
+                for var, delta, relieved in linear:
+                    target += values[var] * (delta * relief if relieved else delta)
+            target += drug_vitals[i]
+            out.append(high if target > high else low if target < low else target)
         return out
 
     def step(self, dt: float = STEP_S) -> None:
         """Advance by one internal step (callers accumulate time and call this at 4 Hz)."""
-        program, env = self._program, self._env
+        env = self._env
         values = env.values
-        n = len(self._vars)
+        n = len(self._var_plan)
         log_factor = [0.0] * n
         additive = [0.0] * n
         delivered = [0.0] * n
         drug_vitals = [0.0] * len(VITALS)
+        if self.active:
+            self._doses(dt, log_factor, additive, delivered, drug_vitals)
+        minutes = dt / 60.0
+        changes = []
+        replaced = self.rate_source
+        for i, (vid, rate, floor, ceiling, saturation, _, _) in enumerate(self._var_plan):
+            if replaced and vid in replaced and replaced[vid]:
+                rate = self._program.rate_laws[replaced[vid], vid]
+            own = rate.evaluate(env)
+            if not math.isfinite(own):
+                own = 0.0
+            product = 1.0
+            if log_factor[i]:
+                product = min(ceiling, max(floor, math.exp(log_factor[i])))
+            elif floor > 1.0 or ceiling < 1.0:
+                product = min(ceiling, max(floor, 1.0))
+            added = additive[i]
+            if saturation is not None:
+                added = saturation * math.tanh(added / saturation)
+            changes.append((own * product + added) * minutes + delivered[i])
+        for (vid, _, _, _, _, low, high), change in zip(self._var_plan, changes, strict=True):
+            if change:
+                value = values[vid] + change
+                if math.isfinite(value):
+                    values[vid] = high if value > high else low if value < low else value
+        if self._program.derived:
+            self.update_derived()
+        targets = self._targets(drug_vitals)
+        vitals, alpha = self.vitals, self._alpha
+        for i, target in enumerate(targets):
+            vitals[i] += (target - vitals[i]) * alpha[i]
+        self.t += dt
+        if self.overrides:
+            for signal, (_, until) in list(self.overrides.items()):
+                if until is not None and self.t >= until:
+                    del self.overrides[signal]
+
+    def _doses(
+        self,
+        dt: float,
+        log_factor: list[float],
+        additive: list[float],
+        delivered: list[float],
+        drug_vitals: list[float],
+    ) -> None:
+        """Add what every acting dose and procedure contributes this step."""
         ended: list[Active] = []
         for item in self.active:
             k = self._kinetic(item)
@@ -372,38 +442,6 @@ class Physiology:
                     log_factor[effect.var] += weight * effect.log_factor
         for item in ended:
             self.active.remove(item)
-        minutes = dt / 60.0
-        changes = []
-        var_ids = program.var_ids
-        for i, var in enumerate(self._vars):
-            vid = var_ids[i]
-            replaced = self.rate_source.get(vid)
-            own = number(self._rate(vid, replaced) if replaced else program.rates[i], env)
-            combine = var.combine
-            product = 1.0
-            if log_factor[i]:
-                product = min(combine.ceiling, max(combine.floor, math.exp(log_factor[i])))
-            elif combine.floor > 1.0 or combine.ceiling < 1.0:
-                product = min(combine.ceiling, max(combine.floor, 1.0))
-            added = additive[i]
-            if combine.saturation is not None:
-                added = combine.saturation * math.tanh(added / combine.saturation)
-            changes.append((own * product + added) * minutes + delivered[i])
-        for i, change in enumerate(changes):
-            if change:
-                vid = var_ids[i]
-                self.set_value(vid, values[vid] + change)
-        if program.derived:
-            self.update_derived()
-        targets = self._targets(drug_vitals)
-        vitals, alpha = self.vitals, self._alpha
-        for i, target in enumerate(targets):
-            vitals[i] += (target - vitals[i]) * alpha[i]
-        self.t += dt
-        if self.overrides:
-            for signal, (_, until) in list(self.overrides.items()):
-                if until is not None and self.t >= until:
-                    del self.overrides[signal]
 
     @staticmethod
     def _ended(item: Active, age: float, k: Kinetics) -> bool:
@@ -411,9 +449,6 @@ class Physiology:
         if item.stopped_s is not None:
             return True
         return age >= k.peak_s and not item.held and (item.delivered >= 1.0 or not item.amounts)
-
-    def _rate(self, var: str, source: str) -> Expression:
-        return self._program.rate_laws[source, var]
 
     def signals(self, noise: Mapping[str, float]) -> dict[str, float]:
         """Monitor values (model + noise, or the facilitator's override), with MAP."""

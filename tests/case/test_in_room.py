@@ -111,3 +111,17 @@ def test_refusals_are_logged_for_the_facilitator_only() -> None:
         ("bad_args", "Resident"),
     ]
     assert room.world.log_tail("refusals", View.PARTICIPANT) == []
+
+
+def test_clinical_actions_wait_out_a_pause_but_the_facilitator_can_act() -> None:
+    room = make_room()
+    lead = room.join(Role.FACILITATOR, "Lead")
+    team = room.join(Role.PARTICIPANT, "Resident")
+    room.submit(lead.id, 1, "pause", {})
+    ticks(room, 1)
+    room.submit(team.id, 2, "examine", {"region": "chest"})
+    room.submit(lead.id, 3, "reveal", {"region": "chest"})
+    room.submit(lead.id, 4, "override", {"signal": "hr", "value": 150})
+    examine, reveal, override = ticks(room, 1)
+    assert (examine.ok, examine.code) == (False, "paused")
+    assert reveal.ok and override.ok
