@@ -1,9 +1,10 @@
-"""`grandrounds case validate | ls | run | check`: case files from the shell.
+"""`grandrounds case validate | ls | run | check | guide`: case files from the shell.
 
 `case run FILE --team SCRIPT` plays a case headless at full speed with a scripted team
 and prints the trajectory of chosen variables and the score, so an author can
 calibrate a case before a session; `case check FILE` runs every calibration the case
-declares and says which promises hold. `register` adds the subcommands to the main
+declares and says which promises hold; `case guide FILE` writes its facilitator guide.
+`register` adds the subcommands to the main
 CLI; `python -m server.case_cli ...` runs them on their own.
 """
 
@@ -28,6 +29,7 @@ from rooms.case.driver import (
     unknown_names,
 )
 from rooms.case.errors import Problem
+from rooms.case.guide import facilitator_guide
 from rooms.case.loader import parse_team
 from rooms.case.model import Case, TeamStep
 from rooms.case.run import clock_text
@@ -222,8 +224,21 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _guide(args: argparse.Namespace) -> int:
+    try:
+        case = load_case(args.file)
+    except CaseError as exc:
+        return _problems(exc, "not a valid case")
+    text = facilitator_guide(case)
+    if args.out is None:
+        print(text, end="")
+    else:
+        args.out.write_text(text, encoding="utf-8")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add `case validate | ls | run | check` to a parser's subcommands."""
+    """Add `case validate | ls | run | check | guide` to a parser's subcommands."""
     case = subparsers.add_parser("case", help="validate, list, run and calibrate case files")
     commands = case.add_subparsers(dest="case_command", required=True)
     validate = commands.add_parser("validate", help="check a case file; exit 1 if invalid")
@@ -254,6 +269,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     check.add_argument("file", help="path to a case file (or a shipped case id)")
     check.set_defaults(func=_check)
+    guide = commands.add_parser("guide", help="write a case's facilitator guide (Markdown)")
+    guide.add_argument("file", help="path to a case file (or a shipped case id)")
+    guide.add_argument("--out", type=Path, help="write it to this file (default: print)")
+    guide.set_defaults(func=_guide)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rooms.case import CaseError, compile_case
+from rooms.case import CaseError, compile_case, load_case, shipped_cases
 from rooms.case.driver import CaseDriver, calibrate
+from rooms.case.guide import facilitator_guide
 
 GUIDE = Path(__file__).parents[2] / "docs" / "cases.md"
 
@@ -57,3 +58,11 @@ def test_worked_example_error_message_is_the_one_documented() -> None:
         compile_case(broken, "pph_demo.yaml")
     first = str(caught.value).split(" (allowed")[0]
     assert first in GUIDE.read_text()
+
+
+@pytest.mark.parametrize("case_id", sorted(c.id for c in shipped_cases()))
+def test_each_shipped_case_has_its_current_facilitator_guide(case_id: str) -> None:
+    written = GUIDE.parent / "guides" / f"{case_id}.md"
+    assert written.read_text() == facilitator_guide(load_case(case_id)), (
+        f"regenerate it: grandrounds case guide {case_id} --out {written}"
+    )
