@@ -234,3 +234,8 @@ def make_scenario(case: str, seed: int) -> Scenario:
     """A scenario by name for tools without a server (replay verification): shipped
     cases, the demo room, and the folder named by `GRANDROUNDS_CASES_DIR`."""
     return _default_library().make_scenario(case, seed)
+
+
+def available_cases() -> list[str]:
+    """Every scenario name `make_scenario` knows (the minimal room first)."""
+    return _default_library().available()
