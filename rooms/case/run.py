@@ -118,6 +118,8 @@ class CaseRun:
         self.measures: dict[str, float] = {}
         self.samples: list[list[Any]] = []
         self.sample_every = SAMPLE_EVERY_S
+        self.team_shown: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        """What the team entity last showed (a cache: it never changes what is published)."""
         self.score_due = True
         self.events_due = True
         self.next_deadline = 0.0
@@ -407,7 +409,13 @@ class CaseRun:
         return out
 
     def publish_team(self, world: CaseState) -> None:
+        """The team's pending orders and running infusions and procedures (skipped when
+        neither changed: publishing the same values makes no op anyway)."""
         c = self.case
+        shown = (tuple(self.pending), tuple(self.physio.running_ids()))
+        if shown == self.team_shown:
+            return
+        self.team_shown = shown
         pending = [
             {"test": t, "name": c.investigations[t].name, "ordered_s": o["ordered_s"]}
             for t, o in self.pending.items()
@@ -417,7 +425,7 @@ class CaseRun:
                 "id": i,
                 "name": c.interventions[i].name if i in c.interventions else c.procedures[i].name,
             }
-            for i in self.physio.running_ids()
+            for i in shown[1]
         ]
         world.update(self.eid["team"], {"pending": pending, "running": running})
 
@@ -1060,6 +1068,7 @@ class CaseRun:
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
+        self.team_shown = None
         version, internal, gauss = data["rng"]
         self.rng.setstate((version, tuple(internal), gauss))
         self.env.restore(data["env"])
