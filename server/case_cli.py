@@ -32,7 +32,7 @@ from rooms.case.errors import Problem
 from rooms.case.guide import facilitator_guide
 from rooms.case.loader import parse_team
 from rooms.case.model import Case, TeamStep
-from rooms.case.run import clock_text
+from rooms.case.names import clock_text, measure_text
 from server.scenarios import CaseLibrary
 
 
@@ -147,10 +147,7 @@ def _print_run(
     judged = {True: "good", False: "bad", None: "not judged"}[outcome["good"]]
     print(f"\nOutcome: {judged} - {outcome['text']}")
     for measure in outcome["measures"].values():
-        value = measure["value"]
-        shown = (
-            clock_text(value) if measure["unit"] == "s" else f"{_number(value)} {measure['unit']}"
-        )
+        shown = measure_text(measure["value"], measure["unit"])
         print(f"  {measure['name']}: {shown}".rstrip())
     if calibration is not None:
         _print_calibration(calibration)

@@ -18,8 +18,8 @@ from netcode.views import Role
 from rooms.actions import IntentRefused, check_role, parse_args
 from rooms.case.expressions import holds
 from rooms.case.model import Calibration, Case, Promise, TeamStep
+from rooms.case.names import clock_text
 from rooms.case.program import CaseProgram
-from rooms.case.run import clock_text
 from rooms.case.scenario import CaseScenario
 from rooms.scenario import Actor, Clock
 

@@ -9,7 +9,7 @@ from drifting apart; the calibration tests hold the case to the promises printed
 from __future__ import annotations
 
 from rooms.case.model import Case, Event, Match, Promise, finding_name, finding_text
-from rooms.case.run import clock_text
+from rooms.case.names import clock_text
 
 
 def _when(event: Event) -> str:

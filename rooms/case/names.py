@@ -1,5 +1,5 @@
-"""Plain-language names for the fixed vocabularies (routes, devices, signals), so that
-no raw id reaches a learner's screen."""
+"""Plain-language names for the fixed vocabularies (routes, devices, signals) and plain
+times, so that no raw id or bare number of seconds reaches a learner's screen."""
 
 from __future__ import annotations
 
@@ -42,3 +42,16 @@ SIGNALS: Final[dict[str, tuple[str, str]]] = {
     "temp": ("Temperature", "°C"),
     "etco2": ("End-tidal CO2", "mmHg"),
 }
+
+
+def clock_text(seconds: float) -> str:
+    """Case time as m:ss."""
+    whole = max(0, int(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def measure_text(value: float, unit: str) -> str:
+    """A measure with its unit; seconds as m:ss."""
+    if unit == "s":
+        return clock_text(value)
+    return f"{value:g} {unit}".strip()

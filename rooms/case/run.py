@@ -23,14 +23,12 @@ from netcode.state import CaseState
 from netcode.views import View
 from rooms.actions import IntentRefused
 from rooms.case import names
+from rooms.case.entities import answer_key, catalog
 from rooms.case.expressions import holds, number
 from rooms.case.happenings import Happenings
 from rooms.case.model import (
     Case,
-    Derived,
     Effect,
-    Measure,
-    StateVar,
     finding_name,
     finding_text,
 )
@@ -63,11 +61,6 @@ _PLACEHOLDER: Final = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 
 def _rounded(signals: Mapping[str, float]) -> dict[str, int | float]:
     return {s: (round(signals[s], 1) if s == "temp" else round(signals[s])) for s in SIGNALS}
-
-
-def clock_text(seconds: float) -> str:
-    whole = max(0, int(seconds))
-    return f"{whole // 60}:{whole % 60:02d}"
 
 
 def lab_text(value: float, decimals: int) -> str:
@@ -200,8 +193,8 @@ class CaseRun:
                 },
                 View[ch.voiced_by.upper()],
             )
-        self.eid["catalog"] = world.create("catalog", self.catalog(), View.PARTICIPANT)
-        self.eid["key"] = world.create("answer_key", self.answer_key(), View.FACILITATOR)
+        self.eid["catalog"] = world.create("catalog", catalog(c), View.PARTICIPANT)
+        self.eid["key"] = world.create("answer_key", answer_key(c), View.FACILITATOR)
         self.update_measures(first=True)
         self.eid["director"] = world.create("director", self.director(), View.FACILITATOR)
         world.log(
@@ -215,82 +208,6 @@ class CaseRun:
         )
         self.check_events(world)
         self.sample()
-
-    def catalog(self) -> dict[str, Any]:
-        """What the team can choose from, with plain-language names (the pickers)."""
-        c = self.case
-        return {
-            "examine": [{"id": r, "name": finding_name(r, f)} for r, f in c.exam.items()],
-            "tests": [
-                {"id": t, "name": inv.name, "kind": inv.kind, "turnaround_s": inv.turnaround_s}
-                for t, inv in c.investigations.items()
-            ],
-            "drugs": [
-                {
-                    "id": d,
-                    "name": drug.name,
-                    "kind": drug.kind,
-                    "unit": drug.dose.unit,
-                    "per_kg": drug.dose.per_kg,
-                    "min": drug.dose.min,
-                    "max": drug.dose.max,
-                    "typical": drug.dose.typical,
-                    "infusion": drug.infusion,
-                    "routes": [{"id": r, "name": names.ROUTES[r][0]} for r in drug.routes],
-                }
-                for d, drug in sorted(c.interventions.items(), key=lambda kv: kv[1].name)
-            ],
-            "oxygen": [{"id": d, "name": name} for d, name in names.DEVICES.items()],
-            "procedures": [
-                {"id": pid, "name": proc.name, "sustained": proc.duration_s is None}
-                for pid, proc in c.procedures.items()
-            ],
-            "help": [{"id": h, "name": team.name} for h, team in c.help.items()],
-            "signals": [{"id": s, "name": n, "unit": u} for s, (n, u) in names.SIGNALS.items()],
-        }
-
-    def answer_key(self) -> dict[str, Any]:
-        c = self.case
-        return {
-            "summary": c.summary,
-            "guidelines": list(c.notes.guidelines),
-            "objectives": list(c.notes.objectives),
-            "facilitator_notes": c.notes.facilitator,
-            "hints": list(c.notes.hints),
-            "rubric": c.rubric.model_dump(exclude_defaults=True),
-            "decisions": {
-                d: [
-                    o if opt.correct is True else f"{o} (if {opt.correct})"
-                    for o, opt in dp.options.items()
-                    if opt.correct
-                ]
-                for d, dp in c.decisions.items()
-            },
-            "events": {
-                eid: {
-                    "note": e.note,
-                    "when": e.model_dump(include={"at_s", "when", "for_s"}, exclude_none=True)
-                    or "facilitator inject",
-                    "then": e.then.model_dump(exclude_defaults=True),
-                }
-                for eid, e in c.events.items()
-            },
-            "calibration": {
-                name: {
-                    "description": cal.description,
-                    "promises": [p.model_dump(exclude_none=True) for p in cal.promises],
-                }
-                for name, cal in c.calibration.items()
-            },
-            "quantities": {
-                q: {"name": spec.name, "unit": spec.unit} for q, spec in self.quantities().items()
-            },
-            "outcome": {"good": c.outcome.good, "bad": c.outcome.bad, "good_if": c.outcome.good_if},
-        }
-
-    def quantities(self) -> dict[str, StateVar | Derived | Measure]:
-        c = self.case
-        return {**c.state, **c.derived, **c.measures}
 
     # -- time ----------------------------------------------------------------------------
     def now(self) -> float:
@@ -940,103 +857,6 @@ class CaseRun:
         self.publish_director(world)
 
     # -- the end -------------------------------------------------------------------------------
-    def outcome(self) -> dict[str, Any]:
-        """The outcome judged over the session, or why it cannot be judged yet."""
-        c = self.case
-        judged_after = c.outcome.judged_after_s
-        if judged_after is None:
-            judged_after = c.planned_s / 2
-        measures = {
-            m: {"name": spec.name, "value": round(self.measures.get(m, 0.0), 2), "unit": spec.unit}
-            for m, spec in c.measures.items()
-        }
-        summary = "; ".join(
-            f"{spec.name} {_measure_text(self.measures.get(mid, 0.0), spec.unit)}"
-            for mid, spec in c.measures.items()
-        )
-        good = holds(self.program.good_if, self.env)
-        ended_early = self.t < c.planned_s - EPSILON_S
-        base = {
-            "judged_after_s": judged_after,
-            "at_s": self.now(),
-            "planned_s": c.planned_s,
-            "ended_early": ended_early,
-            "measures": measures,
-            "state": {v: round(x, 2) for v, x in self.physio.state().items()},
-        }
-        if self.t < judged_after - EPSILON_S:
-            text = (
-                f"The session ended at {clock_text(self.t)} of a planned "
-                f"{clock_text(c.planned_s)}, too early to judge the outcome (judged from "
-                f"{clock_text(judged_after)})." + (f" So far: {summary}." if summary else "")
-            )
-            return {**base, "judged": False, "good": None, "text": text}
-        text = c.outcome.good if good else c.outcome.bad
-        if ended_early:
-            text += f" (judged at {clock_text(self.t)} of a planned {clock_text(c.planned_s)})"
-        return {**base, "judged": True, "good": good, "text": text}
-
-    def debrief(self) -> dict[str, Any]:
-        """What happened, against the rubric: for the facilitator and the replay export."""
-        score = self.scorer.summary(math.inf)
-        timeline = sorted(
-            [
-                {
-                    "t": c["at_s"],
-                    "kind": "critical",
-                    "id": c["id"],
-                    "text": c["description"],
-                    "status": c["status"],
-                }
-                for c in score["critical"]
-                if c["at_s"] is not None
-            ]
-            + [
-                {
-                    "t": h["at_s"],
-                    "kind": "harmful",
-                    "id": h["id"],
-                    "text": h["description"],
-                    "status": "penalised",
-                }
-                for h in score["penalties"]
-            ]
-            + [
-                {
-                    "t": t,
-                    "kind": "event",
-                    "id": e,
-                    "text": self.case.events[e].note or e,
-                    "status": "fired",
-                }
-                for e, times in self.env.fired_at.items()
-                for t in times
-            ],
-            key=lambda e: (e["t"], e["kind"], e["id"]),
-        )
-        return {
-            "case": self.case.id,
-            "title": self.case.title,
-            "duration_s": self.now(),
-            "outcome": self.outcome(),
-            "score": score,
-            "timeline": timeline,
-            "time_to_intervention": {c["id"]: c["at_s"] for c in score["critical"]},
-            "missed": [c["id"] for c in score["critical"] if c["status"] in ("missed", "pending")],
-            "late": [c["id"] for c in score["critical"] if c["status"] == "late"],
-            "harmful": score["penalties"],
-            "decisions": {
-                d: {"option": o, "at_s": at, "correct": ok}
-                for d, (o, at, ok) in self.env.decided.items()
-            },
-            "action_counts": {k: int(v[0]) for k, v in self.env.tally.items() if ":" in k},
-            "vitals": {
-                "columns": ["t", *SIGNALS],
-                "every_s": self.sample_every,
-                "rows": [list(r) for r in self.samples],
-            },
-        }
-
     # -- persistence ---------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         version, internal, gauss = self.rng.getstate()
@@ -1095,12 +915,6 @@ class CaseRun:
         self.events_due = data["events_due"]
         deadline = data["next_deadline"]
         self.next_deadline = math.inf if deadline is None else deadline
-
-
-def _measure_text(value: float, unit: str) -> str:
-    if unit == "s":
-        return clock_text(value)
-    return f"{value:g} {unit}".strip()
 
 
 def _unknown(

@@ -8,6 +8,7 @@ from typing import Any
 from netcode.state import CaseState
 from rooms.actions import ActionArgs, ActionSpec
 from rooms.case.actions import ACTIONS, HANDLERS
+from rooms.case.debrief import debrief
 from rooms.case.model import Case
 from rooms.case.program import CaseProgram
 from rooms.case.run import CaseRun
@@ -39,7 +40,7 @@ class CaseScenario:
 
     def debrief(self) -> dict[str, Any]:
         """What happened, against the rubric: for the facilitator and the replay export."""
-        return self.run.debrief()
+        return debrief(self.run)
 
     def snapshot(self) -> dict[str, Any]:
         return self.run.snapshot()
