@@ -121,15 +121,19 @@ def _merged(problems: list[Problem]) -> list[Problem]:
     return list(by_path.values())
 
 
-def _parse(text: str, file: str) -> tuple[Any, _Lines]:
+def _read_yaml(text: str, file: str) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree (for lines) and its data; `CaseError` if it is not YAML."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        return yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise CaseError(file, [Problem((), f"not valid YAML/JSON: {problem}", line=line)]) from exc
+
+
+def _parse(text: str, file: str) -> tuple[Any, _Lines]:
+    node, data = _read_yaml(text, file)
     lines = _Lines()
     if node is not None:
         lines.walk(node, ())
@@ -181,14 +185,7 @@ class _Team(BaseModel):
 def parse_team(text: str, file: str = "<team>") -> list[TeamStep]:
     """A scripted team: a YAML/JSON list of timed steps (or `{team: [...]}`), each one's
     action, sender and arguments checked as a room would; `CaseError` with lines."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise CaseError(file, [Problem((), f"not valid YAML/JSON: {problem}", line=line)]) from exc
+    node, data = _read_yaml(text, file)
     lines = _Lines()
     wrapped = isinstance(data, list)
     if node is not None:

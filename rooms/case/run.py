@@ -542,6 +542,9 @@ class CaseRun:
         if region not in self.findings:
             raise _unknown("unknown_region", "exam region", region, self.findings)
         self.record(Act("examine:" + region, self.now()))
+        self.show_finding(world, actor, region)
+
+    def show_finding(self, world: CaseState, actor: Actor, region: str) -> None:
         if region not in self.examined:
             self.examined.append(region)
         self.publish_findings(world)
@@ -792,20 +795,7 @@ class CaseRun:
     def reveal_region(self, world: CaseState, actor: Actor, region: str) -> None:
         if region not in self.findings:
             raise _unknown("unknown_region", "exam region", region, self.findings)
-        if region not in self.examined:
-            self.examined.append(region)
-        self.publish_findings(world)
-        name = finding_name(region, self.case.exam[region])
-        world.log(
-            "case",
-            {
-                "t": self.now(),
-                "kind": "examine",
-                "by": actor.name,
-                "region": region,
-                "text": f"{name}: {self.findings[region]}",
-            },
-        )
+        self.show_finding(world, actor, region)
 
     def reveal_test(self, world: CaseState, actor: Actor, test: str) -> None:
         if test not in self.case.investigations:

@@ -122,3 +122,16 @@ def test_ls_includes_a_folder_of_cases(tmp_path: Path, capsys: pytest.CaptureFix
     captured = capsys.readouterr()
     assert "my_anaphylaxis" in captured.out and "(mine.yaml)" in captured.out
     assert "broken.yaml" in captured.err
+
+
+def test_serve_takes_a_cases_folder_from_the_flag_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.cli import build_parser
+    from server.config import Settings
+
+    args = build_parser().parse_args(["serve", "--cases-dir", str(tmp_path / "mine")])
+    assert args.cases_dir == tmp_path / "mine"
+    assert Settings(data_dir=tmp_path).cases_folder == tmp_path / "cases"
+    monkeypatch.setenv("GRANDROUNDS_CASES_DIR", str(tmp_path / "env"))
+    assert Settings(data_dir=tmp_path).cases_folder == tmp_path / "env"
