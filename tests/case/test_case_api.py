@@ -119,7 +119,10 @@ async def test_a_case_authored_in_a_folder_is_uploaded_and_run_with_bots(
                 assert reply.ok, (action, reply)
             refused = await team.intent("give", drug="oxytocin", dose=50, route="iv")
             assert refused.code == "bad_dose"
-        assert bots["tally"].errors == []
+        # Two bots and a team sharing one patient may order the same test or call the same
+        # team: the case refuses the second (already_ordered, already_called) by design.
+        errors = [e for e in bots["tally"].errors if " refused (already_" not in e]
+        assert errors == [] and bots["tally"].actions > 0
         await student.wait_for(
             lambda m: any(r.get("test") == "hb" for r in m.find("result").values()), timeout=15
         )
