@@ -3,11 +3,13 @@
 It is the GR-S workload of docs and bench: a monitor whose seven vitals drift every
 second, an event every five seconds, twenty shared objects on a table, an answer key
 only the facilitator sees and a team note only participants and the facilitator see.
-Until a real case is chosen it is also what `grandrounds serve --demo` can run.
+`DemoScenario(seed, objects=200)` is the GR-L room shape (200 objects on the table);
+its name, `demo:200`, is what a room records, so a replay re-creates the same room.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping
 from typing import Any, Final
@@ -46,10 +48,15 @@ NOTE: Final = ActionSpec(
 )
 
 
-class DemoScenario:
-    name = "demo"
+DEFAULT_OBJECTS: Final = 20
+MAX_OBJECTS: Final = 1000
 
-    def __init__(self, seed: int, objects: int = 20) -> None:
+
+class DemoScenario:
+    def __init__(self, seed: int, objects: int = DEFAULT_OBJECTS) -> None:
+        if not 1 <= objects <= MAX_OBJECTS:
+            raise ValueError(f"the demo room takes 1-{MAX_OBJECTS} objects, not {objects}")
+        self.name = "demo" if objects == DEFAULT_OBJECTS else f"demo:{objects}"
         self._rng = random.Random(seed)
         self._objects = objects
         self._monitor = 0
@@ -71,14 +78,12 @@ class DemoScenario:
             View.FACILITATOR,
         )
         world.create("team", {"note": ""}, View.PARTICIPANT)
+        columns = max(5, math.ceil(math.sqrt(self._objects)))  # 20 objects: 5 x 4
         for i in range(self._objects):
+            x, z = 0.2 * (i % columns) - 0.4, 0.2 * (i // columns) - 0.3
             world.create(
                 "object",
-                {
-                    "name": f"item {i + 1}",
-                    "holder": None,
-                    "home": [0.2 * (i % 5) - 0.4, 0.9, 0.2 * (i // 5) - 0.3, 0.0, 0.0, 0.0, 1.0],
-                },
+                {"name": f"item {i + 1}", "holder": None, "home": [x, 0.9, z, 0.0, 0.0, 0.0, 1.0]},
             )
 
     def step(self, world: CaseState, clock: Clock) -> None:

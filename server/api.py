@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from netcode.views import Role
 from server import tokens
+from server.case_api import CaseApi
 from server.files import app_file
 from server.http import (
     HttpRequest,
@@ -23,7 +24,7 @@ from server.http import (
 from server.nodes import NodeKind
 from server.refusals import RoomRefused
 from server.review_api import ReviewApi
-from server.scenarios import DEFAULT_CASE, UnknownCase, available_cases
+from server.scenarios import DEFAULT_CASE, UnknownCase
 from server.tokens import MAX_SEATS
 from server.valkey import ValkeyUnavailable
 
@@ -55,6 +56,7 @@ class Api:
     def __init__(self, server: Server) -> None:
         self.server = server
         self.review = ReviewApi(server)
+        self.cases = CaseApi(server)
 
     def _admin(self, request: HttpRequest) -> bool:
         return is_admin(request, self.server.settings.admin_key)
@@ -77,8 +79,9 @@ class Api:
             return HttpResponse(
                 200, self.server.metrics.render(), "text/plain; version=0.0.4; charset=utf-8"
             )
-        if path == "/api/cases" and method == "GET":
-            return json_response(200, {"cases": available_cases()})
+        answer = await self.cases.route(request)
+        if answer is not None:
+            return answer
         if path == "/api/nodes" and method == "GET":
             return await self._nodes(request)
         if path == "/api/rooms":
@@ -108,9 +111,9 @@ class Api:
         if isinstance(body, HttpResponse):
             return body
         cluster = self.server.cluster
+        await self.cases.refresh()  # a case file changed since: the new room runs the new one
         try:
-            if body.case not in available_cases():  # checked here: another node may open it
-                raise UnknownCase(f"there is no case {body.case!r}")
+            self.server.cases.check(body.case)  # checked here: another node may open it
             if cluster is None:
                 host = await self.server.create_room(body.title, body.case, body.seed)
                 info = host.info()

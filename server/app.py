@@ -37,7 +37,7 @@ from server.metrics import Metrics
 from server.refusals import RoomRefused
 from server.room_backlog import TeeRecorder
 from server.room_host import RoomHost
-from server.scenarios import DEFAULT_CASE, make_scenario
+from server.scenarios import DEFAULT_CASE, CaseLibrary
 from server.takeover import Restored
 from server.valkey import open_valkey
 
@@ -50,6 +50,8 @@ MAX_FINISHED_ROOMS = 64
 class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings.with_secrets()
+        self.cases = CaseLibrary(self.settings.cases_folder)
+        self.cases.refresh()
         self.metrics = Metrics()
         self.rooms: dict[str, RoomHost] = {}
         self.api = Api(self)
@@ -58,6 +60,8 @@ class Server:
         self.on_room_created: list[Callable[[RoomHost], None]] = []
         self.media: MediaBridge | None = None
         self.cluster: Cluster | None = None
+        self._preparing: set[str] = set()
+        """Rooms being created or restored, not yet running (their ids are taken)."""
         """Set when this process is a node of a cluster (`--redis`)."""
 
     # -- rooms ------------------------------------------------------------------
@@ -88,15 +92,15 @@ class Server:
         room_id = room_id or secrets.token_urlsafe(6).replace("-", "x").replace("_", "y")
         self._check_room_can_open(room_id)
         seed = secrets.randbelow(2**31) if seed is None else seed
-        scenario = make_scenario(case, seed)
+        scenario = self.cases.make_scenario(case, seed)
         config = RoomConfig(
             tick_hz=self.settings.tick_hz, grace_seconds=self.settings.grace_seconds
         )
-        writer = await self._new_recording(room_id)
+        self._preparing.add(room_id)
         try:
-            self._check_room_can_open(room_id)  # another request may have won meanwhile
+            writer = await self._new_recording(room_id)
         except RoomRefused:
-            await trio.to_thread.run_sync(writer.close)
+            self._preparing.discard(room_id)
             raise
         room = Room(
             room_id,
@@ -109,7 +113,6 @@ class Server:
         )
         room.start({"server": VERSION, "case": case})
         host = RoomHost(room, self.settings, self.metrics, writer)
-        self.rooms[room_id] = host
         log.info("room %s created (case %s, seed %d)", room_id, case, seed)
         return host
 
@@ -139,6 +142,7 @@ class Server:
         """
         room = restored.room
         self._check_room_can_open(room.id)
+        self._preparing.add(room.id)
         try:
             writer = await trio.to_thread.run_sync(
                 partial(
@@ -152,17 +156,23 @@ class Server:
                 )
             )
         except (OSError, ReplayError) as exc:
+            self._preparing.discard(room.id)
             raise RoomRefused("recording_unavailable", f"the session cannot go on: {exc}") from None
         room.recorder = TeeRecorder(writer)
         for member_id in list(room.members):
             room.disconnect(member_id)
-        host = RoomHost(room, self.settings, self.metrics, writer)
-        self.rooms[room.id] = host
-        return host
+        return RoomHost(room, self.settings, self.metrics, writer)
+
+    async def discard(self, host: RoomHost) -> None:
+        """Give up a prepared room that will not run here (its recording left as it is)."""
+        self._preparing.discard(host.room.id)
+        if host.writer is not None:
+            await trio.to_thread.run_sync(host.writer.abandon)
 
     def launch(self, host: RoomHost) -> None:
-        """Start a prepared (or restored) room's loop in the server's room nursery."""
+        """Start a prepared (or restored) room's loop: from now on clients find it."""
         assert self._room_nursery is not None
+        self._preparing.discard(host.room.id)
         self.rooms[host.room.id] = host
         for hook in self.on_room_created:
             hook(host)
@@ -173,7 +183,7 @@ class Server:
         for rid in finished[: max(0, len(finished) - MAX_FINISHED_ROOMS)]:
             del self.rooms[rid]  # its recording stays in the data directory
         existing = self.rooms.get(room_id)
-        if existing is not None and not existing.stopped:
+        if room_id in self._preparing or (existing is not None and not existing.stopped):
             raise RoomRefused("room_exists", f"there is already a room {room_id!r}")
         live = sum(1 for h in self.rooms.values() if not h.ended)
         if live >= self.settings.max_rooms:

@@ -20,7 +20,16 @@ from server.scenarios import DEFAULT_CASE
 
 def _serve(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
-    for name in ("host", "port", "data_dir", "tick_hz", "redis_url", "node_id", "public_url"):
+    for name in (
+        "host",
+        "port",
+        "data_dir",
+        "cases_dir",
+        "tick_hz",
+        "redis_url",
+        "node_id",
+        "public_url",
+    ):
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value
@@ -85,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port for HTTP and WebSocket (default 8765)")
     serve.add_argument("--data-dir", type=Path, help="where secrets and sessions are kept")
+    serve.add_argument(
+        "--cases-dir",
+        type=Path,
+        help="a folder of your own case files, beside the shipped ones (default DATA_DIR/cases)",
+    )
     serve.add_argument("--tick-hz", type=int, help="room tick rate (default 30)")
     serve.add_argument(
         "--redis",
@@ -99,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--demo-case",
         default=DEFAULT_CASE,
-        help=f"case the demo room runs (default {DEFAULT_CASE}; 'demo' is the minimal GR-S room)",
+        help=f"case the demo room runs (default {DEFAULT_CASE}; 'demo' is the minimal GR-S "
+        "room, 'demo:200' the same with 200 shared objects)",
     )
     serve.set_defaults(func=_serve)
 

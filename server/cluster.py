@@ -391,10 +391,12 @@ class Cluster:
         ranked = sorted((n for n in nodes if not n.draining), key=lambda n: n.load)
         rank = next((i for i, n in enumerate(ranked) if n.id == self.node_id), len(ranked))
         entries = await self.directory.all()
-        listed = {e.id for e in entries}
+        listed = {e.id: e for e in entries}
         for room_id, mine in list(self.entries.items()):
-            if room_id not in listed and room_id in self.leases:
-                await self.directory.put(mine)  # Valkey restarted empty: list it again
+            found = listed.get(room_id)
+            stale = found is None or (found.status, found.owner) != (mine.status, mine.owner)
+            if stale and room_id in self.leases:
+                await self.directory.put(mine)  # lost (Valkey restarted empty) or unwritten
         for entry in entries:
             if entry.id in self.server.rooms:
                 await self._refresh(entry)
@@ -456,8 +458,8 @@ class Cluster:
             }
         )
         self.entries[room_id] = running
-        await self.directory.put(running)
         self.server.launch(host)
+        await self.directory.put(running)  # if Valkey fails now, the next sweep writes it
 
     async def _take_over(self, room_id: str) -> None:
         """Claim a room whose owner's lease expired and carry it on from its backlog."""
@@ -469,7 +471,8 @@ class Cluster:
             return  # alive after all, or another node was quicker
         log.info("cluster: taking over room %s (epoch %d)", room_id, lease.epoch)
         try:
-            restored = rebuild(entry, await read_backlog(self.valkey, room_id))
+            backlog = await read_backlog(self.valkey, room_id)
+            restored = rebuild(entry, backlog, self.server.cases.make_scenario)
             host = await self.server.resume_room(restored, entry)
         except RoomRefused as refused:
             log.error("cluster: room %s cannot be taken over: %s", room_id, refused.message)
@@ -479,7 +482,13 @@ class Cluster:
             await self.directory.forget(room_id)
             await lease.release()
             return
-        sessions = await self.valkey.call(self.valkey.client.hgetall(Keys.room_sessions(room_id)))
+        try:
+            sessions = await self.valkey.call(
+                self.valkey.client.hgetall(Keys.room_sessions(room_id))
+            )
+        except ValkeyUnavailable:
+            await self.server.discard(host)  # the lease lapses; a node tries again later
+            raise
         host.adopt_sessions({k.decode(): int(v) for k, v in sessions.items()})
         tee = host.room.recorder
         assert isinstance(tee, TeeRecorder)

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
     data_dir: Path = Path("data")
+    cases_dir: Path | None = None
+    """Educators' case files, beside the shipped ones (default: `data_dir/cases`); uploads
+    over the API are written here."""
     public_url: str = ""
     """Base URL put in join links; defaults to http://host:port."""
     admin_key: str = ""
@@ -54,6 +57,10 @@ class Settings(BaseSettings):
     """This node's name in the cluster (default: host:port)."""
     rate_per_second: float = Field(default=100.0, gt=0)
     rate_burst: float = Field(default=200.0, gt=0)
+
+    @property
+    def cases_folder(self) -> Path:
+        return self.cases_dir if self.cases_dir is not None else self.data_dir / "cases"
 
     def base_url(self) -> str:
         if self.public_url:

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from replay.format import data_equal
 from rooms.events import INPUT_KINDS, Start, input_from_record
 from rooms.records import MemoryRecorder, Record
 from rooms.room import Room, RoomConfig
+from rooms.scenario import Scenario
 from server.client_socket import binary_frame
 from server.directory import RoomEntry
 from server.refusals import RoomRefused
 from server.room_backlog import Numbered, unpack_batch
-from server.scenarios import make_scenario
 from server.valkey import Keys, Valkey
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,9 @@ async def read_backlog(valkey: Valkey, room_id: str) -> Backlog:
     return Backlog(records)
 
 
-def rebuild(entry: RoomEntry, backlog: Backlog) -> Restored:
+def rebuild(
+    entry: RoomEntry, backlog: Backlog, make_scenario: Callable[[str, int], Scenario]
+) -> Restored:
     """The room as its owner last recorded it; `RoomRefused` when the backlog cannot say."""
     plain = backlog.plain()
     keyframes = [i for i, r in enumerate(plain) if r.kind == "keyframe"]

@@ -22,6 +22,9 @@ class Problem:
     message: str
     allowed: str = ""
     line: int | None = None
+    """Line in the file (set by the loader)."""
+    expr_line: int | None = None
+    """For an expression: the line within it (the loader adds the field's own line)."""
 
     def render(self, file: str) -> str:
         where = f"{file}:{self.line}" if self.line else file

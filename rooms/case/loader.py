@@ -9,33 +9,52 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
 from rooms.case import privacy, references
 from rooms.case.errors import CaseError, FieldPath, Problem
-from rooms.case.model import Case, Formulary, Intervention
+from rooms.case.model import Case, Formulary, Intervention, TeamStep
+from rooms.case.program import CaseProgram
 
 CASES_PACKAGE = "rooms.cases"
 FORMULARY = "formulary.yaml"
 
 
-def _line_map(node: yaml.Node, path: FieldPath, out: dict[FieldPath, int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            _line_map(value, (*path, str(key.value)), out)
-            out[(*path, str(key.value))] = key.start_mark.line + 1  # the key's line
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _line_map(item, (*path, i), out)
+class _Lines:
+    """Where each field of a YAML/JSON document is: for errors that name a line."""
 
+    def __init__(self) -> None:
+        self.lines: dict[FieldPath, int] = {}
+        self.block: set[FieldPath] = set()
+        """Block scalars (`|`, `>`): their text starts on the line after the key."""
 
-def _line(lines: dict[FieldPath, int], path: FieldPath) -> int | None:
-    for end in range(len(path), -1, -1):
-        if path[:end] in lines:
-            return lines[path[:end]]
-    return None
+    def walk(self, node: yaml.Node, path: FieldPath) -> None:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.ScalarNode) and node.style in ("|", ">"):
+            self.block.add(path)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                self.walk(value, (*path, str(key.value)))
+                self.lines[(*path, str(key.value))] = key.start_mark.line + 1  # the key's line
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.walk(item, (*path, i))
+
+    def line(self, path: FieldPath, expr_line: int | None = None) -> int | None:
+        """The file line of `path` (or of its nearest ancestor in the file); for an
+        expression, of the line `expr_line` inside it."""
+        for end in range(len(path), -1, -1):
+            found = self.lines.get(path[:end])
+            if found is not None:
+                if expr_line is None or end < len(path):
+                    return found
+                return found + expr_line - 1 + (1 if path in self.block else 0)
+        return None
+
+    def place(self, problem: Problem) -> Problem:
+        line = self.line(problem.path, problem.expr_line)
+        return Problem(problem.path, problem.message, problem.allowed, line, problem.expr_line)
 
 
 def _model_at(path: FieldPath) -> type[BaseModel] | None:
@@ -65,7 +84,7 @@ def _model_at(path: FieldPath) -> type[BaseModel] | None:
 _TYPE_TAGS = frozenset({"str", "int", "float", "bool", "constrained-str", "list", "dict"})
 
 
-def _problem(error: ErrorDetails, lines: dict[FieldPath, int]) -> Problem:
+def _problem(error: ErrorDetails, lines: _Lines) -> Problem:
     """One pydantic error as a `Problem` whose path is the path in the file."""
     loc = error["loc"]
     path: FieldPath = tuple(p for p in loc if p not in _TYPE_TAGS and not str(p).endswith("]"))
@@ -86,7 +105,7 @@ def _problem(error: ErrorDetails, lines: dict[FieldPath, int]) -> Problem:
         allowed = "lower_snake_case ids starting with a letter"
     elif kind == "value_error":
         message = message.removeprefix("Value error, ")
-    return Problem(path, message, allowed, _line(lines, path))
+    return Problem(path, message, allowed, lines.line(path))
 
 
 def _merged(problems: list[Problem]) -> list[Problem]:
@@ -102,18 +121,22 @@ def _merged(problems: list[Problem]) -> list[Problem]:
     return list(by_path.values())
 
 
-def _parse(text: str, file: str) -> tuple[Any, dict[FieldPath, int]]:
+def _read_yaml(text: str, file: str) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree (for lines) and its data; `CaseError` if it is not YAML."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        return yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise CaseError(file, [Problem((), f"not valid YAML/JSON: {problem}", line=line)]) from exc
-    lines: dict[FieldPath, int] = {}
+
+
+def _parse(text: str, file: str) -> tuple[Any, _Lines]:
+    node, data = _read_yaml(text, file)
+    lines = _Lines()
     if node is not None:
-        _line_map(node, (), lines)
+        lines.walk(node, ())
     if not isinstance(data, dict):
         raise CaseError(file, [Problem((), "a case file must be a mapping of fields")])
     return data, lines
@@ -129,23 +152,52 @@ def formulary() -> dict[str, Intervention]:
 
 def parse_case(text: str, file: str = "<case>") -> Case:
     """Validate case text; raise `CaseError` listing every problem found."""
+    return compile_case(text, file)[0]
+
+
+def compile_case(text: str, file: str = "<case>") -> tuple[Case, CaseProgram]:
+    """Validate case text and compile its expressions; `CaseError` lists every problem."""
     data, lines = _parse(text, file)
-    problems = [
-        Problem(p.path, p.message, p.allowed, _line(lines, p.path)) for p in privacy.lint(data)
-    ]
+    if data.get("schema_version") == 1:
+        message = "a version 1 case; docs/cases.md, 'Moving a version 1 case', says what changed"
+        raise CaseError(file, [lines.place(Problem(("schema_version",), message))])
+    problems = [lines.place(p) for p in privacy.lint(data)]
     try:
         case = Case.model_validate(data)
     except ValidationError as exc:
         problems += _merged([_problem(e, lines) for e in exc.errors()])
         raise CaseError(file, problems) from exc
-    drugs = {**formulary(), **case.interventions}
-    problems += [
-        Problem(p.path, p.message, p.allowed, _line(lines, p.path))
-        for p in references.check(case, drugs)
-    ]
+    declared = case.interventions
+    case = case.model_copy(update={"interventions": {**formulary(), **declared}})
+    problems += [lines.place(p) for p in references.check(case, declared)]
+    program = CaseProgram(case)
+    problems += [lines.place(p) for p in program.problems]
     if problems:
         raise CaseError(file, problems)
-    return case.model_copy(update={"interventions": drugs})
+    return case, program
+
+
+class _Team(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    team: list[TeamStep]
+
+
+def parse_team(text: str, file: str = "<team>") -> list[TeamStep]:
+    """A scripted team: a YAML/JSON list of timed steps (or `{team: [...]}`), each one's
+    action, sender and arguments checked as a room would; `CaseError` with lines."""
+    node, data = _read_yaml(text, file)
+    lines = _Lines()
+    wrapped = isinstance(data, list)
+    if node is not None:
+        lines.walk(node, ("team",) if wrapped else ())
+    try:
+        steps = _Team.model_validate({"team": data} if wrapped else data).team
+    except ValidationError as exc:
+        raise CaseError(file, _merged([_problem(e, lines) for e in exc.errors()])) from exc
+    problems = [lines.place(p) for p in references.check_steps(("team",), steps)]
+    if problems:
+        raise CaseError(file, problems)
+    return steps
 
 
 def _shipped_dir() -> Path:
@@ -154,6 +206,11 @@ def _shipped_dir() -> Path:
 
 def load_case(source: str | Path) -> Case:
     """Load a case from a file path, or a shipped case by its id (e.g. "septic_shock_ed")."""
+    return load_compiled(source)[0]
+
+
+def load_compiled(source: str | Path) -> tuple[Case, CaseProgram]:
+    """`load_case`, with the compiled program a scenario runs."""
     path = Path(source)
     if not path.exists() and path.suffix == "" and len(path.parts) == 1:
         path = _shipped_dir() / f"{source}.yaml"
@@ -161,7 +218,7 @@ def load_case(source: str | Path) -> Case:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CaseError(str(source), [Problem((), f"cannot read file: {exc.strerror}")]) from exc
-    return parse_case(text, str(path))
+    return compile_case(text, str(path))
 
 
 def shipped_case_files() -> list[Path]:

@@ -3,15 +3,32 @@
 Pydantic checks each field on its own; a rubric item naming a drug the case does not
 have, or an event moving to a phase that does not exist, is only visible with the
 whole case in hand. Each problem carries the path to the field and the ids allowed.
+Expressions are checked by `CaseProgram`, which compiles them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 
+from pydantic import ValidationError
+
+from netcode.views import Role
+from rooms.case.actions import ACTIONS
 from rooms.case.errors import FieldPath, Problem
-from rooms.case.model import DEVICES, Case, Effect, Intervention, Match, Trigger
-from rooms.case.scoring import alternatives
+from rooms.case.model import (
+    BUILT_IN_NAMES,
+    DOSE_NAMES,
+    Case,
+    Effect,
+    Intervention,
+    Match,
+    Procedure,
+    TeamStep,
+)
+from rooms.case.program import SIGNALS, CaseScope
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
 def _allowed(ids: Iterable[str]) -> str:
@@ -19,9 +36,10 @@ def _allowed(ids: Iterable[str]) -> str:
 
 
 class _Checker:
-    def __init__(self, case: Case, interventions: Mapping[str, Intervention]) -> None:
+    def __init__(self, case: Case, declared: Mapping[str, Intervention]) -> None:
         self.case = case
-        self.interventions = interventions
+        self.declared = declared
+        self.scope = CaseScope(case)
         self.phases = [p.id for p in case.phases]
         self.problems: list[Problem] = []
 
@@ -32,54 +50,25 @@ class _Checker:
         self.problems.append(Problem(path, f"unknown {what} {value!r}{of}", _allowed(ids)))
         return False
 
-    def action_key(self, path: FieldPath, key: str) -> None:
-        kind, _, item = key.partition(":")
-        c = self.case
-        targets: dict[str, tuple[Iterable[str], str]] = {
-            "give": (self.interventions, "drug or fluid"),
-            "order": (c.investigations, "investigation"),
-            "examine": (c.exam, "exam region"),
-            "oxygen": (DEVICES, "oxygen or airway device"),
-            "call_help": (c.help, "help team"),
-            "decide": (c.decisions, "decision"),
-            "note": (["any"], "note"),
-        }
-        if not self.ref(path, kind, targets, "action kind") or not item:
-            return  # a bare kind ("give") matches any action of that kind
-        if kind == "decide":
-            decision, _, option = item.partition(":")
-            if self.ref(path, decision, c.decisions, "decision") and option:
-                self.ref(path, option, c.decisions[decision].options, "option")
-            return
-        ids, what = targets[kind]
-        self.ref(path, item, ids, what)
-
     def match(self, path: FieldPath, m: Match) -> None:
-        keys = alternatives(m)
+        keys = m.keys
         for i, key in enumerate(keys):
             where = (*path, "action", i) if isinstance(m.action, list) else (*path, "action")
-            self.action_key(where, key)
+            problem = self.scope.check_key(key)
+            if problem:
+                message, _, allowed = problem.partition(" (allowed: ")
+                self.problems.append(Problem(where, message, allowed.removesuffix(")")))
         drugs = [k.partition(":")[2] for k in keys if k.startswith("give:")]
-        if len(drugs) == len(keys):
-            for drug in (d for d in drugs if d in self.interventions):
-                routes = self.interventions[drug].routes
+        if keys and len(drugs) == len(keys):
+            for drug in (d for d in drugs if d in self.case.interventions):
+                routes = self.case.interventions[drug].routes
                 for i, route in enumerate(m.routes):
                     self.ref((*path, "routes", i), route, routes, "route", f" for {drug}")
         elif m.routes or m.dose_min is not None or m.dose_max is not None:
             self.problems.append(Problem(path, "routes and doses only apply to give:DRUG"))
 
-    def trigger(self, path: FieldPath, t: Trigger) -> None:
-        for name in ("done", "not_done"):
-            key = getattr(t, name)
-            if key is not None:
-                self.action_key((*path, name), key)
-        if t.phase is not None:
-            self.ref((*path, "phase"), t.phase, self.phases, "phase")
-
     def effect(self, path: FieldPath, e: Effect) -> None:
         c = self.case
-        if e.condition is not None:
-            self.ref((*path, "condition"), e.condition, c.conditions, "condition")
         if e.phase is not None:
             self.ref((*path, "phase"), e.phase, self.phases, "phase")
         for i, result in enumerate(e.reveal):
@@ -89,6 +78,33 @@ class _Checker:
         if e.say is not None:
             self.ref((*path, "say", "character"), e.say.character, c.roleplay, "character")
 
+    def names(self) -> None:
+        taken = {*SIGNALS, *BUILT_IN_NAMES, *DOSE_NAMES}
+        for sid in self.case.state:
+            if sid in taken:
+                self.problems.append(
+                    Problem(("state", sid), f"{sid!r} is a built-in name; choose another id")
+                )
+        for did in self.case.derived:
+            if did in taken or did in self.case.state:
+                self.problems.append(
+                    Problem(("derived", did), f"{did!r} is already a name; choose another id")
+                )
+        for mid in self.case.measures:
+            if mid in taken or mid in self.case.state or mid in self.case.derived:
+                self.problems.append(
+                    Problem(("measures", mid), f"{mid!r} is already a name; choose another id")
+                )
+
+    def calibration(self) -> None:
+        c = self.case
+        for name, cal in c.calibration.items():
+            self.problems += check_steps(("calibration", name, "team"), cal.team)
+            for i, penalty in enumerate(cal.penalties or []):
+                self.ref(
+                    ("calibration", name, "penalties", i), penalty, c.rubric.penalties, "penalty"
+                )
+
     def run(self) -> list[Problem]:
         c = self.case
         seen: set[str] = set()
@@ -96,13 +112,17 @@ class _Checker:
             if phase.id in seen:
                 self.problems.append(Problem(("phases", i, "id"), f"duplicate phase {phase.id!r}"))
             seen.add(phase.id)
-        for iid, drug in c.interventions.items():
-            for field in ("treats", "worsens"):
-                for cond in getattr(drug, field):
-                    self.ref(("interventions", iid, field, cond), cond, c.conditions, "condition")
+        self.names()
+        sources: Mapping[str, Intervention | Procedure]
+        for group, sources in (("interventions", self.declared), ("procedures", c.procedures)):
+            for sid, source in sources.items():
+                for var in source.acts_on:
+                    path = (group, sid, "acts_on", var)
+                    self.ref(path, var, c.state, "state variable")
+        for tid, inv in c.investigations.items():
+            for placeholder in _PLACEHOLDER.findall(inv.result):
+                self.ref(("investigations", tid, "result"), placeholder, inv.values, "value")
         for eid, event in c.events.items():
-            if event.when is not None:
-                self.trigger(("events", eid, "when"), event.when)
             self.effect(("events", eid, "then"), event.then)
         for did, decision in c.decisions.items():
             if decision.phase is not None:
@@ -123,9 +143,35 @@ class _Checker:
             if penalty.unless_done is not None:
                 where = ("rubric", "penalties", pid, "unless_done")
                 self.ref(where, penalty.unless_done, rubric.critical, "critical item")
+        self.calibration()
         return self.problems
 
 
-def check(case: Case, interventions: Mapping[str, Intervention]) -> list[Problem]:
-    """Problems for every dangling id in `case` (drugs looked up in `interventions`)."""
-    return _Checker(case, interventions).run()
+def check_steps(path: FieldPath, steps: Sequence[TeamStep]) -> list[Problem]:
+    """Each scripted step names an action, a sender who may send it and arguments that
+    fit its model (what a room checks before the case sees an intent)."""
+    problems = []
+    for i, step in enumerate(steps):
+        where: FieldPath = (*path, i)
+        spec = ACTIONS.get(step.do)
+        if spec is None:
+            problems.append(
+                Problem((*where, "do"), f"unknown action {step.do!r}", _allowed(ACTIONS))
+            )
+            continue
+        if Role(step.by) not in spec.roles:
+            who = " or ".join(sorted(r.value for r in spec.roles))
+            problems.append(Problem((*where, "by"), f"{step.do} is for the {who}"))
+        try:
+            spec.args.model_validate(step.args)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            field = tuple(str(p) for p in first["loc"])
+            problems.append(Problem((*where, *field), first["msg"]))
+    return problems
+
+
+def check(case: Case, declared: Mapping[str, Intervention]) -> list[Problem]:
+    """Problems for every dangling id in `case` (with the formulary merged in);
+    `declared`: the interventions the case file itself declares."""
+    return _Checker(case, declared).run()

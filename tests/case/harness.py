@@ -1,4 +1,8 @@
-"""Drive a case the way a room does: intents at given times, one `step` per tick."""
+"""Drive a case the way a room does: intents at given times, one `step` per tick.
+
+Intents pass the room's own checks (action name, the sender's role, the argument
+model) before the case handles them, as in a room.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any
 from netcode.state import CaseState, Op
 from netcode.views import Role
 from rooms.actions import IntentRefused, check_role, parse_args
-from rooms.case import Case, CaseScenario, load_case
+from rooms.case import Case, CaseProgram, CaseScenario, load_compiled
 from rooms.scenario import Actor, Clock
 
 TEAM = Actor(1, Role.PARTICIPANT, "Resident")
@@ -22,9 +26,13 @@ Step = tuple[float, Actor, str, dict[str, Any]]
 
 
 @cache
+def compiled(case_id: str) -> tuple[Case, CaseProgram]:
+    """Shipped cases parsed and compiled once per test session (cases are immutable)."""
+    return load_compiled(case_id)
+
+
 def case(case_id: str) -> Case:
-    """Shipped cases parsed once per test session (cases are immutable)."""
-    return load_case(case_id)
+    return compiled(case_id)[0]
 
 
 @dataclass
@@ -38,7 +46,8 @@ class Run:
 
     @classmethod
     def start(cls, case_id: str, seed: int = 7, hz: int = 10) -> Run:
-        run = cls(CaseScenario(case(case_id), seed), CaseState(), hz)
+        kase, program = compiled(case_id)
+        run = cls(CaseScenario(kase, seed, program), CaseState(), hz)
         run.scenario.start(run.world, Clock(0, hz))
         run.ops += run.world.drain()
         return run
@@ -47,7 +56,6 @@ class Run:
         return Clock(self.tick, self.hz)
 
     def act(self, actor: Actor, action: str, **args: Any) -> None:
-        """Check the intent as the room does (role, argument model), then hand it over."""
         try:
             spec = self.scenario.actions().get(action)
             if spec is None:

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from netcode.state import CaseState
 from rooms.actions import IntentRefused
 from rooms.case import Case, CaseScenario, shipped_cases
-from rooms.case.physiology import SIGNALS
+from rooms.case.program import SIGNALS
 from rooms.scenario import Actor
-from tests.case.harness import LEAD, TEAM, WATCHER, Run
+from tests.case.harness import LEAD, TEAM, WATCHER, Run, compiled
 
 CASES = {c.id: c for c in shipped_cases()}
 
@@ -31,8 +31,17 @@ def vocabulary(case: Case) -> list[Intent]:
         for route in drug.routes:
             for dose in (drug.dose.typical, drug.dose.max, drug.dose.max * 3):
                 out.append((TEAM, "give", {"drug": drug_id, "dose": dose, "route": route}))
-    out += [(TEAM, "give", {"drug": "unobtainium", "dose": 1, "route": "iv"}),
-            (WATCHER, "give", {"drug": "crystalloid", "dose": 20, "route": "iv"})]  # fmt: skip
+    out += [
+        (TEAM, "give", {"drug": "unobtainium", "dose": 1, "route": "iv"}),
+        (WATCHER, "give", {"drug": "crystalloid", "dose": 20, "route": "iv"}),
+    ]
+    out += [
+        (TEAM, "give", {"drug": d, "dose": 0, "route": "ivinf"})
+        for d, drug in case.interventions.items()
+        if drug.infusion
+    ]
+    out += [(TEAM, "perform", {"procedure": p}) for p in case.procedures]
+    out += [(TEAM, "stop", {"item": p}) for p in case.procedures]
     out += [(TEAM, "examine", {"region": r}) for r in case.exam]
     out += [(TEAM, "order", {"test": t}) for t in case.investigations]
     out += [(TEAM, "oxygen", {"device": d}) for d in ("nonrebreather", "none", "ett", "hat")]
@@ -45,10 +54,13 @@ def vocabulary(case: Case) -> list[Intent]:
     out += [(TEAM, "note", {"text": "reassessed"}), (TEAM, "inject", {"event": "x"})]
     out += [(LEAD, "time_scale", {"scale": s}) for s in (0.5, 2, 4)]
     out += [(LEAD, "inject", {"event": e}) for e in case.events]
-    out += [(LEAD, "override", {"signal": "hr", "value": 150, "for_s": 20}),
-            (LEAD, "override", {"signal": "map", "value": 40}),
-            (LEAD, "override", {"signal": "map", "value": None}),
-            (LEAD, "advance", {}), (LEAD, "hint", {"text": "think again"})]  # fmt: skip
+    out += [
+        (LEAD, "override", {"signal": "hr", "value": 150, "for_s": 20}),
+        (LEAD, "override", {"signal": "map", "value": 40}),
+        (LEAD, "override", {"signal": "map", "value": None}),
+        (LEAD, "advance", {}),
+        (LEAD, "hint", {"text": "think again"}),
+    ]
     out += [(LEAD, "reveal", {"test": t}) for t in case.investigations]
     out += [(LEAD, "score", {"item": i, "points": 5}) for i in case.rubric.manual]
     return out
@@ -96,7 +108,8 @@ def test_snapshot_restore_mid_case_continues_identically(session: Any, split: in
     drive(original, steps[:split])
     snapshot = msgpack.unpackb(msgpack.packb(original.scenario.snapshot()), strict_map_key=False)
     world = msgpack.unpackb(msgpack.packb(original.world.export()), strict_map_key=False)
-    fresh = CaseScenario(CASES[case_id], seed=0)
+    kase, program = compiled(case_id)
+    fresh = CaseScenario(kase, 0, program)
     restored = Run(fresh, CaseState.restore(world), tick=original.tick)
     restored.scenario.restore(snapshot)
     assert restored.scenario.snapshot() == original.scenario.snapshot()

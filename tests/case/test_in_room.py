@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from netcode.state import HIDDEN
 from netcode.views import Role, View
 from rooms.case import CaseScenario, load_case
 from rooms.events import Replied
@@ -52,9 +53,11 @@ def test_override_and_reveal_reach_participants_and_spectators() -> None:
     assert [(r.ok, r.code) for r in replies] == [(True, ""), (True, ""), (False, "bad_dose")]
     for view in (View.SPECTATOR, View.PARTICIPANT):
         [monitor] = seen(room, view, "monitor")
-        assert monitor["hr"] == 165 and monitor["overridden"] == ["hr"]
+        assert monitor["hr"] == 165 and monitor["overridden"] is HIDDEN
         [result] = seen(room, view, "result")
         assert result["test"] == "lactate"
+    [monitor] = seen(room, View.FACILITATOR, "monitor")
+    assert monitor["overridden"] == ["hr"]
 
 
 def test_end_publishes_the_debrief_to_the_facilitator() -> None:
@@ -104,6 +107,21 @@ def test_refusals_are_logged_for_the_facilitator_only() -> None:
     assert (bad_dose.ok, bad_dose.code, bad_args.code) == (False, "bad_dose", "bad_args")
     refusals = room.world.log_tail("refusals", View.FACILITATOR)
     assert [(e["code"], e["by"]) for e in refusals] == [
-        ("bad_dose", "Resident"), ("bad_args", "Resident")
+        ("bad_dose", "Resident"),
+        ("bad_args", "Resident"),
     ]
     assert room.world.log_tail("refusals", View.PARTICIPANT) == []
+
+
+def test_clinical_actions_wait_out_a_pause_but_the_facilitator_can_act() -> None:
+    room = make_room()
+    lead = room.join(Role.FACILITATOR, "Lead")
+    team = room.join(Role.PARTICIPANT, "Resident")
+    room.submit(lead.id, 1, "pause", {})
+    ticks(room, 1)
+    room.submit(team.id, 2, "examine", {"region": "chest"})
+    room.submit(lead.id, 3, "reveal", {"region": "chest"})
+    room.submit(lead.id, 4, "override", {"signal": "hr", "value": 150})
+    examine, reveal, override = ticks(room, 1)
+    assert (examine.ok, examine.code) == (False, "paused")
+    assert reveal.ok and override.ok

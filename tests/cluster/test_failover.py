@@ -57,6 +57,14 @@ async def verify(node: Node, session: str) -> str:
     return output
 
 
+async def knows(client: RoomClient, *nodes: Node) -> None:
+    """Wait until the client has heard of these nodes (welcome, then `nodes` updates): a
+    client can only look for its room on nodes it has heard of."""
+    with trio.fail_after(WAIT):
+        while not {n.ws for n in nodes} <= set(client.welcome.get("nodes", ())):
+            await trio.sleep(0.1)
+
+
 async def end_and_verify(node: Node) -> str:
     session = (await node.api("GET", "/api/rooms/demo")).json()["session"]
     assert (await node.api("DELETE", "/api/rooms/demo")).status_code == 202
@@ -87,6 +95,8 @@ async def test_killing_the_owner_moves_the_room_and_everyone_resumes(
         await sam.wait_for(lambda m: head_x(m, ana.member) == 321)
         tick_before = sam.mirror.tick
         member = ana.member
+        await knows(ana, a, b)
+        await knows(sam, a, b)
 
         a.kill()  # kill -9: no goodbye, no lease released
         with trio.fail_after(WAIT):
@@ -126,6 +136,7 @@ async def test_a_partitioned_owner_is_superseded_and_what_it_did_meanwhile_is_no
             assert (await ana.intent("note", text="agreed before the partition")).ok
             await trio.sleep(1.0)  # the backlog reaches Valkey
 
+            await knows(ana, a, b)
             link.cut()  # a can no longer reach Valkey; it does not know it was superseded
             with trio.fail_after(WAIT):
                 while (await b.api("GET", "/api/rooms/demo")).json().get("node") != "b":

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import trio
 
-import server.app
 from clients.python import connect
 from netcode.state import CaseState
 from netcode.views import Role
@@ -25,6 +24,7 @@ from rooms.demo import DemoScenario
 from rooms.scenario import Actor, Clock, Scenario
 from server.app import Server
 from server.refusals import RoomRefused
+from server.scenarios import CaseLibrary
 from tests.conftest import running, settings_for, ws_url
 
 
@@ -44,7 +44,9 @@ def with_buggy_case(case: str, seed: int) -> Scenario:
 async def test_a_failing_room_ends_alone_with_its_recording_sealed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(server.app, "make_scenario", with_buggy_case)
+    monkeypatch.setattr(
+        CaseLibrary, "make_scenario", lambda self, case, seed: with_buggy_case(case, seed)
+    )
     async with running(settings_for(tmp_path)) as instance:
         bad = await instance.create_room("bad", "buggy", room_id="bad")
         url = ws_url(instance)
