@@ -117,14 +117,14 @@ class PeerLedger:
         if self.counts[member_key] >= per_member:
             self._refuse(
                 errors.MEMBER_LIMIT,
-                f"you already hold {per_member} {noun} pcs, the most one member may;"
+                f"you hold the most {noun} pcs one member may ({per_member});"
                 f" close one ({'unpublish' if publishing else 'unsubscribe'}) first",
                 pc,
             )
         if self.counts[room_key] >= per_room:
             self._refuse(
                 errors.ROOM_LIMIT,
-                f"this room already holds {per_room} {noun} pcs, the most it may;"
+                f"this room holds the most {noun} pcs it may ({per_room});"
                 " try again when someone leaves",
                 pc,
             )
