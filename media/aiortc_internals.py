@@ -173,6 +173,16 @@ def use_host_addresses(addresses: list[str] | None) -> None:
     aioice.ice.get_host_addresses = get_host_addresses
 
 
+def sockets_per_pc(ice_servers: list[dict[str, Any]]) -> int:
+    """UDP sockets one pc opens when it gathers: one per ICE host address (aioice's
+    list, as `use_host_addresses` may have fixed it), one more with a TURN server."""
+    hosts = len(aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True))
+    urls = " ".join(
+        s["urls"] if isinstance(s["urls"], str) else " ".join(s["urls"]) for s in ice_servers
+    )
+    return max(1, hosts) + int(any(url.startswith("turn") for url in urls.split()))
+
+
 #: Consent checks a STUN transaction retransmits (RTO 0.5 s, doubling: a reply up to
 #: 7.5 s late still counts).
 CONSENT_RETRANSMISSIONS = 3

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from aiortc import (
+    InvalidAccessError,
+    InvalidStateError,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
@@ -46,13 +48,13 @@ from media.aiortc_internals import (
 )
 from media.errors import SignalError
 from media.forwarder import TrackOutput, TrackSource
+from media.limits import PeerLedger, Slot
 from media.recorder import TrackRecorder
 from media.roles import ROLES, may_mute_others, may_publish
 from media.watchdog import Verdict, Watchdog
 
 log = logging.getLogger(__name__)
 
-MAX_PEERS_PER_MEMBER = 8
 MAX_TRACKS_PER_PUBLISH = 4
 MAX_TRACKS_PER_SUBSCRIBE = 32
 MAX_SDP_BYTES = 32 * 1024
@@ -75,6 +77,13 @@ class Peer:
     outputs: list[TrackOutput] = field(default_factory=list)
     arrivals: ArrivalCounter | None = None
     """Datagrams reaching a publishing pc, for the watchdog."""
+    slot: Slot | None = None
+    """Its place in the worker's pc counts, given back when it closes."""
+    offered_at: float | None = None
+    """When the worker's offer still waiting for an answer was made (loop time)."""
+    settled_at: float | None = None
+    """When its negotiation completed, until it first connects (loop time)."""
+    connected: bool = False
 
 
 @dataclass
@@ -105,11 +114,16 @@ def _parse_sdp(sdp: Any, pc: str) -> SessionDescription:
         raise SignalError(errors.TOO_LARGE, f"SDP longer than {MAX_SDP_BYTES} bytes", pc)
     try:
         parsed = SessionDescription.parse(sdp)
-    except Exception as exc:
-        raise SignalError(errors.BAD_SDP, f"SDP does not parse: {exc}", pc) from exc
+    except Exception as exc:  # whatever the parser trips on, it is the client's SDP
+        raise SignalError(errors.BAD_SDP, "the SDP does not parse", pc) from exc
     if not parsed.media:
         raise SignalError(errors.BAD_SDP, "SDP has no media sections", pc)
     return parsed
+
+
+def _now() -> float:
+    """The loop's clock, which the watchdog's `now` is read from too."""
+    return asyncio.get_running_loop().time()
 
 
 def _prefer_forwardable_codecs(transceiver: RTCRtpTransceiver, kind: str) -> None:
@@ -118,8 +132,11 @@ def _prefer_forwardable_codecs(transceiver: RTCRtpTransceiver, kind: str) -> Non
 
 
 class Room:
-    def __init__(self, room_id: str, ice_servers: list[dict[str, Any]], emit: Emit) -> None:
+    def __init__(
+        self, room_id: str, ice_servers: list[dict[str, Any]], emit: Emit, ledger: PeerLedger
+    ) -> None:
         self.id = room_id
+        self._ledger = ledger
         self.members: dict[str, Member] = {}
         self.tracks: dict[str, TrackSource] = {}
         self._ice_servers = ice_servers
@@ -193,8 +210,9 @@ class Room:
                     pc_id,
                 )
 
+        slot = self._ledger.admit(self.id, member.id, "publish", pc_id)
         pc = self._new_pc()
-        peer = Peer(pc_id, "publish", pc)
+        peer = Peer(pc_id, "publish", pc, slot=slot)
         try:
             await self._negotiate(
                 pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "offer")), pc_id
@@ -216,10 +234,12 @@ class Room:
                     peer.sources.append(source)
             await self._negotiate(pc.setLocalDescription(await pc.createAnswer()), pc_id)
         except BaseException:
+            self._ledger.release(slot)
             await pc.close()
             for source in peer.sources:
                 source.close()
             raise
+        peer.settled_at = _now()
         peer.arrivals = ArrivalCounter(pc)
         count_media_as_consent(pc)
         member.peers[pc_id] = peer
@@ -266,7 +286,8 @@ class Room:
 
         created = peer is None
         if peer is None:
-            peer = Peer(pc_id, "subscribe", self._new_pc())
+            slot = self._ledger.admit(self.id, member.id, "subscribe", pc_id)
+            peer = Peer(pc_id, "subscribe", self._new_pc(), slot=slot)
         pc = peer.pc
         added = []
         for source in sources:
@@ -285,10 +306,13 @@ class Room:
             # A new pc is discarded; an existing one cannot take back its
             # transceivers, so it is closed rather than left half-renegotiated.
             if created:
+                if peer.slot is not None:
+                    self._ledger.release(peer.slot)
                 await pc.close()
             else:
                 await self._close_peer(member, peer)
             raise
+        peer.offered_at = _now()
         peer.outputs += added
         if created:
             count_media_as_consent(pc)
@@ -309,6 +333,9 @@ class Room:
         await self._negotiate(
             peer.pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "answer")), peer.id
         )
+        peer.offered_at = None
+        if not peer.connected:
+            peer.settled_at = _now()
         return [{"op": "ack", "pc": peer.id, "of": "answer"}]
 
     async def _candidate(self, member: Member, message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -320,13 +347,20 @@ class Room:
             raise SignalError(
                 errors.BAD_MESSAGE, "'candidate' must be a map with 'candidate'", peer.id
             )
+        mid, index = raw.get("sdpMid"), raw.get("sdpMLineIndex")
+        if not isinstance(mid, str | None) or not (
+            index is None or (isinstance(index, int) and not isinstance(index, bool))
+        ):
+            raise SignalError(
+                errors.BAD_MESSAGE, "'sdpMid' must be a string, 'sdpMLineIndex' an int", peer.id
+            )
         line = raw["candidate"].removeprefix("candidate:")
         try:
             candidate = candidate_from_sdp(line)
         except Exception as exc:
-            raise SignalError(errors.BAD_SDP, f"candidate does not parse: {exc}", peer.id) from exc
-        candidate.sdpMid = raw.get("sdpMid")
-        candidate.sdpMLineIndex = raw.get("sdpMLineIndex")
+            raise SignalError(errors.BAD_SDP, "the candidate does not parse", peer.id) from exc
+        candidate.sdpMid = mid
+        candidate.sdpMLineIndex = index
         await self._negotiate(peer.pc.addIceCandidate(candidate), peer.id)
         return [{"op": "ack", "pc": peer.id, "of": "candidate"}]
 
@@ -373,8 +407,6 @@ class Room:
         pc_id = _pc_id(message)
         if pc_id in member.peers:
             raise SignalError(errors.BAD_MESSAGE, f"pc {pc_id!r} already exists", pc_id)
-        if len(member.peers) >= MAX_PEERS_PER_MEMBER:
-            raise SignalError(errors.LIMIT, f"at most {MAX_PEERS_PER_MEMBER} pcs", pc_id)
         return pc_id
 
     def _peer(self, member: Member, message: dict[str, Any]) -> Peer:
@@ -388,13 +420,14 @@ class Room:
         return peer
 
     async def _negotiate(self, step: Awaitable[Any], pc_id: str) -> Any:
+        """One aiortc negotiation step, bounded. What aiortc refuses of the client's SDP
+        (its own sentences) is `bad_sdp`; anything else it raises is a bug, reported by
+        the worker's boundary as `internal` with an error id."""
         try:
             return await asyncio.wait_for(step, NEGOTIATION_TIMEOUT_S)
         except TimeoutError as exc:
             raise SignalError(errors.INTERNAL, "negotiation timed out", pc_id) from exc
-        except SignalError:
-            raise
-        except Exception as exc:
+        except (ValueError, InvalidAccessError, InvalidStateError) as exc:
             raise SignalError(errors.BAD_SDP, f"negotiation failed: {exc}", pc_id) from exc
 
     def _watch(self, member: Member, peer: Peer) -> None:
@@ -403,6 +436,9 @@ class Room:
 
         @peer.pc.on("connectionstatechange")
         async def on_state() -> None:
+            if peer.pc.connectionState == "connected":
+                peer.connected = True
+                peer.settled_at = None
             if (
                 peer.pc.connectionState in ("failed", "closed")
                 and member.peers.get(peer.id) is peer
@@ -416,7 +452,8 @@ class Room:
         if member.peers.get(peer.id) is not peer:
             return
         recovery = "republish" if peer.direction == "publish" else "resubscribe"
-        level = logging.INFO if reason == "closed_by_peer" else logging.WARNING
+        quiet = reason in ("closed_by_peer", "offer_expired")  # the client's doing
+        level = logging.INFO if quiet else logging.WARNING
         log.log(
             level,
             "room %s: %s pc %r of member %s ended: %s %s",
@@ -427,7 +464,7 @@ class Room:
             reason,
             detail or "",
         )
-        if reason != "closed_by_peer":
+        if not quiet:
             self._fault(reason, member.id, peer.id, recovery=recovery, **detail)
         await self._close_peer(member, peer)
         self._emit(member.id, {"op": "closed", "pc": peer.id, "reason": reason})
@@ -440,6 +477,8 @@ class Room:
         if member.peers.get(peer.id) is not peer:
             return
         del member.peers[peer.id]
+        if peer.slot is not None:
+            self._ledger.release(peer.slot)
         for output in peer.outputs:
             output.source.remove_output(output.key)
             self._watchdog.forget(output)
@@ -471,7 +510,9 @@ class Room:
     # -- the watchdog -------------------------------------------------------
 
     async def watch(self, now: float) -> None:
-        """Once a second: find media that stopped while its input did not, and recover.
+        """Once a second: close pcs whose offer went unanswered or that never connected
+        (their sockets are freed, their member told `closed`); find media that stopped
+        while its input did not, and recover.
 
         A publishing pc whose datagrams arrive while none of its tracks gets a packet is
         closed and its publisher told to publish again. One subscriber's copy of a track
@@ -486,6 +527,13 @@ class Room:
                         await self._watch_peer(member, peer, now)
 
     async def _watch_peer(self, member: Member, peer: Peer, now: float) -> None:
+        limits = self._ledger.limits
+        if peer.offered_at is not None and now - peer.offered_at > limits.offer_timeout_s:
+            await self._end_peer(member, peer, "offer_expired")
+            return
+        if peer.settled_at is not None and now - peer.settled_at > limits.connect_timeout_s:
+            await self._end_peer(member, peer, "not_connected")
+            return
         for source in peer.sources:
             source.check_silence(time.monotonic())
         if peer.arrivals is not None:

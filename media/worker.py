@@ -30,10 +30,12 @@ from media.aiortc_internals import (
     CodecGuard,
     install_consent_freshness,
     missing_internals,
+    sockets_per_pc,
     use_host_addresses,
 )
 from media.control import FrameDecoder, FrameError, encode_frame
-from media.errors import SignalError
+from media.errors import SignalError, internal_error
+from media.limits import PeerLedger, PeerLimits
 from media.room import Room
 
 logger = logging.getLogger("media.worker")
@@ -50,9 +52,12 @@ WATCH_INTERVAL_S = 1.0
 
 
 class Worker:
-    def __init__(self, ice_servers: list[dict[str, Any]], guard: CodecGuard) -> None:
+    def __init__(
+        self, ice_servers: list[dict[str, Any]], guard: CodecGuard, limits: PeerLimits
+    ) -> None:
         self.rooms: dict[str, Room] = {}
         self.guard = guard
+        self.ledger = PeerLedger(limits)
         self._ice_servers = ice_servers
         self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue(MAX_PENDING_EVENTS)
         self.dropped_events = 0
@@ -63,7 +68,10 @@ class Worker:
         room = self.rooms.get(room_id)
         if room is None and create:
             room = self.rooms[room_id] = Room(
-                room_id, self._ice_servers, lambda member, msg: self.emit(room_id, member, msg)
+                room_id,
+                self._ice_servers,
+                lambda member, msg: self.emit(room_id, member, msg),
+                self.ledger,
             )
         return room
 
@@ -137,6 +145,9 @@ class Worker:
             "encoders": self.guard.encoders,
             "decoders": self.guard.decoders,
             "dropped_events": self.dropped_events,
+            "pcs": {d: self.ledger.held(d) for d in ("publish", "subscribe")},
+            "refused_pcs": dict(self.ledger.refused),
+            "limits": self.ledger.limits.model_dump(),
             "faults": dict(sum((room.faults for room in self.rooms.values()), Counter[str]())),
         }
 
@@ -158,6 +169,15 @@ class Worker:
         self.rooms.clear()
 
 
+def _describe(request: dict[str, Any]) -> str:
+    """Where a request failed, for the log: the command, and an rtc message's op."""
+    cmd, room = request.get("cmd"), request.get("room")
+    message = request.get("msg")
+    op = message.get("op") if isinstance(message, dict) else None
+    what = f"rtc {op!r} of member {request.get('member')!r}" if cmd == "signal" else repr(cmd)
+    return f"media worker request {what} in room {room!r}"
+
+
 async def serve(control: str, worker: Worker, parent_pid: int) -> None:
     reader, writer = await asyncio.open_unix_connection(control)
     write_lock = asyncio.Lock()
@@ -173,9 +193,10 @@ async def serve(control: str, worker: Worker, parent_pid: int) -> None:
             reply = {"id": request.get("id"), "ok": True, **await worker.handle(request)}
         except SignalError as exc:
             reply = {"id": request.get("id"), "ok": False, "error": exc.to_message()}
-        except Exception as exc:
-            logger.exception("request failed")
-            error = SignalError(errors.INTERNAL, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # the request's fault boundary: a bug, reported by its id
+            error = internal_error(_describe(request), exc)
+            if isinstance(request.get("msg"), dict) and isinstance(request["msg"].get("pc"), str):
+                error.pc = request["msg"]["pc"]
             reply = {"id": request.get("id"), "ok": False, "error": error.to_message()}
         with contextlib.suppress(ConnectionError):
             await send(reply)
@@ -232,7 +253,9 @@ async def amain(args: argparse.Namespace) -> int:
     install_consent_freshness(args.consent_interval, args.consent_timeout)
     guard = CodecGuard()
     guard.install()
-    await serve(args.control, Worker(json.loads(args.ice_servers), guard), args.parent_pid)
+    ice_servers = json.loads(args.ice_servers)
+    limits = PeerLimits.model_validate_json(args.peer_limits).fitted(sockets_per_pc(ice_servers))
+    await serve(args.control, Worker(ice_servers, guard, limits), args.parent_pid)
     return 0
 
 
@@ -256,6 +279,11 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         default=30.0,
         help="seconds without a consent reply before a pc is given up (RFC 7675: 30)",
+    )
+    parser.add_argument(
+        "--peer-limits",
+        default="{}",
+        help="JSON of media.limits.PeerLimits: pcs per member, room and worker, timeouts",
     )
     parser.add_argument(
         "--parent-pid", type=int, default=os.getppid(), help="exit when this process is gone"

@@ -6,7 +6,7 @@ replies and `refused` records (what came of it), and ops (the case's log entries
 monitor's values, decision points, the answer key and the debrief the case published
 when the room ended). Read through a view (`replay.views`), it holds what that view
 may see: a facilitator sees every intent and refusal, a spectator the actions the
-case logged publicly.
+case logged publicly and the people whose avatars it saw (not the join records).
 
 Times are session seconds (ticks / tick rate). An action's `tick` is the tick it took
 effect in (its reply's), which is where a reviewer jumps to see its effect; `case_s`
@@ -298,7 +298,17 @@ class _Builder:
                 self._log(tick, t, channel, entry, level)
 
     def _new(self, tick: int, t: float, eid: Any, kind: Any, values: dict[str, Any]) -> None:
-        if kind == "monitor":
+        member = values.get("member")
+        if kind == "avatar" and isinstance(member, int) and member not in self.s.members:
+            # A view without the join records still saw each avatar, named as it was live.
+            self.s.members[member] = Member(
+                member,
+                str(values.get("role", "")),
+                str(values.get("name", "")),
+                pseudonym(self.s.session_id, member),
+                t,
+            )
+        elif kind == "monitor":
             self.monitors.add(eid)
             for name, value in values.items():
                 self._sample(name, t, value)

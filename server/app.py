@@ -308,6 +308,7 @@ class Server:
             workers=self.settings.media_workers,
             ice_servers=list(self.settings.ice_servers),
             ice_host_addresses=self.settings.ice_host_addresses,
+            peer_limits=self.settings.media_peer_limits,
         )
 
         async def on_event(room: str, member: str | None, message: dict[str, Any]) -> None:

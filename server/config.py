@@ -14,6 +14,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from media.limits import PeerLimits
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GRANDROUNDS_", extra="ignore")
@@ -49,6 +51,8 @@ class Settings(BaseSettings):
     """STUN/TURN servers for real deployments, as RTCIceServer maps; none on loopback."""
     ice_host_addresses: list[str] | None = None
     """Gather ICE candidates only on these addresses (e.g. ["127.0.0.1"] in tests)."""
+    media_peer_limits: PeerLimits = Field(default_factory=PeerLimits)
+    """Peer connections per member, room and media worker (docs/media.md, "Limits")."""
     recording_failure_seconds: float = Field(default=30.0, gt=0)
     """How long a room runs while its recording cannot be written before it ends."""
     redis_url: str = ""

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import trio
 
+from media.errors import internal_error
 from netcode.codec import Rtc, encode
 from netcode.views import Role
 from rooms.actions import IntentRefused
@@ -69,7 +70,15 @@ class MediaBridge:
             role = link.member.role.value
             if link.member.role is not Role.SPECTATOR and host.room.is_presenter(link.member.id):
                 role = "presenter"
-            replies = await self.supervisor.signal(host.room.id, str(link.member.id), role, message)
+            try:
+                replies = await self.supervisor.signal(
+                    host.room.id, str(link.member.id), role, message
+                )
+            except Exception as exc:  # this message's fault boundary: the room carries on
+                where = f"rtc message of member {link.member.id} in room {host.room.id}"
+                error = internal_error(where, exc)
+                error.pc = message["pc"] if isinstance(message.get("pc"), str) else None
+                replies = [error.to_message()]
             for reply in replies:
                 link.sock.send(encode({"t": "rtc", **reply}))
         finally:

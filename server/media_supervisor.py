@@ -32,6 +32,7 @@ import msgpack
 import trio
 
 from media.control import FrameDecoder, FrameError, encode_frame
+from media.limits import PeerLimits
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class MediaConfig:
     #: answered none for the timeout is given up (and its member told, ``closed``).
     consent_interval_s: float = 5.0
     consent_timeout_s: float = 30.0
+    #: How many pcs a member, a room and a worker may hold; offer and connect timeouts.
+    peer_limits: PeerLimits = field(default_factory=PeerLimits)
     #: A worker that dies this often within the window is given up on.
     max_restarts: int = 10
     restart_window_s: float = 60.0
@@ -106,6 +109,8 @@ class _WorkerSlot:
             str(self._config.consent_interval_s),
             "--consent-timeout",
             str(self._config.consent_timeout_s),
+            "--peer-limits",
+            self._config.peer_limits.model_dump_json(),
         ]
         for address in self._config.ice_host_addresses or []:
             command += ["--ice-host", address]

@@ -9,6 +9,7 @@ WebSocket, so everything a browser relies on goes through the room server's brid
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -17,8 +18,8 @@ from typing import Any
 import av
 import pytest
 import trio
-from aiortc import RTCPeerConnection
 
+from media.limits import PeerLimits
 from netcode.views import Role
 from replay.reader import Session
 from server.app import Server
@@ -35,7 +36,7 @@ from tests.media.harness import (
     Publisher,
     Subscriber,
     frame_hashes,
-    new_pc,
+    offer_sdp,
     process_alive,
     publish,
     subscribe,
@@ -48,11 +49,15 @@ WAIT = 45.0
 """Generous: a loaded 2-core machine runs a worker, a server and several peers."""
 
 
-@pytest.fixture
-async def media_server(tmp_path: Path) -> AsyncIterator[Server]:
+@contextlib.asynccontextmanager
+async def server_with_media(tmp_path: Path, **overrides: Any) -> AsyncIterator[Server]:
     """A running server with one media worker on loopback and a demo room 'demo'."""
     settings = settings_for(
-        tmp_path, slow_drop_seconds=5.0, media_workers=1, ice_host_addresses=["127.0.0.1"]
+        tmp_path,
+        slow_drop_seconds=5.0,
+        media_workers=1,
+        ice_host_addresses=["127.0.0.1"],
+        **overrides,
     )
     async with running(settings) as instance:
         assert instance.media is not None, "media did not start"
@@ -70,6 +75,12 @@ async def media_server(tmp_path: Path) -> AsyncIterator[Server]:
     with trio.fail_after(15):
         while any(process_alive(pid) for pid in pids):
             await trio.sleep(0.05)
+
+
+@pytest.fixture
+async def media_server(tmp_path: Path) -> AsyncIterator[Server]:
+    async with server_with_media(tmp_path) as instance:
+        yield instance
 
 
 async def until(predicate: Callable[[], Any], timeout: float = WAIT, what: str = "") -> Any:
@@ -114,28 +125,6 @@ async def subscribe_on(peers: AsyncioThread, client: RtcClient, pc: str = "sub")
     subscriber = await peers.run(subscribe(signaller(client), ROOM, str(client.member), pc_id=pc))
     peers.track(subscriber.pc)
     return subscriber
-
-
-async def _offer(audio: bool, video: bool) -> tuple[str, list[dict[str, Any]]]:
-    """A publish offer (sendonly m-lines without media) and its track announcements."""
-    pc: RTCPeerConnection = new_pc()
-    try:
-        if audio:
-            pc.addTransceiver("audio", direction="sendonly")
-        if video:
-            pc.addTransceiver("video", direction="sendonly")
-        await pc.setLocalDescription(await pc.createOffer())
-        tracks = [
-            {
-                "mid": t.mid,
-                "kind": t.kind,
-                "layout": "side-by-side" if t.kind == "video" else "mono",
-            }
-            for t in pc.getTransceivers()
-        ]
-        return pc.localDescription.sdp, tracks
-    finally:
-        await pc.close()
 
 
 async def frames_keep_flowing(*clients: RtcClient, frames: int = 10) -> None:
@@ -193,11 +182,11 @@ async def test_presenter_video_and_participant_audio_reach_a_spectator(
         assert (frame.width, frame.height) == (320, 120)
 
         # A participant who is not presenter may not publish video...
-        sdp, tracks = await peers.run(_offer(audio=False, video=True))
+        sdp, tracks = await peers.run(offer_sdp(audio=False, video=True))
         refused = await ana.rtc({"op": "publish", "pc": "cam", "sdp": sdp, "tracks": tracks})
         assert refused["op"] == "error" and refused["code"] == "forbidden_role", refused
         # Nor may a spectator publish anything.
-        sdp, tracks = await peers.run(_offer(audio=True, video=False))
+        sdp, tracks = await peers.run(offer_sdp(audio=True, video=False))
         muted = await sol.rtc({"op": "publish", "pc": "mic", "sdp": sdp, "tracks": tracks})
         assert muted["op"] == "error" and muted["code"] == "forbidden_role", muted
         # ...and nothing else broke: state frames reach everyone, media keeps flowing.
@@ -208,7 +197,7 @@ async def test_presenter_video_and_participant_audio_reach_a_spectator(
 
         # Revoking presenter takes effect on the next message.
         await make_presenter(fac, pia, on=False)
-        sdp, tracks = await peers.run(_offer(audio=False, video=True))
+        sdp, tracks = await peers.run(offer_sdp(audio=False, video=True))
         again = await pia.rtc({"op": "publish", "pc": "cam2", "sdp": sdp, "tracks": tracks})
         assert again["op"] == "error" and again["code"] == "forbidden_role", again
 
@@ -304,7 +293,7 @@ async def test_bad_signalling_is_answered_and_breaks_nothing(media_server: Serve
         connect_rtc(url, token(media_server, Role.SPECTATOR, "Sol")) as sol,
         aiortc_thread() as peers,
     ):
-        sdp, tracks = await peers.run(_offer(audio=True, video=False))
+        sdp, tracks = await peers.run(offer_sdp(audio=True, video=False))
         garbled = await ana.rtc(
             {"op": "publish", "pc": "mic", "sdp": "v=0\r\nthis is not sdp\r\n", "tracks": tracks}
         )
@@ -328,6 +317,39 @@ async def test_bad_signalling_is_answered_and_breaks_nothing(media_server: Serve
         assert ana.connected and sol.connected
 
 
+async def test_peer_connection_limits_and_expired_offers_reach_the_client(tmp_path: Path) -> None:
+    """The server's `media_peer_limits` reach the worker: a spectator's subscriptions past
+    its cap are refused with a code and a sentence over its WebSocket, its unanswered
+    offers expire (`closed offer_expired`), and then it subscribes and hears the room."""
+    limits = PeerLimits(subscribe_per_member=2, offer_timeout_s=3.0)
+    async with server_with_media(tmp_path, media_peer_limits=limits) as server:
+        url = ws_url(server)
+        async with (
+            connect_rtc(url, token(server, Role.PARTICIPANT, "Ana")) as ana,
+            connect_rtc(url, token(server, Role.SPECTATOR, "Sol")) as sol,
+            aiortc_thread() as peers,
+        ):
+            voice = await publish_on(peers, ana, "participant", audio=True, video=False, pc="mic")
+            for pc in ("s1", "s2"):
+                offer = await sol.rtc({"op": "subscribe", "pc": pc})
+                assert offer["op"] == "offer", offer
+            third = await sol.rtc({"op": "subscribe", "pc": "s3"})
+            assert (third["op"], third["code"], third["pc"]) == ("error", "member_limit", "s3")
+            assert "unsubscribe" in third["message"], third
+
+            def expired() -> set[str]:
+                return {
+                    e["pc"]
+                    for e in sol.rtc_events
+                    if e.get("op") == "closed" and e.get("reason") == "offer_expired"
+                }
+
+            await until(lambda: expired() == {"s1", "s2"})
+            watcher = await subscribe_on(peers, sol)
+            await until(lambda: len(watcher.received[voice.tracks["audio"]].packets) > 25)
+            assert sol.errors == [] and ana.errors == []
+
+
 async def test_a_track_that_recorded_nothing_does_not_cost_the_session(
     media_server: Server,
 ) -> None:
@@ -342,7 +364,7 @@ async def test_a_track_that_recorded_nothing_does_not_cost_the_session(
     ):
         await make_presenter(fac, pia)
         # A camera that never sends a frame (denied, or the room ends first).
-        sdp, tracks = await peers.run(_offer(audio=False, video=True))
+        sdp, tracks = await peers.run(offer_sdp(audio=False, video=True))
         answer = await pia.rtc({"op": "publish", "pc": "cam", "sdp": sdp, "tracks": tracks})
         assert answer["op"] == "answer", answer
         assert (await fac.intent("end")).ok

@@ -17,6 +17,7 @@ import itertools
 import math
 import os
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -56,9 +57,13 @@ class Signaller(Protocol):
 class WorkerProcess:
     """Spawns ``python -m media.worker`` and speaks its control protocol."""
 
-    def __init__(self, *args: str) -> None:
-        """`args` are extra command-line arguments of the worker."""
+    def __init__(self, *args: str, open_files: int | None = None) -> None:
+        """`args` are extra command-line arguments of the worker; `open_files` caps the
+        descriptors it may hold (RLIMIT_NOFILE, soft and hard)."""
         self._args = args
+        self._open_files = open_files
+        self.log: list[str] = []
+        """What the worker wrote to stderr (also passed on to ours)."""
         self._dir = tempfile.TemporaryDirectory(prefix="grmedia")
         self.path = os.path.join(self._dir.name, "w.sock")
         self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -75,6 +80,12 @@ class WorkerProcess:
 
         self._server = await asyncio.start_unix_server(on_connect, self.path)
         env = dict(os.environ, PYTHONPATH=str(ROOT))
+        limit = self._open_files
+
+        def cap_files() -> None:
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -85,7 +96,10 @@ class WorkerProcess:
             "127.0.0.1",
             *self._args,
             env=env,
+            stderr=asyncio.subprocess.PIPE,
+            preexec_fn=cap_files,
         )
+        self._log_task = asyncio.ensure_future(self._read_log())
         self.reader, self.writer = await asyncio.wait_for(connected, TIMEOUT)
         self._read_task = asyncio.ensure_future(self._read())
         hello = await asyncio.wait_for(self.events.get(), TIMEOUT)
@@ -101,6 +115,18 @@ class WorkerProcess:
                     self._pending.pop(message["id"]).set_result(message)
                 else:
                     await self.events.put(message)
+
+    async def _read_log(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        while line := await self.proc.stderr.readline():
+            text = line.decode(errors="replace")
+            self.log.append(text)
+            sys.stderr.write(text)
+
+    def udp_sockets(self) -> int:
+        """UDP sockets the worker holds now (each pc's ICE sockets)."""
+        assert self.proc is not None
+        return len(psutil.Process(self.proc.pid).net_connections(kind="udp"))
 
     async def request(self, cmd: str, **fields: Any) -> dict[str, Any]:
         request_id = next(self._ids)
@@ -137,6 +163,7 @@ class WorkerProcess:
             await self.proc.wait()
             raise AssertionError("worker did not exit when its control socket closed") from None
         self._read_task.cancel()
+        await self._log_task
         self._server.close()
         self._dir.cleanup()
 
@@ -209,6 +236,29 @@ def process_alive(pid: int) -> bool:
 
 def new_pc() -> RTCPeerConnection:
     return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+
+async def offer_sdp(audio: bool = True, video: bool = False) -> tuple[str, list[dict[str, Any]]]:
+    """A client's publish offer (sendonly m-lines, no media) and its track announcements;
+    its pc is closed at once, so only what the worker makes of it counts."""
+    pc = new_pc()
+    try:
+        if audio:
+            pc.addTransceiver("audio", direction="sendonly")
+        if video:
+            pc.addTransceiver("video", direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        tracks = [
+            {
+                "mid": t.mid,
+                "kind": t.kind,
+                "layout": "side-by-side" if t.kind == "video" else "mono",
+            }
+            for t in pc.getTransceivers()
+        ]
+        return pc.localDescription.sdp, tracks
+    finally:
+        await pc.close()
 
 
 def frame_hashes(packets: list[tuple[int, int, bool, bytes]], kind: str) -> list[str]:

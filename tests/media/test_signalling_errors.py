@@ -6,22 +6,9 @@ import asyncio
 
 import pytest
 
-from tests.media.harness import WorkerProcess, new_pc, publish, subscribe, wait_for
+from tests.media.harness import WorkerProcess, offer_sdp, publish, subscribe, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-async def _offer(audio: bool = True, video: bool = False) -> tuple[str, list[dict[str, str]]]:
-    pc = new_pc()
-    if audio:
-        pc.addTransceiver("audio", direction="sendonly")
-    if video:
-        pc.addTransceiver("video", direction="sendonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    tracks = [{"mid": t.mid, "kind": t.kind} for t in pc.getTransceivers()]
-    sdp = pc.localDescription.sdp
-    await pc.close()
-    return sdp, tracks
 
 
 def test_bad_signalling_gets_coded_errors_and_the_room_carries_on() -> None:
@@ -37,7 +24,7 @@ def test_bad_signalling_gets_coded_errors_and_the_room_carries_on() -> None:
                 assert reply["message"]
                 return str(reply["code"])
 
-            sdp, tracks = await _offer(audio=True, video=True)
+            sdp, tracks = await offer_sdp(audio=True, video=True)
             # malformed SDP
             assert (
                 await error_of(

@@ -15,19 +15,9 @@ import pytest
 import trio
 
 from server.media_supervisor import MediaConfig, MediaSupervisor
-from tests.media.harness import new_pc, process_alive
+from tests.media.harness import offer_sdp, process_alive
 
 pytestmark = pytest.mark.slow
-
-
-async def _audio_offer() -> tuple[str, list[dict[str, Any]]]:
-    pc = new_pc()
-    pc.addTransceiver("audio", direction="sendonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp = pc.localDescription.sdp
-    tracks = [{"mid": t.mid, "kind": t.kind} for t in pc.getTransceivers()]
-    await pc.close()
-    return sdp, tracks
 
 
 async def test_killed_worker_is_restarted_and_rooms_renegotiate(tmp_path: Path) -> None:
@@ -43,7 +33,7 @@ async def test_killed_worker_is_restarted_and_rooms_renegotiate(tmp_path: Path) 
         data_dir=tmp_path, workers=2, ice_host_addresses=["127.0.0.1"], backoff_initial_s=0.05
     )
     supervisor = MediaSupervisor(config, on_event)
-    sdp, tracks = await trio.to_thread.run_sync(asyncio.run, _audio_offer())
+    sdp, tracks = await trio.to_thread.run_sync(asyncio.run, offer_sdp())
     async with trio.open_nursery() as nursery:
         await nursery.start(supervisor.run)
         pids = supervisor.worker_pids()

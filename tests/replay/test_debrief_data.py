@@ -58,7 +58,10 @@ def test_each_action_has_its_actor_dose_route_and_result(summary: Summary) -> No
 
 def test_a_spectators_summary_holds_only_what_spectators_saw(scripted: Scripted) -> None:
     spectator = summarize(Session(scripted.path), View.SPECTATOR)
-    assert not spectator.members and spectator.debrief is None and spectator.answer_key is None
+    assert spectator.debrief is None and spectator.answer_key is None
+    # the people it saw as avatars, named and in their roles as live; never a spectator
+    seen = {(m.name, m.role) for m in spectator.members.values()}
+    assert seen == {("Dr Chair", "facilitator"), ("Ana", "participant"), ("Ben", "participant")}
     assert not any(a.refused for a in spectator.actions)  # refusals are the facilitator's
     assert {line.kind for line in spectator.transcript} == {"chat"}  # no question, no note
     assert [a.describe() for a in spectator.actions if a.actor == "Ben"][:1] == ["order lactate"]

@@ -6,6 +6,7 @@ the server is a separate process (`python -m server.cli serve --demo`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -79,7 +80,13 @@ class WebServer:
 @pytest.fixture(scope="module")
 def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
     """`serve --demo` (the septic shock case, with media) on a free port, per test module."""
-    data = tmp_path_factory.mktemp("web-data")
+    with serve_web(tmp_path_factory.mktemp("web-data")) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def serve_web(data: Path, **environment: str) -> Iterator[WebServer]:
+    """`serve --demo` in `data` on a free port, with these extra environment variables."""
     port = _free_port()
     process = subprocess.Popen(
         [
@@ -98,7 +105,7 @@ def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env={**os.environ},
+        env={**os.environ, **environment},
     )
     base = f"http://127.0.0.1:{port}"
     try:

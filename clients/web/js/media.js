@@ -7,12 +7,15 @@
 //
 // pc ids are new for every page (and every republish), so a reloaded page never meets
 // the pcs its previous copy left behind. The worker says `closed` when it ends a pc on
-// its own (consent expired, stalled): a published one is published again, the
-// subscription is opened again.
+// its own (consent expired, stalled, its offer unanswered): a published one is published
+// again, the subscription is opened again. A subscription refused for want of room (the
+// worker's limits on peer connections) is asked for again later, less and less often.
 import { el } from "./render.js";
 import { drawStereo } from "./stereo.js";
 
 const ICE_GATHER_MS = 2000;
+const RETRY_MS = [2000, 5000, 10000, 30000]; // a subscription the worker had no room for
+const FULL = new Set(["member_limit", "room_limit", "worker_limit"]);
 const PAGE = Math.random().toString(36).slice(2, 8); // this page's pcs: never a previous page's
 
 function waitForIce(pc) {
@@ -41,6 +44,8 @@ export class Media extends EventTarget {
     this.unavailable = false;
     this.stereoVideo = null;    // what the stereo panel shows: a remote track or our own preview
     this.speaking = new Set();  // member ids the media worker hears speaking
+    this.retries = 0;           // subscriptions refused in a row for want of room
+    this.retryTimer = null;
     conn.addEventListener("rtc", (e) => this.onMessage(e.detail));
     conn.addEventListener("error-msg", (e) => {
       if (e.detail.code === "media_unavailable") this.setUnavailable(e.detail.msg);
@@ -110,6 +115,7 @@ export class Media extends EventTarget {
       this.pcs.set(sub.id, pc);
       pc.addEventListener("track", (event) => this.onRemoteTrack(event, sub));
     }
+    this.retries = 0;
     sub.offered = new Map((message.tracks || []).map((t) => [String(t.mid), t]));
     for (const t of message.tracks || []) this.tracks.set(t.track, t);
     await pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
@@ -338,6 +344,7 @@ export class Media extends EventTarget {
     if (message.pc && !current && !this.pcs.has(message.pc) && !this.published.has(message.pc)) return; // a pc we left
     if (current && message.code === "unknown_track") { this.showStatus(); return; } // nothing new to receive
     if (current && message.code === "limit_reached") { this.subscribe(true); return; }
+    if (current && FULL.has(message.code)) { this.retryLater(this.sub, message.message); return; }
     const entry = this.published.get(message.pc);
     if (entry) {
       this.published.delete(message.pc);
@@ -351,6 +358,14 @@ export class Media extends EventTarget {
       rate_limited: "too many requests at once",
     }[message.code] ?? message.message;
     this.setStatus(`Voice and video: ${why}.`);
+  }
+
+  /** Ask for the subscription again after a while (it was refused: no room for it). */
+  retryLater(sub, why) {
+    const wait = RETRY_MS[Math.min(this.retries++, RETRY_MS.length - 1)];
+    this.setStatus(`Voice and video: ${why}. Trying again in ${Math.round(wait / 1000)} s.`);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => { if (this.sub === sub && sub.settled) this.subscribe(); }, wait);
   }
 
   /** The tracks a member publishes, of one kind. */
