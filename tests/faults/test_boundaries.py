@@ -16,13 +16,13 @@ import pytest
 import trio
 
 from clients.python import connect
-from netcode.codec import Intent, Ping
+from netcode.codec import Ping
 from netcode.views import Role
 from server import tokens
 from server.api import Api
 from server.app import Server
 from server.boundary import BOUNDARY_MARK
-from server.review import ReviewStream
+from server.review import ReviewStream, SeekArgs
 from server.room_host import RoomHost
 from tests.conftest import ws_url
 from tests.faults.raw_ws import raw_websocket
@@ -111,14 +111,14 @@ async def test_a_failing_websocket_session_gets_bye_internal_error(
 async def test_a_failing_review_gets_bye_internal_error(
     server: Server, monkeypatch: pytest.MonkeyPatch, reports: pytest.LogCaptureFixture
 ) -> None:
-    handle = ReviewStream._intent
+    serve = ReviewStream._serve
 
-    def failing(self: ReviewStream, intent: Intent) -> None:
-        if intent.do == "seek":
+    async def failing(self: ReviewStream, request: Any) -> None:
+        if isinstance(getattr(request, "args", None), SeekArgs):
             raise InjectedFault("a bug in review")
-        handle(self, intent)
+        await serve(self, request)
 
-    monkeypatch.setattr(ReviewStream, "_intent", failing)
+    monkeypatch.setattr(ReviewStream, "_serve", failing)
     host = server.rooms["demo"]
     assert host.writer is not None
     await trio.sleep(1)  # the live session's first records reach the disk
