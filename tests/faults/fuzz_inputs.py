@@ -19,10 +19,10 @@ from typing import Any
 
 import msgpack
 
-from rooms.case.actions import ALL_ACTIONS
+from rooms.case.actions import ACTIONS
 
 SAFE_ACTIONS = sorted(
-    (ALL_ACTIONS | {"chat", "ask", "grab", "release", "request_present", "present", "pause"})
+    (set(ACTIONS) | {"chat", "ask", "grab", "release", "request_present", "present", "pause"})
     | {"resume", "note", "play", "seek", "speed", "teleport", ""}
 )
 """Every action there is, but those that would end the room or remove the honest
