@@ -39,7 +39,7 @@ def session_dir(data_dir: str | os.PathLike[str], session_id: str) -> Path:
     """The folder of an existing session; `unknown-session` when there is none."""
     path = sessions_root(data_dir) / check_session_id(session_id)
     if not (path / "manifest.json").is_file():
-        raise ReplayError("unknown-session", f"no session {session_id!r} under {path.parent}")
+        raise ReplayError("unknown-session", f"no session {session_id!r} in this data folder")
     return path
 
 
@@ -93,5 +93,7 @@ def read_json(path: Path) -> Any:
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except (OSError, ValueError) as exc:
+    except OSError as exc:  # its text would name the server's path
+        raise ReplayError("bad-manifest", f"cannot read {path.name}: {exc.strerror}") from exc
+    except ValueError as exc:
         raise ReplayError("bad-manifest", f"cannot read {path.name}: {exc}") from exc

@@ -22,7 +22,13 @@ from netcode.codec import PROTOCOL_VERSION, Hello, ProtocolError, encode, parse_
 from netcode.views import Role
 from rooms.actions import IntentRefused
 from server.boundary import report_fault
-from server.client_socket import CLOSE_INTERNAL_ERROR, CLOSE_POLICY, ClientSocket, Refusal
+from server.client_socket import (
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    ClientSocket,
+    Refusal,
+)
 from server.refusals import RoomRefused
 from server.review import ReviewStream
 from server.room_host import Link, RoomHost
@@ -116,7 +122,8 @@ class Session:
                 with trio.CancelScope(shield=True):
                     try:
                         if self.host is not None and self.link is not None:
-                            self.host.detach(self.link)
+                            left = self.sock.client_close_code == CLOSE_NORMAL
+                            self.host.detach(self.link, left=left)
                     finally:
                         await self.sock.finish()
                 nursery.cancel_scope.cancel()

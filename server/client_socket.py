@@ -270,11 +270,14 @@ class ClientSocket:
         return messages
 
     def _on_close(self, event: CloseConnection) -> None:
-        if self._ws.state is not ConnectionState.REMOTE_CLOSING:
-            # wsproto reports a frame that breaks RFC 6455 as a close with the code to use.
+        state = self._ws.state
+        if state is ConnectionState.OPEN:
+            # wsproto reports a frame that breaks RFC 6455 as a close with the code to use
+            # (the connection's state unchanged), not as an error.
             raise Refusal("bad_frame", f"WebSocket protocol error: {event.reason}", event.code)
-        self._queue(self._ws.send(event.response()))
-        self.client_close_code = event.code
+        if state is ConnectionState.REMOTE_CLOSING:  # the client closes first: answer it
+            self._queue(self._ws.send(event.response()))
+            self.client_close_code = event.code
         self.close_reason = self.close_reason or "client closed"
         self.closing = True
 

@@ -45,6 +45,7 @@ MAX_BODY: Final = 64 * 1024
 MAX_HEADER: Final = 16 * 1024
 MAX_PATH: Final = 2048
 MAX_QUERY_FIELDS: Final = 32
+METHODS: Final = (b"GET", b"HEAD", b"POST", b"DELETE")
 PRE_HELLO_QUEUE_BYTES: Final = 64 * 1024
 """The send limit of a WebSocket until its hello is accepted (the full one after)."""
 _READ: Final = 16384
@@ -60,8 +61,8 @@ DEFAULT_POLICY: Final = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
-"""The Content-Security-Policy of every response but the app's pages (JSON, media, the
-self-contained debrief with its inline style)."""
+"""The Content-Security-Policy of HTML other than the app's pages (the self-contained
+debrief, with its inline style). Not on media: Chromium then refuses to seek in it."""
 
 
 @dataclass(slots=True)
@@ -212,10 +213,12 @@ class _Connection:
         self.timeout = server.settings.request_timeout_seconds
         self.heard = False
         """Some bytes of the request being waited for have arrived."""
+        self.head_request = False
+        """The request being answered is a HEAD: its response has no body."""
 
     async def serve(self) -> None:
         while True:
-            self.heard = False
+            self.heard = self.head_request = False
             with trio.move_on_after(self.timeout) as waiting:
                 received = await self._receive_request()
             if waiting.cancelled_caught:
@@ -236,7 +239,7 @@ class _Connection:
                 return
             asked = replace(request, method="GET") if request.method == "HEAD" else request
             response = await self.server.api.route(asked)
-            await self._send(response, head_only=request.method == "HEAD")
+            await self._send(response)
             if self.h11.our_state is h11.MUST_CLOSE:
                 return
             self.h11.start_next_cycle()
@@ -255,6 +258,13 @@ class _Connection:
         head = await self._next_event()
         if not isinstance(head, h11.Request):
             return None  # ConnectionClosed
+        self.head_request = head.method == b"HEAD"
+        if head.method not in METHODS:  # CONNECT, a 2xx to which would switch protocols
+            refusal = error_response(
+                405, "method_not_allowed", "this server takes GET, POST, DELETE and HEAD"
+            )
+            refusal.headers.append(("allow", ", ".join(m.decode() for m in METHODS)))
+            raise _Refused(refusal)
         target = head.target.decode("latin-1")
         if not target.startswith("/"):
             raise _Refused(error_response(400, "bad_request", "the target must be a path"))
@@ -293,7 +303,9 @@ class _Connection:
     def _too_large() -> HttpResponse:
         return error_response(413, "too_large", f"request bodies are limited to {MAX_BODY} bytes")
 
-    async def _send(self, response: HttpResponse, *, head_only: bool = False) -> None:
+    async def _send(self, response: HttpResponse) -> None:
+        """Send a response (headers only, for a HEAD request); its file is closed after."""
+        head_only = self.head_request
         try:
             length = response.file.length if response.file is not None else len(response.body)
             headers = [
@@ -303,7 +315,9 @@ class _Connection:
                 *SECURITY_HEADERS,
                 *response.headers,
             ]
-            if not any(name == "content-security-policy" for name, _ in response.headers):
+            if response.content_type.startswith("text/html") and not any(
+                name == "content-security-policy" for name, _ in response.headers
+            ):
                 headers.append(("content-security-policy", DEFAULT_POLICY))
             data = self.h11.send(h11.Response(status_code=response.status, headers=headers)) or b""
             if response.file is not None and not head_only:

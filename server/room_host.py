@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +36,7 @@ from replay.writer import SessionWriter
 from rooms.actions import IntentRefused
 from rooms.events import MemberExpired, MemberRemoved, Replied, RoomEnded
 from rooms.room import Member, Room, RoomStatus
+from server.boundary import report_fault
 from server.client_socket import ClientSocket
 from server.config import Settings
 from server.metrics import Metrics
@@ -220,8 +220,9 @@ class RoomHost:
             self._goodbye_code = code
             self._goodbye_extra = extra
 
-    def detach(self, link: Link) -> None:
-        """The client's connection ended: keep its session for the grace period."""
+    def detach(self, link: Link, *, left: bool = False) -> None:
+        """The client's connection ended: keep its session for the grace period, unless
+        it `left` on purpose (it closed the WebSocket with 1000, normal closure)."""
         if self.links.get(link.member.id) is not link:
             return
         del self.links[link.member.id]
@@ -231,7 +232,11 @@ class RoomHost:
             hook(self, link.member.id)
         if self.ended or self._stopped.is_set():
             return
-        self.room.disconnect(link.member.id)
+        if left:
+            self._forget(link.member.id)
+            self.room.leave(link.member.id)
+        else:
+            self.room.disconnect(link.member.id)
 
     def handle(self, link: Link, message: Any) -> None:
         """One validated message from an attached client."""
@@ -310,8 +315,8 @@ class RoomHost:
             try:
                 with trio.move_on_after(STOP_HOOK_SECONDS):
                     await hook(self)
-            except Exception:  # a hook must never cost the session its seal
-                log.exception("room %s: a stop hook failed", self.room.id)
+            except Exception as exc:  # a hook must never cost the session its seal
+                report_fault(f"a stop hook of room {self.room.id}", exc)
         if self.writer is not None and self._stepped_down is not None:
             await trio.to_thread.run_sync(self.writer.abandon)
         elif self.writer is not None:
@@ -359,9 +364,8 @@ class RoomHost:
                     return
                 pause = min(FLUSH_RETRY_MAX_SECONDS, pause * 2)
                 continue
-            except Exception:
-                error_id = uuid.uuid4().hex[:8]
-                log.exception("room %s: recording failed (error %s)", self.room.id, error_id)
+            except Exception as exc:
+                error_id = report_fault(f"the recording of room {self.room.id}", exc)
                 self._fail("internal_error", f"internal error {error_id} while recording")
                 return
             if pause != FLUSH_INTERVAL_SECONDS:
@@ -394,9 +398,8 @@ class RoomHost:
                 self.metrics.tick_seconds.observe(time.perf_counter() - started)
                 if self.room.tick_no - self.room.last_active_tick >= idle_ticks:
                     self.request_end("idle timeout: nobody connected")
-        except Exception:
-            error_id = uuid.uuid4().hex[:8]
-            log.exception("room %s failed (error %s); ending it", self.room.id, error_id)
+        except Exception as exc:
+            error_id = report_fault(f"room {self.room.id}", exc)
             self._fail("internal_error", f"internal error {error_id}; the room had to end")
         finally:
             with trio.CancelScope(shield=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from collections.abc import AsyncIterator
@@ -93,7 +94,11 @@ class RawWebSocket:
             if isinstance(event, BytesMessage):
                 self.messages.append(msgpack.unpackb(event.data, strict_map_key=False))
             elif isinstance(event, CloseConnection):
+                # Answer the close as a browser would, and say we send nothing more.
                 self.close_code = event.code
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await self.stream.send_all(self.ws.send(event.response()))
+                    await self.stream.send_eof()
 
 
 @asynccontextmanager

@@ -144,10 +144,8 @@ async def test_accept_failing_for_want_of_descriptors_is_survived(tmp_path: Path
     """If accept does run out of descriptors (a cap set above what the process may open),
     the listener says so in one line and accepts again once descriptors are free."""
     async with honest_room(tmp_path) as h:
-        # The honest joins rewrite the recording's manifest at the next flush; let that
-        # happen first. (A flush failing for want of descriptors is the room's fault
-        # boundary's to survive, tested with the room; this test is about accepting.)
-        await trio.sleep(1.5)
+        # The honest joins are still to be written to the recording's manifest: that
+        # write fails too meanwhile, and the room's flush retries it.
         server = psutil.Process(h.server.process.pid)
         _, hard = resource.prlimit(server.pid, resource.RLIMIT_NOFILE)
         limit = server.num_fds() + 16

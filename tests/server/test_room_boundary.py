@@ -23,6 +23,7 @@ from rooms.actions import ActionArgs
 from rooms.demo import DemoScenario
 from rooms.scenario import Actor, Clock, Scenario
 from server.app import Server
+from server.boundary import BOUNDARY_MARK
 from server.refusals import RoomRefused
 from server.scenarios import CaseLibrary
 from tests.conftest import running, settings_for, ws_url
@@ -68,7 +69,7 @@ async def test_a_failing_room_ends_alone_with_its_recording_sealed(
             assert watcher.connected and watcher.mirror.tick > ticks
             assert instance.rooms["demo"].room.status.value == "running"
 
-        failures = [r for r in caplog.records if "failed (error" in r.getMessage()]
+        failures = [r for r in caplog.records if f"{BOUNDARY_MARK} room " in r.getMessage()]
         assert len(failures) == 1 and failures[0].exc_info is not None
         assert bad.writer is not None
         recorded = Session.open(instance.settings.data_dir, bad.writer.session_id)
