@@ -230,8 +230,8 @@ class RoomHost:
         self.metrics.clients.labels(link.member.role.value).dec()
         for hook in self.on_detach:
             hook(self, link.member.id)
-        if self.ended or self._stopped.is_set():
-            return
+        if self.ended or self._stopped.is_set() or self._stepped_down is not None:
+            return  # over, or moving: the room's next owner keeps the member for its client
         if left:
             self._forget(link.member.id)
             self.room.leave(link.member.id)
