@@ -41,6 +41,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -88,9 +89,8 @@ def run_round(name: str, index: int, args: argparse.Namespace, out: Path) -> dic
     )
     try:
         time.sleep(1)  # as run.sh: let the server settle before the load starts
-        return run_load(
-            server, run_dir, [*load_arguments(args), "--label", f"round {index}"], time_limit(args)
-        )
+        load = [*load_arguments(args), "--label", f"round {index}"]
+        return run_load(server, run_dir, load, time_limit(args))
     finally:
         server.stop()
 
@@ -127,6 +127,7 @@ def main() -> int:
     parser.add_argument("--anchor-src", type=Path, default=ANCHOR_SOURCE)
     parser.add_argument("--no-micro", action="store_true", help="skip the room micro-benchmark")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop our processes on the way
     if args.ramp and not args.grl:
         parser.error("--ramp is the GR-L ramp: add --grl")
 

@@ -30,6 +30,7 @@ import argparse
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Final
 
 from bench.loadgen import PRESETS, REPO_ROOT, python_env
-from bench.servers import start_ours
+from bench.servers import start_ours, stop_process
 from bench.stats import process_cpu_seconds
 
 _FRAME: Final = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
@@ -222,7 +223,9 @@ def main() -> int:
     spectators = args.spectators if args.spectators is not None else preset.spectators
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop our processes on the way
     server = start_ours(args.out, preset.objects)
+    load: subprocess.Popen[str] | None = None
     try:
         assert server.data_dir is not None
         command = [
@@ -253,6 +256,7 @@ def main() -> int:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,
         )
         assert load.stderr is not None
         for line in load.stderr:
@@ -288,6 +292,8 @@ def main() -> int:
             print(line, end="", file=sys.stderr)
         load.wait(120)
     finally:
+        if load is not None:
+            stop_process(load)
         server.stop()
     assert cpu0 is not None and cpu1 is not None
     result = json.loads((args.out / "result.json").read_text())

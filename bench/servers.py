@@ -6,6 +6,11 @@ Theirs is the Colyseus anchor: a writable copy of `shared/anchors/colyseus` unde
 git-ignored `bench/.anchor/`, installed with `npm ci`, run as its `run.sh` runs it
 (`NODE_ENV=production node server.mjs PORT`) and driven by its own `load.cjs`. Every
 process started here is stopped by its PID: SIGTERM, then SIGKILL after 5 s.
+
+Each server and each load generator starts in a session of its own, as a service would:
+Linux shares the CPU between sessions ("autogroups") before it shares it between
+processes, so on a machine where other people's sessions are busy, a server started in
+the bench's own session would share one session's slice with its load generator.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ class Server:
         stop_process(self.process)
 
 
-def stop_process(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[Any]) -> None:
     if process.poll() is None:
         process.terminate()
         try:
@@ -59,15 +64,19 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 
 def _wait_for_line(process: subprocess.Popen[bytes], log: Path, needle: str) -> str:
+    """The log line with `needle` once the server wrote it; the server is stopped if not."""
     deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace") if log.exists() else ""
-        for line in text.splitlines():
-            if needle in line:
-                return line
-        if process.poll() is not None:
-            break
-        time.sleep(0.1)
+    text = ""
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            for line in text.splitlines():
+                if needle in line:
+                    return line
+            time.sleep(0.1)
+    except BaseException:
+        stop_process(process)
+        raise
     stop_process(process)
     raise RuntimeError(f"server did not start ({needle!r} not in {log}):\n{text[-2000:]}")
 
@@ -94,7 +103,12 @@ def start_ours(run_dir: Path, objects: int) -> Server:
     env = python_env() | {"GRANDROUNDS_MEDIA_WORKERS": "0"}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     line = _wait_for_line(process, log, "serving on")
     url = line.split("serving on ", 1)[1].strip()
@@ -130,6 +144,7 @@ def start_colyseus(run_dir: Path, anchor: Path) -> Server:
             env=dict(os.environ) | {"NODE_ENV": "production"},
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     _wait_for_line(process, log, "listening")
     return Server("colyseus", process, f"http://127.0.0.1:{port}", port)
@@ -150,7 +165,13 @@ def run_load(server: Server, run_dir: Path, load_args: list[str], timeout: float
     with (run_dir / "load.log").open("wb") as log:
         try:
             subprocess.run(
-                command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=log, timeout=timeout
+                command,
+                cwd=cwd,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                timeout=timeout,
+                start_new_session=True,
             )
         except subprocess.TimeoutExpired:
             return {"error": f"load generator timed out after {timeout:.0f} s"}
