@@ -1,0 +1,65 @@
+"""The profile puts each sampled stack in the category a reader would."""
+
+from __future__ import annotations
+
+from bench.profile_grs import IDLE, Profile, categorize, parse_frame
+
+ROOT = "run (trio/_core/_run.py:2532);unrolled_run (trio/_core/_run.py:2866)"
+SESSION = (
+    f"{ROOT};Session.run (server/client_session.py:85);"
+    "Session._converse (server/client_session.py:113)"
+)
+TICK = (
+    f"{ROOT};RoomHost.run (server/room_host.py:236);"
+    "RoomHost._tick_forever (server/room_host.py:286)"
+)
+
+
+def stack(text: str) -> list[tuple[str, str]]:
+    return [parse_frame(frame) for frame in text.split(";")]
+
+
+def test_the_innermost_named_frame_decides() -> None:
+    assert categorize(stack(
+        f"{SESSION};ClientSocket.messages (server/client_socket.py:190);"
+        "WSConnection.receive_data (wsproto/__init__.py:80)"
+    )) == "read client messages"  # fmt: skip
+    assert categorize(stack(
+        f"{SESSION};Session._parse (server/client_session.py:150);"
+        "parse_client_message (netcode/codec.py:200);"
+        "TypeAdapter.validate_python (pydantic/type_adapter.py:400)"
+    )) == "parse client messages"  # fmt: skip
+    assert categorize(stack(
+        f"{TICK};RoomHost._fan_out (server/room_host.py:309);"
+        "RoomHost._send_state (server/room_host.py:324);"
+        "Publisher.frame (netcode/publisher.py:100)"
+    )) == "encoding"  # fmt: skip
+    assert categorize(stack(
+        f"{TICK};RoomHost._fan_out (server/room_host.py:309);"
+        "ClientSocket.offer (server/client_socket.py:95)"
+    )) == "fan-out sends"  # fmt: skip
+    assert categorize(stack(
+        f"{TICK};sleep_until (trio/_timeouts.py:91);CancelScope.__exit__ (trio/_core/_run.py:714)"
+    )) == "scheduling (trio)"  # fmt: skip
+
+
+def test_recording_and_metrics_own_everything_under_them() -> None:
+    assert categorize(stack(
+        f"{SESSION};Room.pose (rooms/room.py:240);Room._record (rooms/room.py:506);"
+        "SessionWriter.write (replay/writer.py:130);encode (netcode/codec.py:47)"
+    )) == "recording"  # fmt: skip
+    assert categorize(stack(
+        f"{TICK};RoomHost._fan_out (server/room_host.py:316);"
+        "Counter.inc (prometheus_client/metrics.py:300)"
+    )) == "metrics"  # fmt: skip
+
+
+def test_waiting_in_epoll_is_counted_apart_and_left_out_of_the_cpu_shares() -> None:
+    profile = Profile.read(
+        f"{ROOT};EpollIOManager.get_events (trio/_core/_io_epoll.py:243) 30\n"
+        f"{SESSION};ClientSocket.messages (server/client_socket.py:190) 10\n"
+    )
+    assert profile.by_category[IDLE] == 30
+    assert profile.by_category["read client messages"] == 10
+    assert profile.samples == 40
+    assert sum(profile.self_time.values()) == 10
