@@ -281,7 +281,9 @@ class Coordinator:
             return None
 
     async def snapshot(self, reset_lag: bool) -> dict[str, Any]:
+        tick = await self.room_tick()  # first, with the time and CPU: pools may answer late
         snap: dict[str, Any] = {
+            "server_tick": tick,
             "t": now_ms(),
             "server": process_cpu_seconds(self.cfg.server_pid),
             "machine": MachineCpu.now(),
@@ -297,7 +299,6 @@ class Coordinator:
         if reset_lag:
             self.lag_ms = []
         snap["pools"] = [await pool.call("snap", reset_lag=reset_lag) for pool in self.pools]
-        snap["server_tick"] = await self.room_tick()
         return snap
 
     async def late_join(self, results: list[dict[str, float | None]]) -> None:
