@@ -17,8 +17,9 @@ unchanged). Each sampled stack is put in one category:
   and intent paths), encoding (publisher, codec), fan-out sends (the tick's loop over
   clients and the socket writes), the room tick (case state, scenario, publish),
   joins and HTTP, scheduling (trio's run loop, checkpoints, cancel scopes, events);
-- samples waiting in epoll are left out: py-spy counts a thread as active while it is
-  runnable, so on a busy machine those samples are mostly waiting for a CPU.
+- samples whose innermost line blocks (epoll, a lock, fsync, a sleep) are left out:
+  py-spy counts a thread as active while it is runnable and misses some waits, so on
+  a busy machine those samples are waiting, for the kernel or for a CPU.
 
 The measured server CPU over the profile is shared out in proportion to the samples,
 and divided by clients x ticks for the per-client-per-tick cost.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import linecache
 import re
 import shutil
 import signal
@@ -36,6 +38,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Final
 
@@ -43,8 +46,10 @@ from bench.loadgen import PRESETS, REPO_ROOT, python_env
 from bench.servers import start_ours, stop_process
 from bench.stats import process_cpu_seconds
 
-_FRAME: Final = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
-IDLE: Final = "waiting in epoll (excluded)"
+_FRAME: Final = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+IDLE: Final = "waiting (excluded)"
+_BLOCKING_CALLS: Final = (".poll(", ".acquire(", "fsync(", ".wait(", "sleep(")
+"""Source lines on which a sampled thread is blocked, not computing."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,6 @@ OWNERS: Final = (
     Rule("metrics", "server/metrics.py"),
 )
 WORK: Final = (
-    Rule(IDLE, "trio/_core/_io_epoll.py", ("EpollIOManager.get_events",)),
     Rule("scheduling (trio)", "trio/_core/"),
     Rule("scheduling (trio)", "trio/_timeouts.py"),
     Rule("scheduling (trio)", "trio/_sync.py"),
@@ -110,18 +114,44 @@ CATEGORIES: Final = (
 )
 
 
-def parse_frame(frame: str) -> tuple[str, str]:
+Frame = tuple[str, str, int]
+"""function, file (as py-spy shortens it), line"""
+
+
+def parse_frame(frame: str) -> Frame:
     match = _FRAME.match(frame.strip())
-    return (match["func"], match["file"]) if match else (frame, "")
+    if match is None:
+        return (frame, "", 0)
+    return (match["func"], match["file"], int(match["line"] or 0))
 
 
-def categorize(stack: list[tuple[str, str]]) -> str:
-    """Owners (recording, metrics) from the root; otherwise the innermost named frame."""
-    for func, file in stack:
+@cache
+def _source_line(file: str, line: int) -> str:
+    """The text of a sampled line, from this checkout or the installed packages."""
+    for root in (str(REPO_ROOT), *sys.path):
+        path = Path(root or ".") / file
+        if path.is_file():
+            return linecache.getline(str(path), line)
+    return ""
+
+
+def is_waiting(leaf: Frame) -> bool:
+    """py-spy counts a thread as active while it is runnable, and misses some waits: a
+    leaf blocked in epoll, a lock, fsync or a sleep is not CPU."""
+    _, file, line = leaf
+    text = _source_line(file, line)
+    return any(call in text for call in _BLOCKING_CALLS)
+
+
+def categorize(stack: list[Frame]) -> str:
+    """Waits apart; owners (recording, metrics) from the root; else the innermost named frame."""
+    if stack and is_waiting(stack[-1]):
+        return IDLE
+    for func, file, _ in stack:
         for rule in OWNERS:
             if rule.matches(func, file):
                 return rule.category
-    for func, file in reversed(stack):
+    for func, file, _ in reversed(stack):
         for rule in WORK:
             if rule.matches(func, file):
                 return rule.category
@@ -153,9 +183,9 @@ class Profile:
             samples += n
             if category == IDLE:
                 continue
-            func, file = stack[-1]
+            func, file, _ = stack[-1]
             self_time[f"{func} ({file})"] += n
-            for func, file in {(f, fl) for f, fl in stack}:
+            for func, file in {(f, fl) for f, fl, _ in stack}:
                 entry = file in ("server/cli.py", "server/http.py", "server/app.py")
                 if file.startswith(("server/", "netcode/", "rooms/", "replay/")) and not entry:
                     inclusive[f"{func} ({file})"] += n
@@ -176,7 +206,7 @@ def report(
     lines = [
         f"server CPU {cpu_s_per_s:.3f} s/s over the profile; {clients} clients; "
         f"{ticks_per_s:.1f} ticks/s; ~{messages_per_s:.0f} client messages/s; "
-        f"{profile.samples} samples ({profile.by_category[IDLE]} waiting in epoll, left out)",
+        f"{profile.samples} samples ({profile.by_category[IDLE]} waiting, left out)",
         f"{'category':<26} {'share':>6} {'CPU s/s':>8} {'us/client/tick':>15} {'us/message':>11}",
     ]
     for category in CATEGORIES:

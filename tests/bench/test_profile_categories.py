@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
+
+from trio._core._io_epoll import EpollIOManager
+
 from bench.profile_grs import IDLE, Profile, categorize, parse_frame
+from replay.writer import SessionWriter
 
 ROOT = "run (trio/_core/_run.py:2532);unrolled_run (trio/_core/_run.py:2866)"
 SESSION = (
@@ -15,7 +20,7 @@ TICK = (
 )
 
 
-def stack(text: str) -> list[tuple[str, str]]:
+def stack(text: str) -> list[tuple[str, str, int]]:
     return [parse_frame(frame) for frame in text.split(";")]
 
 
@@ -54,12 +59,23 @@ def test_recording_and_metrics_own_everything_under_them() -> None:
     )) == "metrics"  # fmt: skip
 
 
-def test_waiting_in_epoll_is_counted_apart_and_left_out_of_the_cpu_shares() -> None:
+def test_waits_are_counted_apart_and_left_out_of_the_cpu_shares() -> None:
+    epoll = inspect.getsource(EpollIOManager.get_events).splitlines()
+    poll_line = inspect.getsourcelines(EpollIOManager.get_events)[1] + next(
+        i for i, text in enumerate(epoll) if ".poll(" in text
+    )
+    fsync_line = inspect.getsourcelines(SessionWriter._append_run)[1] + next(
+        i
+        for i, text in enumerate(inspect.getsource(SessionWriter._append_run).splitlines())
+        if "fsync(" in text
+    )
     profile = Profile.read(
-        f"{ROOT};EpollIOManager.get_events (trio/_core/_io_epoll.py:243) 30\n"
+        f"{ROOT};EpollIOManager.get_events (trio/_core/_io_epoll.py:{poll_line}) 30\n"
+        f"Thread.run (threading.py:982);"
+        f"SessionWriter._append_run (replay/writer.py:{fsync_line}) 5\n"
         f"{SESSION};ClientSocket.messages (server/client_socket.py:190) 10\n"
     )
-    assert profile.by_category[IDLE] == 30
+    assert profile.by_category[IDLE] == 35
     assert profile.by_category["read client messages"] == 10
-    assert profile.samples == 40
+    assert profile.samples == 45
     assert sum(profile.self_time.values()) == 10
