@@ -5,10 +5,11 @@ any client does) with its own frame clock, as in `load.cjs`: an independent rand
 drift-free deadlines, and a late frame dropped rather than sent in a burst. Participant j
 below the number of moving objects holds object j's lease and carries it 5 cm above its
 right hand, in the same `pose` message (our protocol carries objects with the pose;
-Colyseus sends a second message). Participant 0 sends the latency markers: once a second
-its head x becomes `marker_x(seq)` for 3 frames, with its frame clock re-phased by a
-random fraction of a frame before each marker so that marker send times are uniform
-relative to the server's tick.
+Colyseus sends a second message), taking its lease just before its first frame.
+Participant 0 sends the latency markers: once a second its head x becomes
+`marker_x(seq)` for 3 frames, with its frame clock re-phased by a random fraction of a
+frame before each marker so that marker send times are uniform relative to the
+server's tick.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class JoinedParticipant:
 async def join_participant(
     url: str, token: str, index: int, carries: bool, nursery: trio.Nursery
 ) -> JoinedParticipant:
-    """Connect, wait for the first state, and take object `index`'s lease if it carries."""
+    """Connect and wait for the first state; find the object it will carry (object `index`)."""
     client = RoomClient(url, token, nursery, name=f"participant-{index}")
     await client.open()
     await client.wait_for(lambda m: m.tick is not None)
@@ -63,10 +64,19 @@ async def join_participant(
         if index >= len(objects):
             raise RuntimeError(f"the room has {len(objects)} objects; participant {index} carries")
         carried = objects[index]
-        reply = await client.intent("grab", obj=carried)
-        if not reply.ok:
-            raise RuntimeError(f"participant {index} could not grab object {carried}: {reply}")
     return JoinedParticipant(index, client, carried)
+
+
+async def grab(participant: JoinedParticipant) -> None:
+    """Take the lease of the object it carries: just before its frames start, because a
+    lease not renewed by a move for 5 s expires (joining 30 participants can take that)."""
+    if participant.carried is not None:
+        reply = await participant.client.intent("grab", obj=participant.carried)
+        if not reply.ok:
+            raise RuntimeError(
+                f"participant {participant.index} could not grab object {participant.carried}: "
+                f"{reply.code}: {reply.message}"
+            )
 
 
 async def head_entity(participant: JoinedParticipant) -> int:
@@ -89,6 +99,7 @@ async def send_frames(
     participant: JoinedParticipant, count: int, active: bool, senders: Senders
 ) -> None:
     """Send this participant's frames until `senders.stopped` (load.cjs `startSenders`)."""
+    await grab(participant)
     motion = Participant(participant.index, count, active)
     marks = participant.index == 0
     t0 = now_ms() + random.random() * PERIOD_MS
