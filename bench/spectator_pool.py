@@ -56,7 +56,8 @@ LAG_RESOLUTION_MS: Final = 5.0
 HANDSHAKE_TIMEOUT_S: Final = 10.0
 JOIN_ATTEMPTS: Final = 3
 RETRY_DELAY_S: Final = 0.2
-RECEIVE_SIZE: Final = 256 * 1024
+RECEIVE_SIZE: Final = 64 * 1024
+"""Per socket and turn of the loop: a spectator that fell behind does not hold up the others."""
 MAX_LAG_SAMPLES: Final = 200_000
 """Bounded: 5 ms samples for over 15 minutes, more than any window."""
 
