@@ -57,7 +57,7 @@ async def join_participant(
     """Connect and wait for the first state; find the object it will carry (object `index`)."""
     client = RoomClient(url, token, nursery, name=f"participant-{index}")
     await client.open()
-    await client.wait_for(lambda m: m.tick is not None)
+    await own_avatar(client)  # poses before it exists are refused
     carried = None
     if carries:
         objects = sorted(client.mirror.find("object"))
@@ -79,15 +79,20 @@ async def grab(participant: JoinedParticipant) -> None:
             )
 
 
-async def head_entity(participant: JoinedParticipant) -> int:
-    """The entity whose pose is this participant's head (where its markers show up)."""
-    client = participant.client
-    avatar = await client.wait_for(
+async def own_avatar(client: RoomClient) -> int:
+    """The entity of this client's avatar, once its state has it (a tick after joining)."""
+    avatar: int = await client.wait_for(
         lambda m: next(
             (e for e, f in m.find("avatar").items() if f["member"] == client.member), None
         )
     )
-    parts = client.mirror.find("part")
+    return avatar
+
+
+async def head_entity(participant: JoinedParticipant) -> int:
+    """The entity whose pose is this participant's head (where its markers show up)."""
+    avatar = await own_avatar(participant.client)
+    parts = participant.client.mirror.find("part")
     return next(e for e, f in parts.items() if f["avatar"] == avatar and f["part"] == "head")
 
 
