@@ -103,7 +103,8 @@ class Spectator:
         self.pool.selector.register(sock, selectors.EVENT_WRITE, self)
 
     def on_ready(self) -> None:
-        assert self.sock is not None
+        if self.sock is None:  # closed by an earlier event of the same turn (e.g. quit)
+            return
         if self.phase == "connecting":
             error = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if error:
