@@ -25,6 +25,7 @@ from wsproto.events import AcceptConnection, BytesMessage, Request
 
 from bench.motion import Participant, carried_object_pose
 from netcode.codec import encode, encode_single, parse_client_message
+from netcode.sync import ACK_EVERY_TICKS
 from netcode.views import Role, View
 from rooms.demo import DemoScenario
 from rooms.room import Room
@@ -32,7 +33,6 @@ from server.client_socket import binary_frame
 
 GRS_PARTICIPANTS: Final = 8
 GRS_CLIENTS: Final = 208
-ACK_EVERY: Final = 10
 
 
 def best_of_three(repeat: int, operation: Callable[[], object]) -> float:
@@ -179,7 +179,7 @@ def _trio_receive(repeat: int) -> float:
 def per_tick(micro: dict[str, float]) -> list[str]:
     """The GR-S cost of each operation per tick and per client per tick."""
     poses = GRS_PARTICIPANTS
-    acks = GRS_CLIENTS / ACK_EVERY
+    acks = GRS_CLIENTS / ACK_EVERY_TICKS
     messages = poses + acks
     rows = [
         ("read client messages (wsproto)", poses * micro["read a pose frame (wsproto)"]

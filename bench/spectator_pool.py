@@ -9,12 +9,13 @@ answer is one JSON line on stdout: `join` (count, gid_base, light, batch), `snap
 stdin closes, so it never outlives the coordinator.
 
 Every spectator joins as any client does: WebSocket upgrade, `hello` with a spectator
-token, `welcome`, then a state frame per tick, acking every `ACK_EVERY_TICKS` ticks as
-the reference clients do. A **full** spectator decodes every frame and applies it to
-a `Mirror` (the reference client's decoder, checksums included) and reads the marker
-from its state; a **light** one (the anchor's section 4.6) only counts the bytes, reads
-the tick from the frame's first bytes for its acks and scans the raw frame for the
-marker. The server sees the same traffic from both.
+token, `welcome`, then a state frame per tick. Each follows the reference client's rules
+(`netcode.sync.Follower`, which the Python client uses): it acks when they say so and
+asks for a snapshot when its mirror disagrees. A **full** spectator decodes every frame
+into the follower's `Mirror` (checksums included) and reads the marker from its state;
+a **light** one (the anchor's section 4.6) only counts the bytes, reads the tick from
+the frame's first bytes for its acks and scans the raw frame for the marker. The server
+sees the same traffic from both.
 
 One loop over non-blocking sockets instead of a trio task per spectator: waking a task
 per frame costs tens of microseconds in Python, and at 30 frames a second for hundreds
@@ -48,9 +49,8 @@ from bench.ws_client import (
     FrameReader,
     HandshakeError,
 )
-from clients.python.client import ACK_EVERY_TICKS
 from netcode.codec import PROTOCOL_VERSION, ProtocolError, decode_server_message, encode
-from netcode.mirror import Desync, Mirror
+from netcode.sync import Follower
 
 LAG_RESOLUTION_MS: Final = 5.0
 HANDSHAKE_TIMEOUT_S: Final = 10.0
@@ -80,9 +80,7 @@ class Spectator:
         self.tcp_bytes = 0
         self.frames = 0
         self.last_seq = -1
-        self.last_ack = 0
-        self.mirror = Mirror()
-        self.awaiting_snapshot = True
+        self.follower = Follower()
 
     # -- joining ------------------------------------------------------------------
     def connect(self) -> None:
@@ -90,7 +88,7 @@ class Spectator:
         self.phase = "connecting"
         self.deadline = time.monotonic() + HANDSHAKE_TIMEOUT_S
         self.reader = FrameReader()
-        self.awaiting_snapshot = True
+        self.follower = Follower()
         self.handshake = ClientHandshake(self.pool.host, self.pool.port, self.pool.path)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
@@ -175,6 +173,7 @@ class Spectator:
                     self.lost("bye")
                 return
             self.frames += 1
+            step = self.follower.seen(tick)
             seq = find_marker(payload, self.last_seq)
             if seq > 0:
                 self.last_seq = seq
@@ -188,26 +187,18 @@ class Spectator:
             if kind != "s":
                 return
             self.frames += 1
-            tick = message["k"]
-            self.apply(message)
-        if tick - self.last_ack >= ACK_EVERY_TICKS:
-            self.last_ack = tick
-            self.send(encode({"t": "ack", "tick": tick}))
-
-    def apply(self, frame: dict[str, Any]) -> None:
-        """As the reference client applies a frame; then look for a new marker."""
-        if "full" in frame:
-            self.awaiting_snapshot = False
-        elif self.awaiting_snapshot:
-            return
-        try:
-            self.mirror.apply(frame)
-        except Desync:
+            step = self.follower.receive(message)
+            if step.applied:
+                self.check_marker()
+        if step.resync:
             self.pool.resyncs += 1
-            self.awaiting_snapshot = True
             self.send(encode({"t": "resync", "reason": "desync"}))
-            return
-        head = self.mirror.poses.get(self.pool.marker_entity)
+        if step.ack is not None:
+            self.send(encode({"t": "ack", "tick": step.ack}))
+
+    def check_marker(self) -> None:
+        """After a frame was applied: a new marker in participant 0's head, stamped now."""
+        head = self.follower.mirror.poses.get(self.pool.marker_entity)
         if head is not None:
             seq = marker_seq(head[0])
             if seq is not None and seq != self.last_seq:

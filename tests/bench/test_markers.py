@@ -55,6 +55,7 @@ def test_ordinary_motion_never_looks_like_a_marker(frame_no: int) -> None:
         assert state_frame_tick(frame) == room.tick_no
 
 
+@settings(deadline=None)
 @given(st.integers(0, 2**40))
 def test_the_tick_is_read_from_the_first_bytes_of_any_state_frame(tick: int) -> None:
     assert state_frame_tick(encode({"t": "s", "k": tick, "o": 3, "b": 1})) == tick

@@ -26,8 +26,13 @@ def stack(text: str) -> list[tuple[str, str, int]]:
 
 def test_the_innermost_named_frame_decides() -> None:
     assert categorize(stack(
-        f"{SESSION};ClientSocket.messages (server/client_socket.py:190);"
+        f"{SESSION};ClientSocket.receive (server/client_socket.py:190);"
+        "ClientSocket._take (server/client_socket.py:243);"
         "WSConnection.receive_data (wsproto/__init__.py:80)"
+    )) == "read client messages"  # fmt: skip
+    assert categorize(stack(
+        f"{SESSION};ClientSocket.receive (server/client_socket.py:211);"
+        "ClientSocket._read_available (server/client_socket.py:222)"
     )) == "read client messages"  # fmt: skip
     assert categorize(stack(
         f"{SESSION};Session._parse (server/client_session.py:150);"
@@ -73,7 +78,7 @@ def test_waits_are_counted_apart_and_left_out_of_the_cpu_shares() -> None:
         f"{ROOT};EpollIOManager.get_events (trio/_core/_io_epoll.py:{poll_line}) 30\n"
         f"Thread.run (threading.py:982);"
         f"SessionWriter._append_run (replay/writer.py:{fsync_line}) 5\n"
-        f"{SESSION};ClientSocket.messages (server/client_socket.py:190) 10\n"
+        f"{SESSION};ClientSocket.receive (server/client_socket.py:190) 10\n"
     )
     assert profile.by_category[IDLE] == 35
     assert profile.by_category["read client messages"] == 10

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.stats import percentile
@@ -13,11 +13,13 @@ from bench.stats import percentile
 SAMPLES = st.lists(st.floats(0, 1e4, allow_nan=False), min_size=1, max_size=200)
 
 
+@settings(deadline=None)
 @given(SAMPLES, st.floats(0, 100))
 def test_finite_samples_give_numpys_linear_percentile(values: list[float], q: float) -> None:
     assert percentile(values, q) == float(numpy.percentile(values, q))
 
 
+@settings(deadline=None)
 @given(SAMPLES, st.integers(1, 50), st.floats(0, 100))
 def test_a_percentile_reaching_a_missed_marker_is_infinite_and_one_below_is_not(
     values: list[float], missed: int, q: float
