@@ -1,4 +1,4 @@
-"""CPU per operation on the server's per-client paths, each timed alone (no socket peers).
+"""CPU per operation on the server's per-client paths, each timed alone.
 
     python -m bench.server_paths [--repeat 20000]
 
@@ -7,8 +7,8 @@ shared machine its shares are noisy. These are the same operations, run in a loo
 timed with CPU time (the best of three), then multiplied by how often GR-S does each:
 per tick, 8 participants send a pose each (30 Hz) and each of the 208 clients acks every
 10 ticks; the room sends every client a frame. Everything is the server's own code
-(wsproto, the codec, the room, trio, the publisher, `ClientSocket`'s non-blocking send),
-on the same objects the server builds.
+(the frame guard and wsproto, the codec, the room, trio, the publisher, a non-blocking
+send) on the same objects the server builds.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, BytesMessage, Request
 
 from bench.motion import Participant, carried_object_pose
-from netcode.codec import encode, encode_single, parse_client_message
+from netcode.codec import MAX_CLIENT_MESSAGE, encode, encode_single, parse_client_message
 from netcode.sync import ACK_EVERY_TICKS
 from netcode.views import Role, View
 from rooms.demo import DemoScenario
 from rooms.room import Room
 from server.client_socket import binary_frame
+from server.frame_guard import FrameGuard
 
 GRS_PARTICIPANTS: Final = 8
 GRS_CLIENTS: Final = 208
@@ -83,8 +84,11 @@ def measure(repeat: int) -> dict[str, float]:
     pose_frame = client.send(BytesMessage(data=pose_bytes))
     ack_frame = client.send(BytesMessage(data=ack_bytes))
 
+    guard = FrameGuard(MAX_CLIENT_MESSAGE)
+
     def read(frame: bytes) -> Callable[[], object]:
-        def once() -> object:
+        def once() -> object:  # as ClientSocket._take: the guard, then wsproto
+            guard.feed(frame)
             server.receive_data(frame)
             return list(server.events())
 
@@ -122,8 +126,8 @@ def measure(repeat: int) -> dict[str, float]:
             receiver.recv(1 << 20)
 
     micro = {
-        "read a pose frame (wsproto)": best_of_three(repeat, read(pose_frame)),
-        "read an ack frame (wsproto)": best_of_three(repeat, read(ack_frame)),
+        "read a pose frame (guard + wsproto)": best_of_three(repeat, read(pose_frame)),
+        "read an ack frame (guard + wsproto)": best_of_three(repeat, read(ack_frame)),
         "parse a pose (msgpack + pydantic)": best_of_three(
             repeat, lambda: parse_client_message(pose_bytes)
         ),
@@ -131,7 +135,7 @@ def measure(repeat: int) -> dict[str, float]:
             repeat, lambda: parse_client_message(ack_bytes)
         ),
         "apply a pose (Room.pose, 3 parts + object)": best_of_three(repeat // 4, apply_pose),
-        "trio: one receive (cancel scope, timeout, receive_some)": _trio_receive(repeat),
+        "trio: one wake-up to read (scope, wait_readable, recv)": _trio_receive(repeat),
         "fan-out: one client's frame lookup and send": best_of_three(repeat, fan_out_one),
         "encode one delta frame (per view and baseline)": best_of_three(repeat // 4, encode_delta),
     }
@@ -152,25 +156,26 @@ def _tcp_pair() -> tuple[socket.socket, socket.socket]:
 
 
 def _trio_receive(repeat: int) -> float:
-    """What `ClientSocket.messages` does around each read (a scope, a timeout, the read);
-    the data is already there, so this is the least a read costs: a task that has to
-    wait adds an epoll round and a task switch."""
+    """What `ClientSocket.receive` does for each wake-up (a cancel scope with the
+    connection's deadline, waiting for the socket through trio's epoll, one `recv`),
+    with the client's byte already sent: the least a wake-up costs."""
 
     async def loop() -> float:
         peer, mine = _tcp_pair()
-        stream = trio.SocketStream(trio.socket.from_stdlib_socket(mine))
+        mine.setblocking(False)
         best = float("inf")
         for _ in range(3):
             elapsed = 0.0
             for _ in range(repeat):
                 peer.send(b"x")  # the client's send, outside the timing
                 started = time.process_time()
-                with trio.CancelScope(), trio.fail_after(30):
-                    await stream.receive_some(65536)
+                with trio.CancelScope(deadline=trio.current_time() + 30):
+                    await trio.lowlevel.wait_readable(mine)
+                mine.recv(65536)
                 elapsed += time.process_time() - started
             best = min(best, elapsed / repeat)
         peer.close()
-        await stream.aclose()
+        mine.close()
         return best
 
     return trio.run(loop)
@@ -182,13 +187,13 @@ def per_tick(micro: dict[str, float]) -> list[str]:
     acks = GRS_CLIENTS / ACK_EVERY_TICKS
     messages = poses + acks
     rows = [
-        ("read client messages (wsproto)", poses * micro["read a pose frame (wsproto)"]
-         + acks * micro["read an ack frame (wsproto)"]),
+        ("read client messages", poses * micro["read a pose frame (guard + wsproto)"]
+         + acks * micro["read an ack frame (guard + wsproto)"]),
         ("parse client messages", poses * micro["parse a pose (msgpack + pydantic)"]
          + acks * micro["parse an ack (msgpack + pydantic)"]),
         ("apply poses", poses * micro["apply a pose (Room.pose, 3 parts + object)"]),
         ("trio per received message",
-         messages * micro["trio: one receive (cancel scope, timeout, receive_some)"]),
+         messages * micro["trio: one wake-up to read (scope, wait_readable, recv)"]),
         ("fan-out sends", GRS_CLIENTS * micro["fan-out: one client's frame lookup and send"]),
         ("encode (1 delta per tick)", micro["encode one delta frame (per view and baseline)"]),
     ]  # fmt: skip
