@@ -40,9 +40,17 @@ def test_the_innermost_named_frame_decides() -> None:
         "TypeAdapter.validate_python (pydantic/type_adapter.py:400)"
     )) == "parse client messages"  # fmt: skip
     assert categorize(stack(
+        f"{SESSION};Session._parse (server/client_session.py:183);"
+        "decode_client_frame (netcode/codec.py:120);_plain_data_problem (netcode/codec.py:90)"
+    )) == "parse client messages"  # fmt: skip
+    assert categorize(stack(
         f"{TICK};RoomHost._fan_out (server/room_host.py:309);"
         "RoomHost._send_state (server/room_host.py:324);"
         "Publisher.frame (netcode/publisher.py:100)"
+    )) == "encoding"  # fmt: skip
+    assert categorize(stack(
+        f"{TICK};Room.tick (rooms/room.py:300);Publisher.publish (netcode/publisher.py:70);"
+        "checksum (netcode/codec.py:255);canonical (netcode/codec.py:236)"
     )) == "encoding"  # fmt: skip
     assert categorize(stack(
         f"{TICK};RoomHost._fan_out (server/room_host.py:309);"
