@@ -41,6 +41,12 @@ FIGURES = (
     Figure("  marker receipts missed", lambda r: r["latency_ms"]["missed"], 0, ratio=False),
     Figure("join to first state (ms)", lambda r: r["summary"]["join_to_first_state_ms"]),
     Figure("server RSS (MB)", lambda r: r["server"]["rss_mb"], 0),
+    Figure(
+        "  server CPU in the kernel, whole run (%)",
+        lambda r: r["server_system_share"] * 100,
+        0,
+        ratio=False,
+    ),
     Figure("state frames/s per spectator", lambda r: r["messages_per_s"]["spectator"]["median"]),
     Figure("server ticks/s", lambda r: r["server"].get("ticks_per_s"), ratio=False),
     Figure("load-generator CPU s/s", lambda r: r["summary"]["loadgen_cpu_s_per_s"], 3),

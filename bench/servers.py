@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import psutil
+
 from bench.loadgen import REPO_ROOT, python_env
 
 ANCHOR_SOURCE: Final = Path("/work/shared/anchors/colyseus")
@@ -162,6 +164,7 @@ def run_load(server: Server, run_dir: Path, load_args: list[str], timeout: float
         command += ["--data-dir", str(server.data_dir)]
         cwd, env = REPO_ROOT, python_env()
     command += ["--server-pid", str(server.pid), "--out", str(out), *load_args]
+    before = _user_system(server.pid)
     with (run_dir / "load.log").open("wb") as log:
         try:
             subprocess.run(
@@ -179,7 +182,20 @@ def run_load(server: Server, run_dir: Path, load_args: list[str], timeout: float
         return {"error": f"no result; see {run_dir / 'load.log'}"}
     result: dict[str, Any] = json.loads(out.read_text())
     result["machine_load_after"] = machine_load()
+    after = _user_system(server.pid)
+    if before is not None and after is not None:
+        user, system = after[0] - before[0], after[1] - before[1]
+        result["server_system_share"] = system / (user + system) if user + system else None
     return result
+
+
+def _user_system(pid: int) -> tuple[float, float] | None:
+    """User and system CPU seconds of a process: the system part is its syscalls (sends)."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return float(times.user), float(times.system)
 
 
 def machine_load() -> dict[str, Any]:
