@@ -1,209 +1,168 @@
-"""GR-S against a real server process: prints the figures DESIGN.md holds us to.
+"""GR-S and GR-L (WORKLOAD.md) against our server and the Colyseus anchor, in one run.
 
-One room; 8 participants sending head and hands at 30 Hz (two moving their hands, the
-rest still with sub-millimetre jitter, one carrying an object); 20 shared objects;
-7 vitals changing each second; an event every 5 s; 200 spectators.
+    python -m bench.grs                          # GR-S: 200 spectators, 2 rounds each
+    python -m bench.grs --grl --spectators 20    # the GR-L room shape, 20 spectators
+    python -m bench.grs --grl --light            # GR-L: 1,000 light spectators
+    python -m bench.grs --grl --light --ramp     # GR-L ramp: spectators in steps of 250
+    python -m bench.grs --short                  # smoke run: 3 s warm-up, 10 s measured
+    options: --rounds N, --only grandrounds|colyseus, --out DIR, --anchor-src DIR
 
-    python bench/grs.py [--spectators 200] [--seconds 20]
+Each round starts a fresh server and drives it with its own load generator, ours and
+the anchor's alternating (ours, theirs, ours, theirs, ...) so that both see the same
+machine; then every figure is printed side by side with the ratio of the medians. The
+JSON of every round is kept under --out (default bench/.results/).
+
+The two load generators run the same workload the same way: the anchor's motion model
+(bench/motion.py is its port), its timeline, windows, markers, CLOCK_MONOTONIC stamps
+and analysis (bench/loadgen.py is `load.cjs` ported), the same process layout (a
+coordinator with the participants and mid-run joiners, two spectator processes). Where
+they differ, each does what a real client of its server does:
+- Clients: theirs are `@colyseus/sdk` clients; ours are the reference Python client
+  (participants, mid-run joiners) and, for the spectators, our own decoder (`Mirror`,
+  checksums included) behind a lean socket loop (bench/spectator_pool.py), because a
+  trio task per spectator would cost the load generator more than the server.
+- Acks: our clients ack every 10 ticks, as the reference client and the web app do;
+  Colyseus clients send no acks (its protocol has none).
+- Markers: head x = 1000 + seq m in theirs; 100 m + seq mm in ours (we refuse positions
+  beyond 1 km and publish millimetres). Light spectators scan the raw frames of their
+  own format for it.
+- Poses: one `pose` message carries a participant's carried object in ours; Colyseus
+  sends it as a second message. Ours publish millimetres and skip sub-millimetre jitter;
+  Colyseus sends float32 fields that changed.
+- Join: ours holds its join token already (a join link carries it) and connects;
+  Colyseus' `joinById` first makes an HTTP matchmaking request.
+- The room: ours is the `demo` case (7 vitals, an event every 5 s, the objects); its
+  events are 40-60 characters of text, the anchor's exactly 120 bytes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
+import os
+import shutil
+import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-import psutil
-import trio
+from bench.compare import ramp_lines, round_line, table
+from bench.loadgen import PRESETS, REPO_ROOT
+from bench.room_microbench import measure
+from bench.servers import ANCHOR_SOURCE, ensure_anchor, run_load, start_colyseus, start_ours
 
-from clients.python.bots import report, run_bots
-from netcode.views import ALL_VIEWS, Role, View
-from replay.writer import SessionWriter, new_session_id
-from rooms.demo import DemoScenario
-from rooms.records import NullRecorder
-from rooms.room import Room
-
-FULL_SPECTATORS = 20
-"""Spectators that decode every frame and measure latency (the rest are light)."""
+SERVERS = ("grandrounds", "colyseus")
 
 
-def _room_ticks(ticks: int, recorder: Any) -> float:
-    """CPU seconds per GR-S tick of room work (8 pose inputs, the tick, 3 view frames).
-
-    CPU time, not wall time: the recording's fsyncs wait on the disk in a worker thread.
-    """
-    room = Room("bench", DemoScenario(1), seed=1, recorder=recorder)
-    room.start()
-    members = [room.join(Role.PARTICIPANT, f"p{i}") for i in range(8)]
-    room.tick()
-    flush = getattr(recorder, "flush", None)
-    started = time.process_time()
-    for tick in range(ticks):
-        for index, member in enumerate(members):
-            x = (tick * 3 % 1000) / 1000 if index < 2 else 0.0001 * (tick % 3)
-            room.pose(
-                member.id,
-                {
-                    "head": [index, 1.6, 0, 0, 0, 0, 1],
-                    "left": [x, 1.1, 0.3, 0, 0, 0, 1],
-                    "right": [index + 0.2, 1.1, 0.3, 0, 0, 0, 1],
-                },
-            )
-        room.tick()
-        for view in ALL_VIEWS:
-            room.publisher.frame(view, room.tick_no - 1)
-        if flush is not None and tick % 15 == 0:
-            flush()  # the server flushes twice a second, from a worker thread
-    return (time.process_time() - started) / ticks
+def load_arguments(args: argparse.Namespace) -> list[str]:
+    """The options both load generators take, spelled the same."""
+    out = ["--workload", "GR-L" if args.grl else "GR-S"]
+    if args.short:
+        out.append("--short")
+    if args.spectators is not None:
+        out += ["--spectators", str(args.spectators)]
+    if args.light:
+        out.append("--light-spectators")
+    if args.ramp:
+        start = args.ramp_step
+        out += ["--ramp", "--ramp-start", str(start), "--ramp-step", str(args.ramp_step)]
+        out += ["--time-budget", str(args.time_budget)]
+    return out
 
 
-def encode_microbench(ticks: int = 3000) -> tuple[list[str], float]:
-    """Cost of one GR-S tick in the room and publisher alone, with and without recording."""
-    bare = _room_ticks(ticks, NullRecorder())
-    with tempfile.TemporaryDirectory() as data_dir:
-        writer = SessionWriter(data_dir, new_session_id("bench"))
-        recorded = _room_ticks(ticks, writer)
-        writer.close()
-        size = sum(f.stat().st_size for f in writer.path.rglob("*") if f.is_file())
-    room = Room("frame", DemoScenario(1), seed=1)
-    room.start()
-    room.tick()
-    frame = len(room.publisher.frame(View.SPECTATOR, room.tick_no - 1))
-    return [
-        f"encode micro-benchmark: {bare * 1e6:.0f} us per GR-S tick "
-        f"(8 pose inputs, tick, 3 view frames); idle spectator delta {frame} bytes",
-        f"recording: {(recorded - bare) * 1e6:.0f} us per tick extra "
-        f"({(recorded - bare) * 30:.4f} CPU-s/s at 30 Hz); "
-        f"{size / (ticks / 30) * 3600 / 1e6:.1f} MB per hour of this workload",
-    ], (recorded - bare) * 30
+def time_limit(args: argparse.Namespace) -> float:
+    if args.ramp:
+        return float(args.time_budget) + 400
+    return 600 if args.grl else 400
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--spectators", type=int, default=200)
-    parser.add_argument("--seconds", type=float, default=20.0)
+def run_round(name: str, index: int, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    run_dir = out / f"{name}-{index}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    objects = PRESETS["GR-L" if args.grl else "GR-S"].objects
+    server = (
+        start_ours(run_dir, objects)
+        if name == "grandrounds"
+        else start_colyseus(run_dir, ensure_anchor(args.anchor_src))
+    )
+    try:
+        time.sleep(1)  # as run.sh: let the server settle before the load starts
+        load = [*load_arguments(args), "--label", f"round {index}"]
+        return run_load(server, run_dir, load, time_limit(args))
+    finally:
+        server.stop()
+
+
+def describe(args: argparse.Namespace) -> str:
+    preset = PRESETS["GR-L" if args.grl else "GR-S"]
+    spectators = "in steps" if args.ramp else str(args.spectators or preset.spectators)
+    windows = "3 s warm-up + 10 s" if args.short else "5 s warm-up + 60 s"
+    return (
+        f"{'GR-L' if args.grl else 'GR-S'}: {preset.participants} participants (hands moving: "
+        f"0, 1; carrying objects: {preset.moving}), {preset.objects} objects, {spectators} "
+        f"{'light' if args.light else 'full'} spectators, {windows} measured, "
+        f"{args.rounds} round(s) per server, alternating; load average at start "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.grs",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--grl", action="store_true", help="the GR-L room shape")
+    parser.add_argument("--spectators", type=int, help="default: the workload's (200 / 1000)")
+    parser.add_argument("--light", action="store_true", help="light spectators (anchor 4.6)")
+    parser.add_argument("--ramp", action="store_true", help="GR-L ramp (with --grl)")
+    parser.add_argument("--ramp-step", type=int, default=250)
+    parser.add_argument("--time-budget", type=float, default=900.0, help="per ramp, seconds")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--short", action="store_true", help="3 s warm-up, 10 s measured")
+    parser.add_argument("--only", choices=SERVERS, help="run one server only")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / ".results")
+    parser.add_argument("--anchor-src", type=Path, default=ANCHOR_SOURCE)
+    parser.add_argument("--no-micro", action="store_true", help="skip the room micro-benchmark")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop our processes on the way
+    if args.ramp and not args.grl:
+        parser.error("--ramp is the GR-L ramp: add --grl")
 
-    micro, recording_cpu = encode_microbench()
-    for line in micro:
-        print(line)
-    with tempfile.TemporaryDirectory() as data_dir:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "server.cli",
-                "serve",
-                "--demo",
-                "--demo-case",
-                "demo",
-                "--port",
-                "0",
-                "--data-dir",
-                data_dir,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        crowd: subprocess.Popen[bytes] | None = None
-        try:
-            url = ""
-            assert server.stdout is not None
-            for line in server.stdout:
-                if "serving on" in line:
-                    url = line.split("serving on ")[1].strip()
-                    break
-            key = json.loads((Path(data_dir) / "secrets.json").read_text())["admin_key"]
-            process = psutil.Process(server.pid)
+    print(describe(args), flush=True)
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in SERVERS}
+    servers = [args.only] if args.only else list(SERVERS)
+    for index in range(1, args.rounds + 1):
+        for name in servers:
+            result = run_round(name, index, args, args.out)
+            results[name].append(result)
+            if args.ramp:
+                print("\n".join(ramp_lines(f"round {index} {name}", result)), flush=True)
+            else:
+                print(round_line(name, index, result), flush=True)
+    (args.out / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
 
-            # Most spectators are light and run in a process of their own, so the load
-            # generator's own CPU does not distort the latency the measuring clients see.
-            light = max(0, args.spectators - FULL_SPECTATORS)
-            crowd = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "server.cli",
-                    "bots",
-                    "--server",
-                    url,
-                    "--room",
-                    "demo",
-                    "--participants",
-                    "0",
-                    "--spectators",
-                    str(light),
-                    "--full-every",
-                    "0",
-                    "--seconds",
-                    str(args.seconds + 15),
-                    "--admin-key",
-                    key,
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-
-            async def crowd_joined() -> None:
-                async with httpx.AsyncClient(base_url=url, timeout=5) as http:
-                    with trio.fail_after(60):
-                        while True:
-                            info = (await http.get("/api/rooms/demo")).json()
-                            if info["clients"]["spectator"] >= light:
-                                return
-                            await trio.sleep(0.2)
-
-            async def measured() -> tuple[object, float, float]:
-                await crowd_joined()
-                async with trio.open_nursery() as nursery:
-                    box: list[object] = []
-
-                    async def bots() -> None:
-                        box.append(
-                            await run_bots(
-                                url,
-                                key,
-                                "demo",
-                                8,
-                                min(args.spectators, FULL_SPECTATORS),
-                                args.seconds,
-                                moving=2,
-                                full_every=1,
-                                resumes=1,
-                            )
-                        )
-
-                    nursery.start_soon(bots)
-                    await trio.sleep(3.0)  # everyone joined: measure the steady state
-                    cpu0, wall0 = sum(process.cpu_times()[:2]), time.perf_counter()
-                    await trio.sleep(args.seconds - 4.0)
-                    cpu1, wall1 = sum(process.cpu_times()[:2]), time.perf_counter()
-                return box[0], cpu1 - cpu0, wall1 - wall0
-
-            tally, cpu, wall = trio.run(measured)
-            crowd.wait(30)
-            print(
-                f"GR-S: 8 participants (2 moving, 1 carrying), {args.spectators} spectators "
-                f"({min(args.spectators, FULL_SPECTATORS)} decoding everything), "
-                f"{args.seconds:.0f} s"
-            )
-            for line in report(tally, args.seconds):  # type: ignore[arg-type]
-                print(line)
-            print(f"server CPU:                 {cpu / wall:.3f} CPU-seconds per second")
-            print(f"recording share of server CPU: {recording_cpu / (cpu / wall) * 100:.1f}%")
-        finally:
-            if crowd is not None and crowd.poll() is None:
-                crowd.kill()
-            server.terminate()
-            server.wait(10)
+    if not args.ramp:
+        ok = {name: [r for r in rs if "error" not in r] for name, rs in results.items()}
+        print()
+        print("\n".join(table(ok["grandrounds"], ok["colyseus"])))
+    if not args.no_micro:
+        lines, recording = measure()
+        print()
+        print("\n".join(lines))
+        ours = [
+            r["summary"]["server_cpu_s_per_s"]
+            for r in results["grandrounds"]
+            if "summary" in r and r["summary"]["server_cpu_s_per_s"]
+        ]
+        if ours:
+            share = recording / (sum(ours) / len(ours)) * 100
+            print(f"recording share of our server CPU: {share:.1f}%")
+    print(f"\nresults: {args.out}")
+    return 0 if all("error" not in r for rs in results.values() for r in rs) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
