@@ -57,6 +57,12 @@ class Metrics:
             "Connections ended by an unexpected server error (each logged with an error id)",
             registry=r,
         )
+        self.feed_entries = Counter(
+            "grandrounds_spectator_feed_entries",
+            "Entries of rooms' spectator feeds (for relays), appended or dropped",
+            ["outcome"],
+            registry=r,
+        )
         self.frame_encodes = Counter(
             "grandrounds_frame_encodes", "Distinct state frames encoded", registry=r
         )

@@ -106,6 +106,11 @@ class RoomHost:
     def stopped(self) -> bool:
         return self._stopped.is_set()
 
+    @property
+    def goodbye_code(self) -> str:
+        """The `bye` code clients get when the room ends (`room_ended`, or why it failed)."""
+        return self._goodbye_code
+
     def request_end(self, reason: str) -> None:
         """End the room at its next tick; nothing to do once it has ended or stopped."""
         if not self.ended and not self.stopped:
