@@ -26,7 +26,8 @@ from replay.writer import SessionWriter, new_session_id
 from rooms.room import Room, RoomConfig
 from server import tokens
 from server.api import Api
-from server.client_socket import binary_frame
+from server.client_session import Session
+from server.client_socket import ClientSocket, binary_frame
 from server.cluster import Cluster
 from server.config import Settings
 from server.connections import Connections
@@ -324,6 +325,9 @@ class Server:
         await nursery.start(supervise)
         self.media = MediaBridge(supervisor, nursery)
         self.on_room_created.append(self.media.attach)
+
+    async def serve_websocket(self, sock: ClientSocket, peer: str) -> None:
+        await Session(self, sock, peer).run()
 
     async def _serve(self, listeners: list[trio.SocketListener], clients: trio.Nursery) -> None:
         await Connections(self).serve(listeners, clients)

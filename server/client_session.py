@@ -37,6 +37,8 @@ from server.valkey import ValkeyUnavailable
 
 if TYPE_CHECKING:
     from server.app import Server
+    from server.config import Settings
+    from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
 HELLO_TIMEOUT_SECONDS: Final = 10.0
@@ -66,15 +68,18 @@ class RateLimiter:
         return False
 
 
-class Session:
-    def __init__(self, server: Server, sock: ClientSocket, peer: str) -> None:
-        self.server = server
+class ClientSession:
+    """The conversation every WebSocket client has, on a node or on a spectator relay:
+    hello first, then messages within a rate, each refusal answered, too many ending it.
+    A subclass says who is admitted (`_hello`), where their messages go (`_dispatch`) and
+    what their leaving undoes (`_detach`)."""
+
+    def __init__(self, settings: Settings, metrics: Metrics, sock: ClientSocket, peer: str) -> None:
+        self.settings = settings
+        self.metrics = metrics
         self.sock = sock
         self.peer = peer
-        self.host: RoomHost | None = None
-        self.link: Link | None = None
-        self.review: ReviewStream | None = None
-        self._limiter = RateLimiter(server.settings.rate_per_second, server.settings.rate_burst)
+        self._limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
         self._strikes = 0
         self._errors_sent = 0
         self._error_window = -1.0
@@ -82,7 +87,7 @@ class Session:
 
     def error(self, code: str, message: str) -> None:
         """Send a non-fatal error, at most `MAX_ERRORS_PER_SECOND` a second."""
-        self.server.metrics.errors.labels(code).inc()
+        self.metrics.errors.labels(code).inc()
         now = trio.current_time()
         if now - self._error_window >= 1.0:
             self._error_window = now
@@ -99,7 +104,7 @@ class Session:
 
     def refuse(self, code: str, message: str, close_code: int = CLOSE_POLICY, **extra: str) -> None:
         """Say `bye` with a code and a sentence (and `extra` fields), then close."""
-        self.server.metrics.clients_dropped.labels(code).inc()
+        self.metrics.clients_dropped.labels(code).inc()
         self.sock.send(encode({"t": "bye", "code": code, "msg": message, **extra}))
         self.sock.close_soon(message[:100], close_code)
 
@@ -111,7 +116,7 @@ class Session:
             except Refusal as refusal:
                 self.refuse(refusal.code, refusal.message, refusal.close_code)
             except Exception as exc:
-                self.server.metrics.connection_faults.inc()
+                self.metrics.connection_faults.inc()
                 error_id = report_fault(f"WebSocket session of {self.peer}", exc)
                 self.refuse(
                     "internal_error",
@@ -121,9 +126,7 @@ class Session:
             finally:
                 with trio.CancelScope(shield=True):
                     try:
-                        if self.host is not None and self.link is not None:
-                            left = self.sock.client_close_code == CLOSE_NORMAL
-                            self.host.detach(self.link, left=left)
+                        self._detach()
                     finally:
                         await self.sock.finish()
                 nursery.cancel_scope.cancel()
@@ -136,10 +139,10 @@ class Session:
             return
         if not first or not await self._hello(first[0]):
             return
-        if self.review is not None:
-            await self.review.run(self._review_messages(first[1:]))
-            return
-        batch = first[1:]
+        await self._after_hello(first[1:])
+
+    async def _after_hello(self, batch: list[bytes]) -> None:
+        """Handle messages until the connection ends."""
         while True:
             self._handle(batch)
             if self.sock.closing:
@@ -163,21 +166,6 @@ class Session:
             if self._admit(data) and (message := self._parse(data)) is not None:
                 self._dispatch(message)
 
-    async def _review_messages(self, first: list[bytes]) -> AsyncIterator[bytes]:
-        """What a reviewer sends, one message at a time, within the same rate limit."""
-        batch = first
-        while True:
-            for data in batch:
-                if self.sock.closing:
-                    return
-                if self._admit(data):
-                    yield data
-            if self.sock.closing:
-                return
-            batch = await self.sock.receive()
-            if not batch:
-                return
-
     def _strike(self, code: str, message: str) -> None:
         self._strikes += 1
         if self._strikes > MAX_STRIKES:
@@ -196,12 +184,78 @@ class Session:
             return None
         return message
 
+    def _read_hello(self, data: bytes) -> Hello | None:
+        """The client's first message as a hello of this protocol version; None (after
+        `bye`) when it is not one."""
+        try:
+            message = parse_client_message(data)
+        except ProtocolError as exc:
+            self.refuse(exc.code, exc.message)
+            return None
+        if not isinstance(message, Hello):
+            self.refuse("hello_required", "the first message must be hello")
+            return None
+        if message.v != PROTOCOL_VERSION:
+            self.refuse(
+                "version_mismatch", f"this server speaks protocol version {PROTOCOL_VERSION}"
+            )
+            return None
+        return message
+
+    async def _hello(self, data: bytes) -> bool:
+        """Admit the client named by its hello; False (after `bye`) when it cannot be."""
+        raise NotImplementedError
+
+    def _dispatch(self, message: Any) -> None:
+        """One validated message from an admitted client."""
+        raise NotImplementedError
+
+    def _detach(self) -> None:
+        """The connection is over: let go of what the client held."""
+
+
+class Session(ClientSession):
+    """A client of a node: a room member, or a reviewer of a recorded session."""
+
+    def __init__(self, server: Server, sock: ClientSocket, peer: str) -> None:
+        super().__init__(server.settings, server.metrics, sock, peer)
+        self.server = server
+        self.host: RoomHost | None = None
+        self.link: Link | None = None
+        self.review: ReviewStream | None = None
+
+    async def _after_hello(self, batch: list[bytes]) -> None:
+        if self.review is not None:
+            await self.review.run(self._review_messages(batch))
+        else:
+            await super()._after_hello(batch)
+
+    async def _review_messages(self, first: list[bytes]) -> AsyncIterator[bytes]:
+        """What a reviewer sends, one message at a time, within the same rate limit."""
+        batch = first
+        while True:
+            for data in batch:
+                if self.sock.closing:
+                    return
+                if self._admit(data):
+                    yield data
+            if self.sock.closing:
+                return
+            batch = await self.sock.receive()
+            if not batch:
+                return
+
     def _dispatch(self, message: Any) -> None:
         assert self.host is not None and self.link is not None
         try:
             self.host.handle(self.link, message)
         except IntentRefused as refused:
             self._strike(refused.code, refused.message)
+
+    def _detach(self) -> None:
+        if self.host is not None and self.link is not None:
+            left = self.sock.client_close_code == CLOSE_NORMAL  # a goodbye, not a dropped link
+            self.host.detach(self.link, left=left)
 
     async def _open_review(self, token: str) -> bool:
         try:
@@ -247,19 +301,8 @@ class Session:
         return False
 
     async def _hello(self, data: bytes) -> bool:
-        """Admit the client named by its hello; False (after `bye`) when it cannot be."""
-        try:
-            message = parse_client_message(data)
-        except ProtocolError as exc:
-            self.refuse(exc.code, exc.message)
-            return False
-        if not isinstance(message, Hello):
-            self.refuse("hello_required", "the first message must be hello")
-            return False
-        if message.v != PROTOCOL_VERSION:
-            self.refuse(
-                "version_mismatch", f"this server speaks protocol version {PROTOCOL_VERSION}"
-            )
+        message = self._read_hello(data)
+        if message is None:
             return False
         if is_review_token(message.token):
             return await self._open_review(message.token)

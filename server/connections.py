@@ -17,15 +17,12 @@ import json
 import logging
 import math
 import resource
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import trio
 
 from server.boundary import report_fault
-from server.http import handle_connection
-
-if TYPE_CHECKING:
-    from server.app import Server
+from server.http import Service, handle_connection
 
 log = logging.getLogger(__name__)
 FILE_RESERVE_MIN: Final = 64
@@ -87,7 +84,7 @@ def peer_name(stream: trio.SocketStream) -> str:
 class Connections:
     """The server's open connections: admitted up to the cap, each in its boundary."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Service) -> None:
         self.server = server
         self.cap = connection_budget(server.settings.max_connections)
         self.open = 0

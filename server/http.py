@@ -7,7 +7,8 @@ further. Each request must arrive whole, headers and body, within
 must leave within it (a file: each chunk), so a client that drips bytes holds its
 connection for a bounded time. A request the server cannot take gets a 4xx JSON error
 with a code and the connection closes; nothing a client sends produces a traceback.
-A `GET /ws` upgrade hands the socket (and any bytes already read) to a client `Session`.
+A `GET /ws` upgrade hands the socket (and any bytes already read) to the service's
+WebSocket session (a node's `Session`, or a spectator relay's).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 import re
 import socket
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 from urllib.parse import parse_qs
 
 import h11
@@ -32,12 +33,12 @@ from wsproto.events import Request as WsRequest
 from wsproto.utilities import RemoteProtocolError as WsRemoteProtocolError
 
 from server.boundary import report_fault
-from server.client_session import Session
 from server.client_socket import ClientSocket
 from server.files import OpenFile
 
 if TYPE_CHECKING:
-    from server.app import Server
+    from server.config import Settings
+    from server.metrics import Metrics
 
 log = logging.getLogger(__name__)
 Body = TypeVar("Body", bound=BaseModel)
@@ -158,6 +159,27 @@ def error_response(status: int, code: str, message: str) -> HttpResponse:
     return json_response(status, {"error": code, "message": message})
 
 
+class Router(Protocol):
+    async def route(self, request: HttpRequest) -> HttpResponse: ...
+
+
+class Service(Protocol):
+    """What serves the port: a node (`server.app.Server`) or a spectator relay."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    @property
+    def api(self) -> Router: ...
+
+    async def serve_websocket(self, sock: ClientSocket, peer: str) -> None:
+        """Converse with one upgraded client until its connection ends."""
+        ...
+
+
 class _Refused(Exception):
     """A request answered with an error, after which the connection closes."""
 
@@ -170,7 +192,7 @@ class _FileShrank(Exception):
     """A file got shorter while it was being sent: the response cannot be completed."""
 
 
-async def handle_connection(server: Server, stream: trio.SocketStream, peer: str) -> None:
+async def handle_connection(server: Service, stream: trio.SocketStream, peer: str) -> None:
     """Serve one connection, inside its fault boundary, until it closes or upgrades."""
     connection = _Connection(server, stream, peer)
     try:
@@ -205,7 +227,7 @@ def _wants_websocket(request: HttpRequest) -> bool:
 
 
 class _Connection:
-    def __init__(self, server: Server, stream: trio.SocketStream, peer: str) -> None:
+    def __init__(self, server: Service, stream: trio.SocketStream, peer: str) -> None:
         self.server = server
         self.stream = stream
         self.peer = peer
@@ -415,7 +437,7 @@ class _Connection:
                 leftover=bytes(leftover),
                 send_buffer=settings.socket_send_buffer,
             )
-            await Session(self.server, client, self.peer).run()
+            await self.server.serve_websocket(client, self.peer)
         finally:
             if client is not None:
                 client.abort("connection ended")

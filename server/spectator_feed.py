@@ -48,8 +48,6 @@ class SpectatorFeed:
         self.key = Keys.spectator_feed(host.room.id)
         self.max_entries = round(FEED_SECONDS * config.tick_hz)
         self._send, self._receive = trio.open_memory_channel[tuple[bytes, bool]](QUEUE_ENTRIES)
-        self._first = True
-        """The first append of this owner drops every earlier entry (a former owner's)."""
         self._skipping = False
         self._unreachable = False
         self.superseded = False
@@ -78,7 +76,7 @@ class SpectatorFeed:
                 self._drop()  # it chains onto an entry that was lost
                 continue
             try:
-                await self.lease.append(self.key, entry, self.max_entries, restart=self._first)
+                await self.lease.append(self.key, entry, self.max_entries, starting_point=False)
             except ValkeyUnavailable as exc:
                 if not self._unreachable:
                     log.warning("room %s: spectator feed not written (%s)", self.lease.room_id, exc)
@@ -95,7 +93,7 @@ class SpectatorFeed:
                 return
             if self._unreachable:
                 log.info("room %s: spectator feed written again", self.lease.room_id)
-            self._first = self._skipping = self._unreachable = False
+            self._skipping = self._unreachable = False
             self.appended += 1
             self.host.metrics.feed_entries.labels("appended").inc()
 
@@ -108,7 +106,7 @@ class SpectatorFeed:
         )
         try:
             with trio.move_on_after(LAST_ENTRY_SECONDS):
-                await self.lease.append(self.key, entry, self.max_entries, restart=False)
+                await self.lease.append(self.key, entry, self.max_entries, starting_point=False)
         except (ValkeyUnavailable, Superseded) as exc:
             log.warning("room %s: relays not told the room ended (%s)", self.lease.room_id, exc)
 
