@@ -42,13 +42,6 @@ class Subscriber:
         """Whether this tick's frame is for this client (low-bandwidth clients skip some)."""
         return self.every == 1 or tick % self.every == 0
 
-    def due_between(self, after: int | None, tick: int) -> bool:
-        """Whether a tick in (`after`, `tick`] is on this client's grid: a spectator relay
-        catching up serves several ticks at once, in one frame for the newest."""
-        if after is None or tick <= after:
-            return self.due(tick)
-        return tick // self.every > after // self.every
-
     def frame(self, publisher: Publisher) -> bytes:
         """Delta from its baseline, resume delta from its op, or a snapshot: whichever fits."""
         return publisher.frame(self.view, self.base, self.resume_op)

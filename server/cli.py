@@ -1,4 +1,4 @@
-"""The `grandrounds` command: serve, bots, case and replay tools."""
+"""The `grandrounds` command: serve, relay, bots, case and replay tools."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import trio
 from server.app import Server
 from server.cluster import ClusterStartupError
 from server.config import Settings
+from server.relay import Relay, RelaySettings, RelayStartupError
 from server.scenarios import DEFAULT_CASE
 
 
@@ -76,6 +77,60 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _relay(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    for name in (
+        "host",
+        "port",
+        "data_dir",
+        "redis_url",
+        "node_id",
+        "public_url",
+        "broadcast_delay_seconds",
+    ):
+        value = getattr(args, name)
+        if value is not None:
+            overrides[name] = value
+    settings = RelaySettings(**overrides)
+    if not settings.redis_url:
+        print("grandrounds: a relay needs --redis URL (or GRANDROUNDS_REDIS_URL)", file=sys.stderr)
+        return 2
+    ready = False
+
+    def announce(relay: Relay) -> None:
+        nonlocal ready
+        ready = True
+        delay = relay.settings.broadcast_delay_seconds
+        print(
+            f"Grand Rounds relay {relay.node_id} is serving spectators on "
+            f"{relay.settings.base_url()}" + (f" ({delay:g} s behind)" if delay else ""),
+            flush=True,
+        )
+
+    relay = Relay(settings)
+    failed: OSError | None = None
+    refused: RelayStartupError | None = None
+    try:
+        trio.run(lambda: relay.run(on_ready=announce))
+    except* OSError as group:
+        if ready:
+            raise
+        failed = _first(group)
+    except* RelayStartupError as group:
+        refused = group.exceptions[0]  # type: ignore[assignment]
+    if refused is not None:
+        print(f"grandrounds: the relay cannot join the cluster: {refused}", file=sys.stderr)
+        return 1
+    if failed is not None:
+        reason = failed.strerror or str(failed)
+        print(
+            f"grandrounds: cannot serve on {settings.host}:{settings.port}: {reason}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def _first(group: BaseExceptionGroup[OSError]) -> OSError:
     """The first error inside a (possibly nested) exception group."""
     inner: BaseException = group
@@ -117,6 +172,25 @@ def build_parser() -> argparse.ArgumentParser:
         "room, 'demo:200' the same with 200 shared objects)",
     )
     serve.set_defaults(func=_serve)
+
+    relay = commands.add_parser(
+        "relay", help="serve rooms' spectators from a cluster's feeds (docs/operations.md)"
+    )
+    relay.add_argument(
+        "--redis", dest="redis_url", help="the cluster's Valkey/Redis URL (required)"
+    )
+    relay.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    relay.add_argument("--port", type=int, help="port for HTTP and WebSocket (default 8766)")
+    relay.add_argument("--data-dir", type=Path, help="where the relay keeps its stream positions")
+    relay.add_argument(
+        "--broadcast-delay",
+        dest="broadcast_delay_seconds",
+        type=float,
+        help="serve the room this many seconds late (default 0)",
+    )
+    relay.add_argument("--node-id", help="this relay's name in the cluster (default host:port)")
+    relay.add_argument("--public-url", help="base URL spectators reach this relay at")
+    relay.set_defaults(func=_relay)
 
     for module in ("clients.python.bots", "server.case_cli", "server.replay_cli"):
         try:

@@ -34,6 +34,7 @@ from server.nodes import CpuMeter, NodeInfo, NodeKind, NodeRegistry
 from server.refusals import RoomRefused
 from server.room_backlog import RoomBacklog, TeeRecorder
 from server.room_lease import RENEW_SECONDS, RoomLease, Superseded
+from server.spectator_feed import attach_spectator_feed
 from server.takeover import read_backlog, rebuild
 from server.valkey import Keys, Valkey, ValkeyUnavailable
 
@@ -143,6 +144,7 @@ class Cluster:
     def adopt(self, host: RoomHost, lease: RoomLease, tee: TeeRecorder) -> None:
         """Tie a room this node now owns to the cluster: lease, backlog, spectator feed."""
         self.leases[host.room.id] = lease
+        attach_spectator_feed(host, lease)  # first: its last entry needs the lease
         backlog = RoomBacklog(lease, tee)
         self.backlogs[host.room.id] = backlog
         host.on_tick.append(backlog.on_tick)

@@ -50,13 +50,14 @@ class SpectatorFeed:
         self._send, self._receive = trio.open_memory_channel[tuple[bytes, bool]](QUEUE_ENTRIES)
         self._skipping = False
         self._unreachable = False
-        self.superseded = False
+        self.superseded = trio.Event()
+        """Set when the lease refused an append: another node owns the room now."""
         self.appended = 0
         self.dropped = 0
 
     def on_tick(self, host: RoomHost) -> None:
         """After the tick's fan-out: hand its entry over, never waiting."""
-        if self.superseded:
+        if self.superseded.is_set():
             return
         entry = self.writer.entry(host.room.publisher, time.time())
         try:
@@ -89,7 +90,7 @@ class SpectatorFeed:
                     self.lease.room_id,
                     self.lease.epoch,
                 )
-                self.superseded = True
+                self.superseded.set()
                 return
             if self._unreachable:
                 log.info("room %s: spectator feed written again", self.lease.room_id)
@@ -99,7 +100,7 @@ class SpectatorFeed:
 
     async def finish(self, host: RoomHost) -> None:
         """The room's loop stopped: if the room ended, tell relays (they say goodbye)."""
-        if not host.ended or self.superseded:
+        if not host.ended or self.superseded.is_set():
             return  # a room that moves to another node goes on there
         entry = self.writer.last_entry(
             host.room.publisher, time.time(), host.goodbye_code, host.room.end_reason

@@ -1,0 +1,169 @@
+"""Real node and relay processes on loopback, and spectators that note what they applied.
+
+Each process runs `python -m server.cli` with this tree on PYTHONPATH, logs to a file
+in its data directory, and is killed (SIGKILL) at the end of the block if still alive.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from clients.python.client import RoomClient
+from netcode.views import Role
+from server import tokens
+from server.valkey import Keys, open_valkey
+
+REPO = Path(__file__).resolve().parents[2]
+START_SECONDS = 30.0
+
+
+@dataclass
+class Process:
+    process: trio.Process
+    url: str
+    log: Path
+
+    @property
+    def ws(self) -> str:
+        return self.url.replace("http", "ws", 1) + "/ws"
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def kill(self) -> None:
+        """kill -9: no goodbye, no last write."""
+        if self.process.returncode is None:
+            self.process.kill()
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+async def _start(args: list[str], data_dir: Path, ready: str) -> Process:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / "process.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "GRANDROUNDS_MEDIA_WORKERS": "0",
+        "GRANDROUNDS_GRACE_SECONDS": "10",
+    }
+    with log.open("ab") as stderr:
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "server.cli", *args, "--data-dir", str(data_dir)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+            start_new_session=True,
+        )
+    assert process.stdout is not None
+    text = ""
+    with trio.fail_after(START_SECONDS):
+        while (found := re.search(ready, text)) is None:
+            chunk = await process.stdout.receive_some(4096)
+            if not chunk:
+                raise RuntimeError(f"{args[0]} exited early:\n{log.read_text()}")
+            text += chunk.decode()
+    return Process(process, found.group(1), log)
+
+
+async def start_node(valkey_url: str, data_dir: Path, *, demo: bool = True) -> Process:
+    """A cluster node; with `demo` the cluster gets the room 'demo' (the GR-S room)."""
+    args = ["serve", "--redis", valkey_url, "--port", "0"]
+    if demo:
+        args += ["--demo", "--demo-case", "demo"]
+    node = await _start(args, data_dir, r"serving on (http://\S+)")
+    if demo:
+        await wait_for_feed(valkey_url, "demo")
+    return node
+
+
+async def start_relay(
+    valkey_url: str, data_dir: Path, *, port: int = 0, delay: float | None = None
+) -> Process:
+    args = ["relay", "--redis", valkey_url, "--port", str(port)]
+    if delay is not None:
+        args += ["--broadcast-delay", str(delay)]
+    return await _start(args, data_dir, r"serving spectators on (http://\S+)")
+
+
+@asynccontextmanager
+async def processes() -> AsyncIterator[list[Process]]:
+    """Every process appended to the list is killed when the block ends."""
+    started: list[Process] = []
+    try:
+        yield started
+    finally:
+        for process in started:
+            process.kill()
+        with trio.move_on_after(10):
+            for process in started:
+                await process.process.wait()
+
+
+async def wait_for_feed(valkey_url: str, room: str) -> None:
+    """Until the room's owner has started its spectator feed."""
+    async with open_valkey(valkey_url) as valkey:
+        with trio.fail_after(START_SECONDS):
+            while not await valkey.call(valkey.client.xlen(Keys.spectator_feed(room))):
+                await trio.sleep(0.1)
+
+
+async def cluster_token(valkey_url: str, room: str, role: Role, **claims: Any) -> str:
+    """A join token signed with the secret the cluster's nodes share through Valkey."""
+    async with open_valkey(valkey_url) as valkey:
+        stored = await valkey.call(valkey.client.hgetall(Keys.SECRETS))
+    secret = stored[b"secret"].decode()
+    return tokens.issue(secret, room, role, role.value.title(), 3600, claims.get("seats"))
+
+
+async def http_get(url: str, path: str) -> str:
+    """The body of a plain HTTP GET over a real socket."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    stream = await trio.open_tcp_stream(host, int(port))
+    async with stream:
+        request = f"GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        await stream.send_all(request.encode())
+        data = b""
+        with trio.fail_after(10):
+            while chunk := await stream.receive_some(65536):
+                data += chunk
+    return data.partition(b"\r\n\r\n")[2].decode()
+
+
+def metric(text: str, name: str, labels: str = "") -> float:
+    """One sample of a Prometheus text exposition (0 when absent)."""
+    pattern = re.escape(name + (f"{{{labels}}}" if labels else "")) + r" (\S+)"
+    found = re.search(r"^" + pattern + r"$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+@dataclass
+class Watch:
+    """What one client applied: per tick the checksum its frame carried (verified by its
+    mirror), the kind of each frame, in order."""
+
+    checksums: dict[int, int] = field(default_factory=dict)
+    frames: list[tuple[int, str]] = field(default_factory=list)
+
+    def __call__(self, frame: Mapping[str, Any], _now: float) -> None:
+        kind = "snapshot" if "full" in frame else "delta" if "b" in frame else "resume"
+        self.frames.append((frame["k"], kind))
+        if "c" in frame:
+            self.checksums[frame["k"]] = frame["c"]
+
+
+def open_client(url: str, token: str, nursery: trio.Nursery) -> tuple[RoomClient, Watch]:
+    watch = Watch()
+    return RoomClient(url, token, nursery, on_frame=watch), watch
