@@ -10,8 +10,9 @@ stream, keeps a copy of the spectator view and serves spectators from it with th
   ticks since (`ops`, each `[seq, bytes]`: the op's msgpack exactly as the owner's
   publisher encoded it for spectators), poses changed `p` and poses gone `g`;
 - the spectator view's checksum `c` on the ticks that carry one;
-- now and then (`snapshot_every` ticks, and whenever the chain broke: the first entry
-  of an owner, an entry that could not be appended) the whole spectator view `full`
+- now and then (`snapshot_every` ticks, and whenever the chain cannot be mended: the
+  first entry of an owner, entries lost for longer than the publisher's history) the
+  whole spectator view `full`
   with the room's `m` (title, tick rate, checksum period, grace period), so a relay can
   start or recover anywhere within the stream's cap. A periodic snapshot carries its
   delta too, so a relay that follows the stream never has to reload;
@@ -76,8 +77,28 @@ class FeedEntry:
         return self.full is not None
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """An entry the owner made, with what its appending needs to know."""
+
+    payload: bytes
+    tick: int
+    op_head: int
+    base: int | None
+    """The tick its delta chains onto (None: it has no delta)."""
+    snapshot: bool
+
+
 class FeedWriter:
-    """The owner's side: one entry per tick from the room's publisher."""
+    """The owner's side: one entry per tick from the room's publisher.
+
+    Each entry's delta chains onto the previous entry made. When one does not reach the
+    stream the chain is mended rather than restarted: an entry that could not even be
+    queued is taken back (the next chains onto the one before it), and after a failed
+    append the next chains onto the last entry the stream holds (`rebase`), so a relay
+    gets one larger delta. Only when that is older than the publisher's history is the
+    next entry a snapshot without a delta, and relays rebuild from it.
+    """
 
     def __init__(self, epoch: int, meta: RoomMeta, snapshot_every: int) -> None:
         self.epoch = epoch
@@ -86,23 +107,32 @@ class FeedWriter:
         self._last_tick: int | None = None
         self._last_op = 0
         self._since_snapshot = 0
+        self._before: tuple[int | None, int, int] = (None, 0, 0)
 
-    def restart(self) -> None:
-        """An entry was lost: the next one is a snapshot, with no delta (nothing to chain to)."""
-        self._last_tick = None
+    def take_back(self) -> None:
+        """The entry just made was not sent: the next one chains onto the one before it."""
+        self._last_tick, self._last_op, self._since_snapshot = self._before
 
-    def entry(self, publisher: Publisher, now: float) -> tuple[bytes, bool]:
-        """This tick's entry, and whether it is a snapshot."""
+    def rebase(self, tick: int | None, op_head: int) -> None:
+        """The stream holds entries up to the one for `tick` (None: none of this owner's):
+        the next entry chains onto it."""
+        self._last_tick, self._last_op = tick, op_head
+
+    def entry(self, publisher: Publisher, now: float) -> Outgoing:
+        """This tick's entry."""
+        self._before = (self._last_tick, self._last_op, self._since_snapshot)
         packer = msgpack.Packer(use_bin_type=True)
         parts = self._head(packer, publisher.tick, publisher.op_head, now)
+        base = self._last_tick
         delta = None
-        if self._last_tick is not None and publisher.ops_available(self._last_op):
-            delta = publisher.pose_delta(self._last_tick)
-        if delta is not None:
-            assert self._last_tick is not None
+        if base is not None and publisher.ops_available(self._last_op):
+            delta = publisher.pose_delta(base)
+        if delta is None:
+            base = None
+        else:
             changed, gone = delta
             ops = publisher.encoded_ops(SPECTATOR, self._last_op)
-            parts += [packer.pack("b"), packer.pack(self._last_tick)]
+            parts += [packer.pack("b"), packer.pack(base)]
             if ops:
                 parts += [
                     packer.pack("ops"),
@@ -116,7 +146,7 @@ class FeedWriter:
         if publisher.checksums is not None:
             parts += [packer.pack("c"), packer.pack(publisher.checksums[SPECTATOR])]
         self._since_snapshot += 1
-        snapshot = delta is None or self._since_snapshot >= self.snapshot_every
+        snapshot = base is None or self._since_snapshot >= self.snapshot_every
         if snapshot:
             self._since_snapshot = 0
             meta = self.meta
@@ -128,7 +158,7 @@ class FeedWriter:
             ]
         self._last_tick = publisher.tick
         self._last_op = publisher.op_head
-        return _map(packer, parts), snapshot
+        return Outgoing(_map(packer, parts), publisher.tick, publisher.op_head, base, snapshot)
 
     def last_entry(self, publisher: Publisher, now: float, code: str, reason: str) -> bytes:
         """The entry that tells relays the room has ended (`code` as in the `bye`)."""

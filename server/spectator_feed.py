@@ -3,11 +3,16 @@
 Relays serve a room's spectators from this stream (`server/relay.py`); the entry format
 is `netcode.spectator_feed`. The room's loop never waits on Valkey: after each tick's
 fan-out a hook builds the tick's entry and hands it to a bounded channel, and a
-companion task of the room appends the entries, fenced by the room's lease. When the
+companion task of the room appends the entries.
+
+Each append is one script that checks two things at once: that this node still holds
+the room's lease with its epoch (a superseded owner publishes nothing, and its feed
+ends), and that the entry's delta chains onto the stream's newest entry. When the
 channel is full, or an append fails (Valkey slow or down), entries are dropped and the
-next one is a snapshot, so a relay recovers without anything growing. When the lease
-has been superseded (another node owns the room now), the feed ends: nothing this copy
-of the room writes is accepted any more.
+next one carries a delta over the gap (after a gap longer than the publisher's history,
+a snapshot). An append that timed out may still land later; the chain check then
+refuses whatever no longer follows, and says which entry the stream ends with, so the
+next entry chains onto that. Relays thus always find a stream they can follow.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Final
 
 import trio
 
-from netcode.spectator_feed import FeedWriter, RoomMeta
+from netcode.spectator_feed import FeedWriter, Outgoing, RoomMeta
 from server.room_host import RoomHost
 from server.room_lease import RoomLease, Superseded
 from server.valkey import Keys, ValkeyUnavailable
@@ -32,6 +37,30 @@ SNAPSHOT_SECONDS: Final = 2.0
 QUEUE_ENTRIES: Final = 64
 """Entries waiting to be appended at most (about 2 s at 30 Hz); more are dropped."""
 LAST_ENTRY_SECONDS: Final = 5.0
+ENDED_FEED_SECONDS: Final = 3600
+"""How long an ended room's feed stays in Valkey (relays say goodbye from it)."""
+
+_APPEND: Final = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return false
+end
+local head = redis.call('GET', KEYS[3]) or ''
+if ARGV[4] ~= '*' and head:match('^[^|]*') ~= ARGV[4] then
+  return {0, head}
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'd', ARGV[3])
+redis.call('SET', KEYS[3], ARGV[5])
+return {1, ARGV[5]}
+"""
+"""KEYS: lease, stream, the stream's head. ARGV: lease token, max entries, payload, the
+tick the entry chains onto ('*': a snapshot, it needs no chain), `tick|op` of the entry.
+nil when the lease is not this owner's; else {1, head} appended or {0, head} refused."""
+
+
+def _head(value: bytes | str) -> tuple[int, int] | None:
+    text = value.decode() if isinstance(value, bytes) else value
+    tick, _, op = text.partition("|")
+    return (int(tick), int(op)) if tick and op else None
 
 
 class SpectatorFeed:
@@ -46,9 +75,11 @@ class SpectatorFeed:
         )
         self.writer = FeedWriter(lease.epoch, meta, round(SNAPSHOT_SECONDS * config.tick_hz))
         self.key = Keys.spectator_feed(host.room.id)
+        self.head_key = f"{self.key}:head"
         self.max_entries = round(FEED_SECONDS * config.tick_hz)
-        self._send, self._receive = trio.open_memory_channel[tuple[bytes, bool]](QUEUE_ENTRIES)
-        self._skipping = False
+        self._send, self._receive = trio.open_memory_channel[Outgoing](QUEUE_ENTRIES)
+        self._held: tuple[int, int] | None = None
+        """(tick, op head) of the newest entry the stream holds, as far as this owner knows."""
         self._unreachable = False
         self.superseded = trio.Event()
         """Set when the lease refused an append: another node owns the room now."""
@@ -63,26 +94,33 @@ class SpectatorFeed:
         try:
             self._send.send_nowait(entry)
         except trio.WouldBlock:
-            self._drop()
+            self.writer.take_back()  # the next entry covers this tick too
+            self._dropped()
 
-    def _drop(self) -> None:
+    def _dropped(self) -> None:
         self.dropped += 1
         self.host.metrics.feed_entries.labels("dropped").inc()
-        self.writer.restart()
+
+    def _lost(self) -> None:
+        """An entry did not reach the stream: the next one chains onto what it holds."""
+        self._dropped()
+        held = self._held
+        self.writer.rebase(None if held is None else held[0], 0 if held is None else held[1])
 
     async def run(self) -> None:
         """Append entries as they come, until the room's loop ends or the lease is lost."""
-        async for entry, snapshot in self._receive:
-            if self._skipping and not snapshot:
-                self._drop()  # it chains onto an entry that was lost
+        async for entry in self._receive:
+            held = None if self._held is None else self._held[0]
+            if entry.base != held and not entry.snapshot:
+                self._lost()  # it chains onto an entry the stream does not have
                 continue
             try:
-                await self.lease.append(self.key, entry, self.max_entries, starting_point=False)
+                appended, head = await self._append(entry)
             except ValkeyUnavailable as exc:
                 if not self._unreachable:
                     log.warning("room %s: spectator feed not written (%s)", self.lease.room_id, exc)
-                self._unreachable = self._skipping = True
-                self._drop()
+                self._unreachable = True
+                self._lost()
                 continue
             except Superseded:
                 log.warning(
@@ -94,9 +132,35 @@ class SpectatorFeed:
                 return
             if self._unreachable:
                 log.info("room %s: spectator feed written again", self.lease.room_id)
-            self._skipping = self._unreachable = False
-            self.appended += 1
-            self.host.metrics.feed_entries.labels("appended").inc()
+            self._unreachable = False
+            self._held = head
+            if appended:
+                self.appended += 1
+                self.host.metrics.feed_entries.labels("appended").inc()
+            else:
+                self._lost()  # an append that timed out landed after all
+
+    async def _append(self, entry: Outgoing) -> tuple[bool, tuple[int, int] | None]:
+        """Append fenced and chained: (appended, the stream's head after)."""
+        valkey = self.lease.valkey
+        result = await valkey.call(
+            valkey.client.eval(
+                _APPEND,
+                keys=[Keys.room_lease(self.lease.room_id), self.key, self.head_key],
+                args=[
+                    self.lease.token,
+                    self.max_entries,
+                    entry.payload,
+                    "*" if entry.snapshot else str(entry.base),
+                    f"{entry.tick}|{entry.op_head}",
+                ],
+            )
+        )
+        if result is None:
+            raise Superseded(f"room {self.lease.room_id}: epoch {self.lease.epoch} superseded")
+        assert isinstance(result, list | tuple) and len(result) == 2, result
+        appended, head = result
+        return bool(appended), _head(head if isinstance(head, bytes | str) else "")
 
     async def finish(self, host: RoomHost) -> None:
         """The room's loop stopped: if the room ended, tell relays (they say goodbye)."""
@@ -105,16 +169,20 @@ class SpectatorFeed:
         entry = self.writer.last_entry(
             host.room.publisher, time.time(), host.goodbye_code, host.room.end_reason
         )
+        valkey = self.lease.valkey
         try:
             with trio.move_on_after(LAST_ENTRY_SECONDS):
                 await self.lease.append(self.key, entry, self.max_entries, starting_point=False)
+                for key in (self.key, self.head_key):
+                    await valkey.call(valkey.client.expire(key, ENDED_FEED_SECONDS))
         except (ValkeyUnavailable, Superseded) as exc:
             log.warning("room %s: relays not told the room ended (%s)", self.lease.room_id, exc)
 
 
 def attach_spectator_feed(host: RoomHost, lease: RoomLease) -> SpectatorFeed:
     """Publish `host`'s spectator view for relays while `lease` holds; call before the
-    room's loop starts (its companion task starts with the loop)."""
+    room's loop starts (its companion task starts with the loop), and before anything
+    that gives the lease up when the room stops (the last entry needs it)."""
     feed = SpectatorFeed(host, lease)
     host.on_tick.append(feed.on_tick)
     host.companions.append(feed.run)

@@ -24,6 +24,7 @@ from netcode.quantize import QuantizedPose
 from netcode.spectator_feed import (
     FeedEntry,
     FeedWriter,
+    Outgoing,
     RoomCopy,
     RoomMeta,
     Step,
@@ -53,11 +54,32 @@ class Owner:
     writer: FeedWriter
     truth: dict[int, tuple[int, int]] = field(default_factory=dict)
     """tick -> (checksum of the spectator view, op head), as the owner published it."""
+    queue: list[Outgoing] = field(default_factory=list)
+    appended: Outgoing | None = None
 
     def tick(self, tick: int, poses: dict[int, QuantizedPose]) -> None:
         self.publisher.publish(tick, self.world.drain(), poses)
         state = self.publisher.view_state(SPECTATOR)
         self.truth[tick] = (checksum(state), self.publisher.op_head)
+
+    def lost(self) -> None:
+        """As `SpectatorFeed` does when an entry does not reach the stream."""
+        held = self.appended
+        self.writer.rebase(None if held is None else held.tick, 0 if held is None else held.op_head)
+
+    def append_queued(self, data: st.DataObject, stream: list[bytes]) -> None:
+        """The feed's companion: append what is queued; some appends fail."""
+        for entry in self.queue:
+            held = None if self.appended is None else self.appended.tick
+            if entry.base != held and not entry.snapshot:
+                self.lost()
+            elif data.draw(st.integers(0, 9)) == 0:
+                event("append failed")
+                self.lost()
+            else:
+                stream.append(entry.payload)
+                self.appended = entry
+        self.queue.clear()
 
 
 def new_owner(world: CaseState, epoch: int, checksum_every: int) -> Owner:
@@ -96,16 +118,18 @@ def test_spectators_of_a_relay_hold_what_spectators_of_the_owner_hold(
             change_world(data, world, poses)
         if tick and data.draw(st.integers(0, 15)) == 0:
             epoch += 1  # a new owner takes the room over with a higher epoch
-            owner = new_owner(world, epoch, checksum_every)
+            owner = new_owner(world, epoch, checksum_every)  # the old one's queue is lost
             event("new owner")
         owner.tick(tick, poses)
         truth[epoch, tick] = owner.truth[tick]
-        entry, _ = owner.writer.entry(owner.publisher, now=float(tick))
+        entry = owner.writer.entry(owner.publisher, now=float(tick))
         if data.draw(st.integers(0, 9)) == 0:
-            owner.writer.restart()  # the append failed: the next entry is a snapshot
-            event("entry lost")
+            owner.writer.take_back()  # the queue was full
+            event("entry taken back")
         else:
-            stream.append(entry)
+            owner.queue.append(entry)
+        if data.draw(st.integers(0, 2)) == 0:
+            owner.append_queued(data, stream)
 
         if data.draw(st.integers(0, 12)) == 0:  # the relay restarts
             held = read - 1 if read and data.draw(st.booleans()) else None
@@ -119,6 +143,7 @@ def test_spectators_of_a_relay_hold_what_spectators_of_the_owner_hold(
         while read < len(stream):
             step = copy.apply(decode_entry(stream[read]))
             read += 1
+            assert step is not Step.WAITING  # every entry chains on, or rebuilds
             if step is Step.RESET:
                 for spectator in spectators:
                     spectator.sync.resync()  # baselines from before mean nothing now
@@ -156,24 +181,32 @@ def serve(
     assert (checksum(held.view_state()), held.op) == truth[copy.epoch, publisher.tick]
 
 
-def test_a_periodic_snapshot_carries_its_delta_and_a_lost_entry_restarts_the_chain() -> None:
+def test_a_periodic_snapshot_carries_its_delta_and_gaps_are_mended_with_a_delta() -> None:
     world = CaseState()
     owner = new_owner(world, 1, checksum_every=1)
     thing = world.create("thing", {"a": 0, "secret": 1}, {"secret": View.FACILITATOR})
     entries: list[FeedEntry] = []
-    for tick in range(7):
+
+    def make(tick: int) -> Outgoing:
         world.set(thing, "a", tick)
         world.set(thing, "secret", tick)
         owner.tick(tick, {thing: (tick, 0, 0, 7)})
-        entries.append(decode_entry(owner.writer.entry(owner.publisher, now=0.0)[0]))
+        return owner.writer.entry(owner.publisher, now=0.0)
+
+    for tick in range(7):
+        entries.append(decode_entry(make(tick).payload))
     assert [e.snapshot for e in entries] == [True, False, False, False, False, True, False]
     assert entries[0].base is None and entries[0].meta == META
     assert entries[5].base == 4 and entries[5].ops  # a periodic snapshot: delta and full
     assert all(len(e.ops) == 1 for e in entries[1:])  # the secret's ops are not for spectators
-    owner.writer.restart()
-    owner.tick(7, {})
-    lost = decode_entry(owner.writer.entry(owner.publisher, now=0.0)[0])
-    assert lost.snapshot and lost.base is None
+
+    make(7)
+    owner.writer.take_back()  # tick 7's entry did not fit the queue
+    lost = make(8)  # its append failed: the stream holds up to tick 6
+    owner.writer.rebase(6, entries[6].op_head)
+    mended = decode_entry(make(9).payload)
+    assert lost.base == 6 and mended.base == 6 and not mended.snapshot
+    assert len(mended.ops) == 3  # ticks 7, 8 and 9's spectator ops, in one delta
 
     copy = RoomCopy()
     assert copy.apply(entries[1]) is Step.WAITING  # a delta with nothing to chain to
@@ -184,7 +217,11 @@ def test_a_periodic_snapshot_carries_its_delta_and_a_lost_entry_restarts_the_cha
         Step.RESET,
         Step.CONTINUED,
     ]
-    assert copy.apply(lost) is Step.RESET  # tick 6 -> 7 has no delta: rebuilt
+    assert copy.apply(mended) is Step.CONTINUED
+    owner.writer.rebase(None, 0)  # nothing of this owner's in the stream: start afresh
+    fresh = decode_entry(make(10).payload)
+    assert fresh.snapshot and fresh.base is None
+    assert copy.apply(fresh) is Step.RESET
     end = decode_entry(owner.writer.last_entry(owner.publisher, 0.0, "room_ended", "done"))
     assert copy.apply(end) is Step.ENDED and copy.ended == ("room_ended", "done")
 
@@ -195,12 +232,14 @@ def test_a_copy_that_disagrees_with_the_owners_checksum_stops_serving() -> None:
     thing = world.create("thing", {"a": 0})
     owner.tick(0, {})
     copy = RoomCopy()
-    assert copy.apply(decode_entry(owner.writer.entry(owner.publisher, now=0.0)[0])) is Step.RESET
+    assert copy.apply(decode_entry(owner.writer.entry(owner.publisher, now=0.0).payload)) is (
+        Step.RESET
+    )
     assert copy.mirror is not None
     copy.mirror.entities[thing][1]["b"] = "not the owner's"
     world.set(thing, "a", 1)
     owner.tick(1, {})
-    assert copy.apply(decode_entry(owner.writer.entry(owner.publisher, now=0.0)[0])) is (
+    assert copy.apply(decode_entry(owner.writer.entry(owner.publisher, now=0.0).payload)) is (
         Step.WAITING
     )
     assert copy.publisher is None  # nothing is served until the next snapshot
