@@ -50,9 +50,9 @@ class Process:
         return self.log.read_text(errors="replace")
 
 
-async def _start(args: list[str], data_dir: Path, ready: str) -> Process:
+async def _start(args: list[str], data_dir: Path, ready: str, name: str) -> Process:
     data_dir.mkdir(parents=True, exist_ok=True)
-    log = data_dir / "process.log"
+    log = data_dir / f"{name}.log"
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -78,12 +78,15 @@ async def _start(args: list[str], data_dir: Path, ready: str) -> Process:
     return Process(process, found.group(1), log)
 
 
-async def start_node(valkey_url: str, data_dir: Path, *, demo: bool = True) -> Process:
-    """A cluster node; with `demo` the cluster gets the room 'demo' (the GR-S room)."""
+async def start_node(
+    valkey_url: str, data_dir: Path, *, demo: bool = True, name: str = "node"
+) -> Process:
+    """A cluster node; with `demo` the cluster gets the room 'demo' (the GR-S room).
+    Nodes that take rooms over from each other share a data directory (the recordings)."""
     args = ["serve", "--redis", valkey_url, "--port", "0"]
     if demo:
         args += ["--demo", "--demo-case", "demo"]
-    node = await _start(args, data_dir, r"serving on (http://\S+)")
+    node = await _start(args, data_dir, r"serving on (http://\S+)", name)
     if demo:
         await wait_for_feed(valkey_url, "demo")
     return node
@@ -95,7 +98,7 @@ async def start_relay(
     args = ["relay", "--redis", valkey_url, "--port", str(port)]
     if delay is not None:
         args += ["--broadcast-delay", str(delay)]
-    return await _start(args, data_dir, r"serving spectators on (http://\S+)")
+    return await _start(args, data_dir, r"serving spectators on (http://\S+)", "relay")
 
 
 @asynccontextmanager

@@ -187,3 +187,59 @@ async def test_a_relay_sends_members_to_a_node_and_refuses_forged_tokens(
         assert '"spectators": 0' in health
         assert "<html" in (await http_get(relay.url, "/")).lower()
         nursery.cancel_scope.cancel()
+
+
+async def test_relay_spectators_follow_the_room_to_its_next_owner(
+    valkey: ValkeyProcess, tmp_path: Path
+) -> None:
+    async with processes() as started, trio.open_nursery() as nursery:
+        first = await start_node(valkey.url, tmp_path / "nodes", name="a")
+        started.append(first)
+        started.append(await start_node(valkey.url, tmp_path / "nodes", demo=False, name="b"))
+        relay = await start_relay(valkey.url, tmp_path / "relay")
+        started.append(relay)
+        spectator_token = await cluster_token(valkey.url, "demo", Role.SPECTATOR)
+        watched = [open_client(relay.ws, spectator_token, nursery) for _ in range(2)]
+        for client, _ in watched:
+            await client.open()
+        await trio.sleep(1.0)
+        marks = [len(watch.frames) for _, watch in watched]
+        ticks = [client.mirror.tick for client, _ in watched]
+
+        first.kill()  # the owner dies; another node takes the room over
+        for (client, watch), mark, tick in zip(watched, marks, ticks, strict=True):
+            with trio.fail_after(30):
+                while not any(kind == "snapshot" for _, kind in watch.frames[mark:]):
+                    await client.next_frame(timeout=30)
+            after = watch.frames[mark:]
+            rebuilt = next(i for i, (_, kind) in enumerate(after) if kind == "snapshot")
+            await client.wait_for(lambda m, t=tick: m.tick is not None and m.tick > t + 30)
+            assert client.resyncs == 0 and client.connected
+            assert [kind for _, kind in watch.frames[mark + rebuilt + 1 :]].count("snapshot") == 0
+        text = await http_get(relay.url, "/metrics")
+        assert metric(text, "grandrounds_relay_feed_entries_total", 'step="reset"') == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_relay_spectators_are_told_when_the_room_ends(
+    valkey: ValkeyProcess, tmp_path: Path
+) -> None:
+    async with processes() as started, trio.open_nursery() as nursery:
+        node = await start_node(valkey.url, tmp_path / "node")
+        started.append(node)
+        relay = await start_relay(valkey.url, tmp_path / "relay")
+        started.append(relay)
+        spectator_token = await cluster_token(valkey.url, "demo", Role.SPECTATOR)
+        watching, _ = open_client(relay.ws, spectator_token, nursery)
+        await watching.open()
+        facilitator, _ = open_client(
+            node.ws, await cluster_token(valkey.url, "demo", Role.FACILITATOR), nursery
+        )
+        await facilitator.open()
+        assert (await facilitator.intent("end", reason="the case is over")).ok
+        await watching.wait_closed()
+        assert watching.bye is not None and watching.bye[0] == "room_ended"
+        late, _ = open_client(relay.ws, spectator_token, nursery)
+        with pytest.raises(Exception, match="room_ended"):
+            await late.open()
+        nursery.cancel_scope.cancel()
