@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--redis", dest="redis_url", help="the cluster's Valkey/Redis URL (required)"
     )
     relay.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    relay.add_argument("--port", type=int, help="port for HTTP and WebSocket (default 8766)")
+    relay.add_argument("--port", type=int, help="port for HTTP and WebSocket (default 8770)")
     relay.add_argument("--data-dir", type=Path, help="where the relay keeps its stream positions")
     relay.add_argument(
         "--broadcast-delay",

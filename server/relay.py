@@ -34,6 +34,7 @@ import trio
 from prometheus_client import Counter, Gauge
 from pydantic import Field
 
+from netcode.codec import encode
 from netcode.views import Role
 from rooms.actions import IntentRefused
 from server.boundary import report_fault
@@ -45,6 +46,7 @@ from server.files import app_file
 from server.http import HttpRequest, HttpResponse, error_response, json_response
 from server.metrics import Metrics
 from server.nodes import HEARTBEAT_SECONDS, CpuMeter, NodeInfo, NodeKind, NodeRegistry
+from server.relay_questions import RelayQuestions
 from server.relay_room import RelayRoom, Spectator
 from server.tokens import TokenError, is_review_token, verify
 from server.valkey import Keys, Valkey, ValkeyUnavailable, open_valkey
@@ -66,7 +68,7 @@ class RelayStartupError(Exception):
 class RelaySettings(Settings):
     """A relay's settings: a node's (flags over `GRANDROUNDS_*`), and its own."""
 
-    port: int = Field(default=8766, ge=0, le=65535)
+    port: int = Field(default=8770, ge=0, le=65535)
     broadcast_delay_seconds: float = Field(default=0.0, ge=0.0, le=120.0)
     """Hold the room's state back this long before serving it (0: live)."""
     max_spectators: int = Field(default=5000, ge=1)
@@ -287,6 +289,7 @@ class Relay:
         whose relay goes away)."""
         self.state = RelayState(settings.grace_seconds, 2 * settings.max_spectators)
         self.sessions = RelaySessions("")
+        self.questions = RelayQuestions(self)
         self._nodes: list[NodeInfo] = []
         self._valkey: Valkey | None = None
         self._rooms_nursery: trio.Nursery | None = None
@@ -380,6 +383,7 @@ class Relay:
                     nursery.start_soon(registry.heartbeat_forever)
                     nursery.start_soon(self._watch_nodes, registry)
                     nursery.start_soon(self._keep_state, path)
+                    nursery.start_soon(self.questions.run)
                     try:
                         async with trio.open_nursery() as rooms:
                             self._rooms_nursery = rooms
@@ -430,13 +434,20 @@ class Relay:
         )
 
     async def _watch_nodes(self, registry: NodeRegistry) -> None:
+        """Keep the cluster's live nodes; tell spectators when they change (`nodes`)."""
         while True:
             try:
                 self._nodes = await registry.live(NodeKind.NODE)
             except ValkeyUnavailable:
                 pass  # keep the last list
             else:
-                self.node_urls = [node.ws for node in self._nodes]
+                urls = [node.ws for node in self._nodes]
+                if urls != self.node_urls:
+                    self.node_urls = urls
+                    message = encode({"t": "nodes", "nodes": urls})
+                    for room in self.live_rooms():
+                        for spectator in room.spectators.values():
+                            spectator.sock.send(message)
             await trio.sleep(HEARTBEAT_SECONDS)
 
     def _load_state(self, path: Path) -> None:

@@ -397,12 +397,12 @@ class RelayRoom:
                 raise IntentRefused("bad_message", "this message is not accepted after hello")
 
     def _intent(self, spectator: Spectator, intent: Intent) -> None:
-        reply: dict[str, Any] = {"t": "reply", "id": intent.id, "ok": False}
-        if intent.do != "ask":
-            reply.update(code="forbidden", msg="spectators may only ask")
-        else:
-            reply.update(code="unavailable", msg="questions are not taken on this relay yet")
-        self.relay.metrics.errors.labels(reply["code"]).inc()
+        if intent.do == "ask":
+            self.relay.questions.ask(self, spectator, intent)  # the room's owner replies
+            return
+        reply = {"t": "reply", "id": intent.id, "ok": False, "code": "forbidden"}
+        reply["msg"] = "spectators may only ask"
+        self.relay.metrics.errors.labels("forbidden").inc()
         spectator.sock.send(encode(reply))
 
 

@@ -86,6 +86,8 @@ class RoomHost:
         """Called after each tick's fan-out (e.g. to feed the room's spectator stream)."""
         self.companions: list[Companion] = []
         """Tasks that live and die with the room's loop (e.g. its lease renewal)."""
+        self.reply_routes: dict[int, Callable[[Replied], None]] = {}
+        """Members whose replies go elsewhere (spectators asking through a relay)."""
         self.on_new_session: list[Callable[[str, int], None]] = []
         """Told (session, member) when a client starts a session (a cluster shares them)."""
         self.peer_urls: list[str] = []
@@ -279,6 +281,10 @@ class RoomHost:
                 raise IntentRefused("bad_message", "this message is not accepted after hello")
 
     def reply(self, reply: Replied) -> None:
+        route = self.reply_routes.get(reply.member)
+        if route is not None:
+            route(reply)
+            return
         link = self.links.get(reply.member)
         if link is None:
             return

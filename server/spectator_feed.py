@@ -17,16 +17,24 @@ next entry chains onto that. Relays thus always find a stream they can follow.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Final
 
 import trio
+from coredis.tokens import PureToken
+from pydantic import ValidationError
 
 from netcode.spectator_feed import FeedWriter, Outgoing, RoomMeta
+from netcode.views import Role
+from rooms.actions import IntentRefused
+from rooms.events import Replied
+from rooms.room import RoomStatus
+from server.relay_questions import QUESTIONS_KEPT, READ_BLOCK_MS, Answer, Question
 from server.room_host import RoomHost
 from server.room_lease import RoomLease, Superseded
-from server.valkey import Keys, ValkeyUnavailable
+from server.valkey import Keys, Valkey, ValkeyUnavailable
 
 log = logging.getLogger(__name__)
 FEED_SECONDS: Final = 30.0
@@ -179,12 +187,118 @@ class SpectatorFeed:
             log.warning("room %s: relays not told the room ended (%s)", self.lease.room_id, exc)
 
 
+class QuestionDesk:
+    """Takes the questions spectators on relays ask (`server/relay_questions.py`).
+
+    Each asking spectator becomes a member of the room (a spectator, without an avatar)
+    the first time it asks, so the room applies its rules to it as to anyone (who may
+    ask, how often, how long) and records the question. Between questions the member is
+    disconnected, so it expires after the room's grace period like any member who left,
+    and it never keeps an empty room from ending idle. The room's reply goes back to the
+    spectator's relay.
+    """
+
+    def __init__(self, host: RoomHost) -> None:
+        self.host = host
+        self.key = Keys.room_questions(host.room.id)
+        self._members: dict[tuple[str, int], int] = {}
+        """(relay, spectator) -> the room member asking for it"""
+        self._askers: dict[int, tuple[str, int]] = {}
+        self._send, self._receive = trio.open_memory_channel[tuple[str, Answer]](QUEUE_ENTRIES)
+
+    async def run(self, valkey: Valkey) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._read, valkey)
+            nursery.start_soon(self._answer, valkey)
+
+    async def _read(self, valkey: Valkey) -> None:
+        last = ""
+        while True:
+            try:
+                if not last:  # questions from before this owner were for another copy
+                    newest = await valkey.call(valkey.client.xrevrange(self.key, count=1))
+                    last = _text(newest[0].identifier) if newest else "0-0"
+                reply = await valkey.call(
+                    valkey.client.xread({self.key: last}, count=64, block=READ_BLOCK_MS)
+                )
+            except ValkeyUnavailable:
+                await trio.sleep(1.0)
+                continue
+            for item in (reply or {}).get(self.key.encode(), ()):
+                last = _text(item.identifier)
+                try:
+                    question = Question.model_validate_json(item.field_values[b"d"])
+                except (ValidationError, KeyError):
+                    log.warning("room %s: ignoring an unreadable question", self.host.room.id)
+                    continue
+                self._submit(question)
+
+    def _submit(self, question: Question) -> None:
+        room = self.host.room
+        asker = (question.relay, question.spectator)
+        if room.status is RoomStatus.ENDED:
+            self._route_to(asker, Replied(0, question.id, False, "room_ended", "the room ended"))
+            return
+        member = self._members.get(asker)
+        if member is None or not room.reconnect(member):
+            self._forget_gone()
+            member = room.join(Role.SPECTATOR, question.name).id
+            self._members[asker] = member
+            self._askers[member] = asker
+            self.host.reply_routes[member] = self._route
+        try:
+            room.submit(member, question.id, "ask", {"text": question.text})
+        except IntentRefused as refused:
+            self._route(Replied(member, question.id, False, refused.code, refused.message))
+        room.disconnect(member)
+
+    def _forget_gone(self) -> None:
+        """Drop the askers whose members have expired (bounded by the room's members)."""
+        members = self.host.room.members
+        for member in [m for m in self._askers if m not in members]:
+            del self._members[self._askers.pop(member)]
+            self.host.reply_routes.pop(member, None)
+
+    def _route(self, reply: Replied) -> None:
+        asker = self._askers.get(reply.member)
+        if asker is not None:
+            self._route_to(asker, reply)
+
+    def _route_to(self, asker: tuple[str, int], reply: Replied) -> None:
+        relay, spectator = asker
+        answer = Answer(
+            spectator=spectator, id=reply.reply_id, ok=reply.ok, code=reply.code, msg=reply.message
+        )
+        with contextlib.suppress(trio.WouldBlock):  # else the relay answers `room_busy`
+            self._send.send_nowait((relay, answer))
+
+    async def _answer(self, valkey: Valkey) -> None:
+        async for relay, answer in self._receive:
+            with contextlib.suppress(ValkeyUnavailable):  # else the relay answers `room_busy`
+                await valkey.call(
+                    valkey.client.xadd(
+                        Keys.relay_replies(relay),
+                        {"d": answer.model_dump_json()},
+                        trim_strategy=PureToken.MAXLEN,
+                        threshold=QUESTIONS_KEPT,
+                        trim_operator=PureToken.APPROXIMATELY,
+                    )
+                )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def attach_spectator_feed(host: RoomHost, lease: RoomLease) -> SpectatorFeed:
-    """Publish `host`'s spectator view for relays while `lease` holds; call before the
-    room's loop starts (its companion task starts with the loop), and before anything
-    that gives the lease up when the room stops (the last entry needs it)."""
+    """Publish `host`'s spectator view for relays while `lease` holds, and take the
+    questions their spectators ask. Call before the room's loop starts (the companion
+    tasks start with the loop), and before anything that gives the lease up when the
+    room stops (the feed's last entry needs it)."""
     feed = SpectatorFeed(host, lease)
+    desk = QuestionDesk(host)
     host.on_tick.append(feed.on_tick)
     host.companions.append(feed.run)
+    host.companions.append(lambda: desk.run(lease.valkey))
     host.on_stop.append(feed.finish)
     return feed

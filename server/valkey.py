@@ -117,6 +117,16 @@ class Keys:
         return f"gr:room:{room_id}:spectators"
 
     @staticmethod
+    def room_questions(room_id: str) -> str:
+        """stream: questions (`ask`) from spectators on relays, for the room's owner."""
+        return f"gr:room:{room_id}:questions"
+
+    @staticmethod
+    def relay_replies(relay_id: str) -> str:
+        """stream: owners' replies to the questions a relay forwarded."""
+        return f"gr:relay:{relay_id}:replies"
+
+    @staticmethod
     def creation(request_id: str) -> str:
         """string: the room a creation request made (idempotent creation)."""
         return f"gr:create:{request_id}"

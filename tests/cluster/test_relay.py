@@ -243,3 +243,36 @@ async def test_relay_spectators_are_told_when_the_room_ends(
         with pytest.raises(Exception, match="room_ended"):
             await late.open()
         nursery.cancel_scope.cancel()
+
+
+async def test_relay_spectators_ask_and_the_room_answers(
+    valkey: ValkeyProcess, tmp_path: Path
+) -> None:
+    async with processes() as started, trio.open_nursery() as nursery:
+        node = await start_node(valkey.url, tmp_path / "node")
+        started.append(node)
+        relay = await start_relay(valkey.url, tmp_path / "relay")
+        started.append(relay)
+        facilitator, _ = open_client(
+            node.ws, await cluster_token(valkey.url, "demo", Role.FACILITATOR), nursery
+        )
+        await facilitator.open()
+        asking, _ = open_client(
+            relay.ws, await cluster_token(valkey.url, "demo", Role.SPECTATOR), nursery
+        )
+        await asking.open()
+        first = await asking.intent("ask", text="Why not a second fluid bolus?")
+        assert first.ok, first
+        await facilitator.wait_for(
+            lambda m: any(
+                q.get("text") == "Why not a second fluid bolus?"
+                for q in m.logs.get("questions", ())
+            )
+        )
+        assert "questions" not in asking.mirror.logs  # the facilitator's channel, not theirs
+        second = await asking.intent("ask", text="And the lactate?")
+        third = await asking.intent("ask", text="And now?")  # past the room's allowance
+        assert second.ok and (third.ok, third.code) == (False, "rate_limited")
+        chat = await asking.intent("chat", text="hello")
+        assert (chat.ok, chat.code) == (False, "forbidden")
+        nursery.cancel_scope.cancel()
