@@ -301,7 +301,7 @@ class Relay:
         return self._valkey
 
     def live_rooms(self) -> list[RelayRoom]:
-        return [room for room in self.rooms.values() if not room.closed.is_set()]
+        return [room for room in self.rooms.values() if not room.closing]
 
     def spectator_count(self) -> int:
         return sum(len(room.spectators) for room in self.rooms.values())
@@ -328,7 +328,7 @@ class Relay:
         """This relay's copy of a room, following its feed from now if it was not yet;
         `IntentRefused` when the room has no feed (or ended)."""
         room = self.rooms.get(room_id)
-        if room is None or room.closed.is_set():
+        if room is None or room.closing:
             if len(self.live_rooms()) >= MAX_RELAY_ROOMS:
                 raise IntentRefused("room_full", "this relay follows as many rooms as it can")
             assert self._rooms_nursery is not None

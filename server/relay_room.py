@@ -83,7 +83,8 @@ class RelayRoom:
         """The copy has state, having read the stream up to its newest entry (or the room
         has ended): a spectator resuming finds its baseline in the history by then."""
         self._caught_up = False
-        self.closed = trio.Event()
+        self.closing = False
+        """It has stopped reading its feed: a new copy serves hellos from now on."""
         self._held: deque[tuple[float, FeedEntry]] = deque()
         self._held_cap = round(relay.settings.broadcast_delay_seconds * HELD_TICKS_PER_SECOND)
         self._released = trio.Event()
@@ -103,7 +104,7 @@ class RelayRoom:
                 await self._read_forever(last)
                 nursery.cancel_scope.cancel()
         finally:
-            self.closed.set()
+            self.closing = True
             self.ready.set()
             for gauge in (metrics.feed_lag_ticks, metrics.feed_lag_seconds):
                 with contextlib.suppress(KeyError):
@@ -187,6 +188,7 @@ class RelayRoom:
             if len(items) < READ_COUNT:
                 self._caught_up = True
                 self._check_ready()
+        self.closing = True
 
     def _check_ready(self) -> None:
         if self._caught_up and (self.copy.publisher is not None or self.copy.ended):

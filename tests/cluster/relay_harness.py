@@ -1,6 +1,7 @@
-"""Real node and relay processes on loopback, and spectators that note what they applied.
+"""Real relay processes on loopback (nodes: `tests/cluster/nodes.py`), and spectators
+that note what they applied.
 
-Each process runs `python -m server.cli` with this tree on PYTHONPATH, logs to a file
+A relay runs `python -m server.cli relay` with this tree on PYTHONPATH, logs to a file
 in its data directory, and is killed (SIGKILL) at the end of the block if still alive.
 """
 
@@ -22,13 +23,11 @@ from clients.python.client import RoomClient
 from netcode.views import Role
 from server import tokens
 from server.valkey import Keys, open_valkey
-
-REPO = Path(__file__).resolve().parents[2]
-START_SECONDS = 30.0
+from tests.cluster.nodes import REPO, START_SECONDS, Node, cluster_node
 
 
 @dataclass
-class Process:
+class Relay:
     process: trio.Process
     url: str
     log: Path
@@ -50,61 +49,50 @@ class Process:
         return self.log.read_text(errors="replace")
 
 
-async def _start(args: list[str], data_dir: Path, ready: str, name: str) -> Process:
+async def start_relay(
+    valkey_url: str, data_dir: Path, *, port: int = 0, delay: float | None = None
+) -> Relay:
+    args = ["relay", "--redis", valkey_url, "--port", str(port), "--data-dir", str(data_dir)]
+    if delay is not None:
+        args += ["--broadcast-delay", str(delay)]
     data_dir.mkdir(parents=True, exist_ok=True)
-    log = data_dir / f"{name}.log"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "GRANDROUNDS_MEDIA_WORKERS": "0",
-        "GRANDROUNDS_GRACE_SECONDS": "10",
-    }
+    log = data_dir / "relay.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GRANDROUNDS_GRACE_SECONDS": "10"}
     with log.open("ab") as stderr:
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "server.cli", *args, "--data-dir", str(data_dir)],
+            [sys.executable, "-m", "server.cli", *args],
             stdout=subprocess.PIPE,
             stderr=stderr,
             env=env,
-            start_new_session=True,
         )
     assert process.stdout is not None
     text = ""
     with trio.fail_after(START_SECONDS):
-        while (found := re.search(ready, text)) is None:
+        while (found := re.search(r"serving spectators on (http://\S+)", text)) is None:
             chunk = await process.stdout.receive_some(4096)
             if not chunk:
-                raise RuntimeError(f"{args[0]} exited early:\n{log.read_text()}")
+                raise RuntimeError(f"the relay exited early:\n{log.read_text()}")
             text += chunk.decode()
-    return Process(process, found.group(1), log)
-
-
-async def start_node(
-    valkey_url: str, data_dir: Path, *, demo: bool = True, name: str = "node"
-) -> Process:
-    """A cluster node; with `demo` the cluster gets the room 'demo' (the GR-S room).
-    Nodes that take rooms over from each other share a data directory (the recordings)."""
-    args = ["serve", "--redis", valkey_url, "--port", "0"]
-    if demo:
-        args += ["--demo", "--demo-case", "demo"]
-    node = await _start(args, data_dir, r"serving on (http://\S+)", name)
-    if demo:
-        await wait_for_feed(valkey_url, "demo")
-    return node
-
-
-async def start_relay(
-    valkey_url: str, data_dir: Path, *, port: int = 0, delay: float | None = None
-) -> Process:
-    args = ["relay", "--redis", valkey_url, "--port", str(port)]
-    if delay is not None:
-        args += ["--broadcast-delay", str(delay)]
-    return await _start(args, data_dir, r"serving spectators on (http://\S+)", "relay")
+    return Relay(process, found.group(1), log)
 
 
 @asynccontextmanager
-async def processes() -> AsyncIterator[list[Process]]:
-    """Every process appended to the list is killed when the block ends."""
-    started: list[Process] = []
+async def demo_node(
+    tmp_path: Path, name: str, valkey_url: str, *, demo: bool = True
+) -> AsyncIterator[Node]:
+    """A cluster node; with `demo` the cluster gets the room 'demo' (the GR-S room), and
+    the block starts once its owner feeds relays."""
+    args = ["--demo", "--demo-case", "demo"] if demo else []
+    async with cluster_node(tmp_path, name, valkey_url, args=args) as node:
+        if demo:
+            await wait_for_feed(valkey_url, "demo")
+        yield node
+
+
+@asynccontextmanager
+async def relays() -> AsyncIterator[list[Relay]]:
+    """Every relay appended to the list is killed when the block ends."""
+    started: list[Relay] = []
     try:
         yield started
     finally:

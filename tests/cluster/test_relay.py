@@ -17,14 +17,13 @@ import trio
 from clients.python.client import RoomClient
 from netcode.views import Role
 from tests.cluster.relay_harness import (
-    Process,
     Watch,
     cluster_token,
+    demo_node,
     http_get,
     metric,
     open_client,
-    processes,
-    start_node,
+    relays,
     start_relay,
 )
 from tests.cluster.valkey_process import ValkeyProcess
@@ -61,9 +60,11 @@ def ticks_after(watch: Watch, index: int) -> list[int]:
 async def test_relay_spectators_hold_the_owners_state_at_the_rate_they_ask_for(
     valkey: ValkeyProcess, tmp_path: Path
 ) -> None:
-    async with processes() as started, trio.open_nursery() as nursery:
-        node = await start_node(valkey.url, tmp_path / "node")
-        started.append(node)
+    async with (
+        demo_node(tmp_path, "a", valkey.url) as node,
+        relays() as started,
+        trio.open_nursery() as nursery,
+    ):
         spectator_token = await cluster_token(valkey.url, "demo", Role.SPECTATOR)
         participant, _ = open_client(
             node.ws, await cluster_token(valkey.url, "demo", Role.PARTICIPANT), nursery
@@ -108,9 +109,11 @@ async def test_relay_spectators_hold_the_owners_state_at_the_rate_they_ask_for(
 async def test_spectators_resume_after_the_relay_is_killed_and_restarted(
     valkey: ValkeyProcess, tmp_path: Path
 ) -> None:
-    async with processes() as started, trio.open_nursery() as nursery:
-        node = await start_node(valkey.url, tmp_path / "node")
-        started.append(node)
+    async with (
+        demo_node(tmp_path, "a", valkey.url) as node,
+        relays() as started,
+        trio.open_nursery() as nursery,
+    ):
         spectator_token = await cluster_token(valkey.url, "demo", Role.SPECTATOR)
         on_owner, owner_watch = open_client(node.ws, spectator_token, nursery)
         await on_owner.open()
@@ -147,9 +150,11 @@ async def test_spectators_resume_after_the_relay_is_killed_and_restarted(
 
 
 async def test_a_broadcast_delay_holds_the_room_back(valkey: ValkeyProcess, tmp_path: Path) -> None:
-    async with processes() as started, trio.open_nursery() as nursery:
-        node = await start_node(valkey.url, tmp_path / "node")
-        started.append(node)
+    async with (
+        demo_node(tmp_path, "a", valkey.url) as node,
+        relays() as started,
+        trio.open_nursery() as nursery,
+    ):
         spectator_token = await cluster_token(valkey.url, "demo", Role.SPECTATOR)
         on_owner, _ = open_client(node.ws, spectator_token, nursery)
         await on_owner.open()
@@ -169,10 +174,12 @@ async def test_a_broadcast_delay_holds_the_room_back(valkey: ValkeyProcess, tmp_
 async def test_a_relay_sends_members_to_a_node_and_refuses_forged_tokens(
     valkey: ValkeyProcess, tmp_path: Path
 ) -> None:
-    async with processes() as started, trio.open_nursery() as nursery:
-        node = await start_node(valkey.url, tmp_path / "node")
-        started.append(node)
-        relay: Process = await start_relay(valkey.url, tmp_path / "relay")
+    async with (
+        demo_node(tmp_path, "a", valkey.url) as node,
+        relays() as started,
+        trio.open_nursery() as nursery,
+    ):
+        relay = await start_relay(valkey.url, tmp_path / "relay")
         started.append(relay)
         await trio.sleep(2.5)  # the relay lists the nodes at its next look
         participant, _ = open_client(
@@ -192,10 +199,12 @@ async def test_a_relay_sends_members_to_a_node_and_refuses_forged_tokens(
 async def test_relay_spectators_follow_the_room_to_its_next_owner(
     valkey: ValkeyProcess, tmp_path: Path
 ) -> None:
-    async with processes() as started, trio.open_nursery() as nursery:
-        first = await start_node(valkey.url, tmp_path / "nodes", name="a")
-        started.append(first)
-        started.append(await start_node(valkey.url, tmp_path / "nodes", demo=False, name="b"))
+    async with (
+        demo_node(tmp_path, "a", valkey.url) as first,
+        demo_node(tmp_path, "b", valkey.url, demo=False),
+        relays() as started,
+        trio.open_nursery() as nursery,
+    ):
         relay = await start_relay(valkey.url, tmp_path / "relay")
         started.append(relay)
         spectator_token = await cluster_token(valkey.url, "demo", Role.SPECTATOR)
@@ -224,9 +233,11 @@ async def test_relay_spectators_follow_the_room_to_its_next_owner(
 async def test_relay_spectators_are_told_when_the_room_ends(
     valkey: ValkeyProcess, tmp_path: Path
 ) -> None:
-    async with processes() as started, trio.open_nursery() as nursery:
-        node = await start_node(valkey.url, tmp_path / "node")
-        started.append(node)
+    async with (
+        demo_node(tmp_path, "a", valkey.url) as node,
+        relays() as started,
+        trio.open_nursery() as nursery,
+    ):
         relay = await start_relay(valkey.url, tmp_path / "relay")
         started.append(relay)
         spectator_token = await cluster_token(valkey.url, "demo", Role.SPECTATOR)
@@ -248,9 +259,11 @@ async def test_relay_spectators_are_told_when_the_room_ends(
 async def test_relay_spectators_ask_and_the_room_answers(
     valkey: ValkeyProcess, tmp_path: Path
 ) -> None:
-    async with processes() as started, trio.open_nursery() as nursery:
-        node = await start_node(valkey.url, tmp_path / "node")
-        started.append(node)
+    async with (
+        demo_node(tmp_path, "a", valkey.url) as node,
+        relays() as started,
+        trio.open_nursery() as nursery,
+    ):
         relay = await start_relay(valkey.url, tmp_path / "relay")
         started.append(relay)
         facilitator, _ = open_client(
