@@ -22,8 +22,15 @@ import trio
 from clients.python.client import RoomClient
 from netcode.views import Role
 from server import tokens
-from server.valkey import Keys, open_valkey
+from server.app import Server
+from server.relay import Relay as InProcessRelay
+from server.relay import RelaySettings
+from server.room_host import RoomHost
+from server.room_lease import RoomLease, Superseded
+from server.spectator_feed import SpectatorFeed, attach_spectator_feed
+from server.valkey import Keys, Valkey, ValkeyUnavailable, open_valkey
 from tests.cluster.nodes import REPO, START_SECONDS, Node, cluster_node
+from tests.conftest import running, settings_for
 
 
 @dataclass
@@ -158,3 +165,48 @@ class Watch:
 def open_client(url: str, token: str, nursery: trio.Nursery) -> tuple[RoomClient, Watch]:
     watch = Watch()
     return RoomClient(url, token, nursery, on_frame=watch), watch
+
+
+@asynccontextmanager
+async def owned_room(
+    valkey: Valkey, tmp_path: Path, room_id: str = "r1"
+) -> AsyncIterator[tuple[Server, RoomHost, RoomLease, SpectatorFeed]]:
+    """An in-process server whose room feeds relays under a lease the test holds (and
+    renews), with the server's secret shared in Valkey as a cluster's nodes share it."""
+    async with running(settings_for(tmp_path)) as server, trio.open_nursery() as nursery:
+        settings = server.settings
+        await valkey.call(
+            valkey.client.hset(
+                Keys.SECRETS, {"secret": settings.secret, "admin_key": settings.admin_key}
+            )
+        )
+        host = await server.prepare_room("Feed test", "demo", 7, room_id)
+        lease = await RoomLease.claim(valkey, room_id, "node-a")
+        assert lease is not None
+        feed = attach_spectator_feed(host, lease)
+        server.launch(host)
+        nursery.start_soon(renew_forever, lease)
+        yield server, host, lease, feed
+        nursery.cancel_scope.cancel()
+
+
+async def renew_forever(lease: RoomLease) -> None:
+    """What the owner's node does: renew every second, through Valkey outages."""
+    while True:
+        try:
+            await lease.renew()
+        except ValkeyUnavailable:
+            pass
+        except Superseded:
+            return
+        await trio.sleep(1.0)
+
+
+@asynccontextmanager
+async def running_relay(settings: RelaySettings) -> AsyncIterator[InProcessRelay]:
+    """A relay in this test's trio run (port picked by the OS)."""
+    relay = InProcessRelay(settings)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: relay.run(task_status=task_status))
+        yield relay
+        nursery.cancel_scope.cancel()
