@@ -6,7 +6,7 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import trio
 from server.app import Server
 from server.cluster import ClusterStartupError
 from server.config import Settings
-from server.relay import Relay, RelaySettings, RelayStartupError
+from server.relay import Relay, RelaySettings
 from server.scenarios import DEFAULT_CASE
 
 
@@ -54,12 +54,24 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"Admin key: {server.settings.admin_key_origin()}", flush=True)
 
     server = Server(settings)
+    return _run_until_done(
+        lambda: server.run(demo=args.demo, demo_case=args.demo_case, on_ready=announce),
+        settings,
+        lambda: ready,
+    )
+
+
+def _run_until_done(
+    run: Callable[[], Awaitable[None]], settings: Settings, ready: Callable[[], bool]
+) -> int:
+    """Run a node or a relay; a port it cannot take or a cluster it cannot join is one
+    line and exit 1 (an error after it started serving is a crash, with its traceback)."""
     failed: OSError | None = None
     refused: ClusterStartupError | None = None
     try:
-        trio.run(lambda: server.run(demo=args.demo, demo_case=args.demo_case, on_ready=announce))
+        trio.run(run)
     except* OSError as group:
-        if ready:
+        if ready():
             raise
         failed = _first(group)
     except* ClusterStartupError as group:
@@ -108,27 +120,7 @@ def _relay(args: argparse.Namespace) -> int:
         )
 
     relay = Relay(settings)
-    failed: OSError | None = None
-    refused: RelayStartupError | None = None
-    try:
-        trio.run(lambda: relay.run(on_ready=announce))
-    except* OSError as group:
-        if ready:
-            raise
-        failed = _first(group)
-    except* RelayStartupError as group:
-        refused = group.exceptions[0]  # type: ignore[assignment]
-    if refused is not None:
-        print(f"grandrounds: the relay cannot join the cluster: {refused}", file=sys.stderr)
-        return 1
-    if failed is not None:
-        reason = failed.strerror or str(failed)
-        print(
-            f"grandrounds: cannot serve on {settings.host}:{settings.port}: {reason}",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    return _run_until_done(lambda: relay.run(on_ready=announce), settings, lambda: ready)
 
 
 def _first(group: BaseExceptionGroup[OSError]) -> OSError:

@@ -40,6 +40,7 @@ from rooms.actions import IntentRefused
 from server.boundary import report_fault
 from server.client_session import ClientSession
 from server.client_socket import ClientSocket
+from server.cluster import ClusterStartupError
 from server.config import Settings
 from server.connections import Connections
 from server.files import app_file
@@ -59,10 +60,6 @@ FEED_WAIT_SECONDS: Final = 5.0
 STATE_FILE: Final = "relay-state.json"
 SAVE_SECONDS: Final = 1.0
 MAX_RELAY_ROOMS: Final = 256
-
-
-class RelayStartupError(Exception):
-    """The relay cannot join its cluster (no Valkey, no secret shared by a node)."""
 
 
 class RelaySettings(Settings):
@@ -429,7 +426,7 @@ class Relay:
                     log.warning("relay: %s", reason)
                     waiting = reason
                 await trio.sleep(1.0)
-        raise RelayStartupError(
+        raise ClusterStartupError(
             f"no cluster secret in Valkey after {STARTUP_SECONDS:g} s; start a node first"
         )
 

@@ -18,7 +18,7 @@ from coredis.tokens import PureToken
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from netcode.codec import Intent, encode
-from server.valkey import Keys, ValkeyUnavailable
+from server.valkey import Keys, Valkey, ValkeyUnavailable
 
 if TYPE_CHECKING:
     from server.relay import Relay
@@ -55,6 +55,19 @@ class Answer(BaseModel):
     ok: bool
     code: str = ""
     msg: str = ""
+
+
+async def post(valkey: Valkey, key: str, message: BaseModel) -> None:
+    """Add a message to a stream kept to about `QUESTIONS_KEPT` entries."""
+    await valkey.call(
+        valkey.client.xadd(
+            key,
+            {"d": message.model_dump_json()},
+            trim_strategy=PureToken.MAXLEN,
+            threshold=QUESTIONS_KEPT,
+            trim_operator=PureToken.APPROXIMATELY,
+        )
+    )
 
 
 class RelayQuestions:
@@ -123,15 +136,7 @@ class RelayQuestions:
         valkey = self.relay.valkey
         async for room_id, question in self._receive:
             try:
-                await valkey.call(
-                    valkey.client.xadd(
-                        Keys.room_questions(room_id),
-                        {"d": question.model_dump_json()},
-                        trim_strategy=PureToken.MAXLEN,
-                        threshold=QUESTIONS_KEPT,
-                        trim_operator=PureToken.APPROXIMATELY,
-                    )
-                )
+                await post(valkey, Keys.room_questions(room_id), question)
             except ValkeyUnavailable as exc:
                 log.warning("relay: a question for room %s was not sent (%s)", room_id, exc)
                 self._fail(question.spectator, question.id)

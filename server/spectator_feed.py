@@ -23,7 +23,6 @@ import time
 from typing import Final
 
 import trio
-from coredis.tokens import PureToken
 from pydantic import ValidationError
 
 from netcode.spectator_feed import FeedWriter, Outgoing, RoomMeta
@@ -31,7 +30,7 @@ from netcode.views import Role
 from rooms.actions import IntentRefused
 from rooms.events import Replied
 from rooms.room import RoomStatus
-from server.relay_questions import QUESTIONS_KEPT, READ_BLOCK_MS, Answer, Question
+from server.relay_questions import READ_BLOCK_MS, Answer, Question, post
 from server.room_host import RoomHost
 from server.room_lease import RoomLease, Superseded
 from server.valkey import Keys, Valkey, ValkeyUnavailable
@@ -275,15 +274,7 @@ class QuestionDesk:
     async def _answer(self, valkey: Valkey) -> None:
         async for relay, answer in self._receive:
             with contextlib.suppress(ValkeyUnavailable):  # else the relay answers `room_busy`
-                await valkey.call(
-                    valkey.client.xadd(
-                        Keys.relay_replies(relay),
-                        {"d": answer.model_dump_json()},
-                        trim_strategy=PureToken.MAXLEN,
-                        threshold=QUESTIONS_KEPT,
-                        trim_operator=PureToken.APPROXIMATELY,
-                    )
-                )
+                await post(valkey, Keys.relay_replies(relay), answer)
 
 
 def _text(value: bytes | str) -> str:

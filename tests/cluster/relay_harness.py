@@ -97,6 +97,22 @@ async def demo_node(
 
 
 @asynccontextmanager
+async def node_and_relay(
+    tmp_path: Path, valkey_url: str
+) -> AsyncIterator[tuple[Node, Relay, trio.Nursery]]:
+    """A node owning the room 'demo', a relay, and a nursery for clients."""
+    async with (
+        demo_node(tmp_path, "a", valkey_url) as node,
+        relays() as started,
+        trio.open_nursery() as nursery,
+    ):
+        relay = await start_relay(valkey_url, tmp_path / "relay")
+        started.append(relay)
+        yield node, relay, nursery
+        nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
 async def relays() -> AsyncIterator[list[Relay]]:
     """Every relay appended to the list is killed when the block ends."""
     started: list[Relay] = []
