@@ -16,7 +16,8 @@ from wsproto.events import AcceptConnection, BytesMessage, Request
 from clients.python import connect
 from clients.python.client import ServerRefused
 from netcode.views import Role
-from server.relay import RelaySessions, RelaySettings
+from server.relay import RelaySettings
+from server.relay_state import RelaySessions
 from server.valkey import open_valkey
 from tests.cluster.relay_harness import owned_room, running_relay
 from tests.cluster.valkey_process import ValkeyProcess
