@@ -54,6 +54,8 @@ FEED_WAIT_SECONDS: Final = 5.0
 """How long a hello waits for a room's feed to give this relay a state."""
 STATE_FILE: Final = "relay-state.json"
 SAVE_SECONDS: Final = 1.0
+RESTORE_SECONDS: Final = 60.0
+"""How long positions read back at start wait for their rooms' spectators to return."""
 MAX_RELAY_ROOMS: Final = 256
 
 
@@ -251,7 +253,7 @@ class Relay:
             if len(self.live_rooms()) >= MAX_RELAY_ROOMS:
                 raise IntentRefused("room_full", "this relay follows as many rooms as it can")
             assert self._rooms_nursery is not None
-            room = RelayRoom(self, room_id, self.state.positions.get(room_id))
+            room = RelayRoom(self, room_id, self.state.restored.pop(room_id, None))
             self.rooms[room_id] = room
             self._rooms_nursery.start_soon(self._follow, room)
         with trio.move_on_after(FEED_WAIT_SECONDS):
@@ -273,7 +275,6 @@ class Relay:
         finally:
             if self.rooms.get(room.id) is room:
                 del self.rooms[room.id]
-                self.state.positions.pop(room.id, None)
 
     # -- running ----------------------------------------------------------------------
     async def run(
@@ -377,29 +378,32 @@ class Relay:
         except (OSError, ValueError, TypeError) as exc:
             log.warning("relay: ignoring %s (%s); rooms start from their newest", path, exc)
 
+    def _positions(self) -> dict[str, str]:
+        return {r.id: r.position for r in self.live_rooms() if r.position is not None}
+
     async def _keep_state(self, path: Path) -> None:
         """Write the rooms' positions (and spectators' rates) every second they change."""
-        saved = ""
+        saved: str | None = ""
+        started = trio.current_time()
         while True:
             await trio.sleep(SAVE_SECONDS)
-            for room in self.live_rooms():
-                if room.position is not None:
-                    self.state.positions[room.id] = room.position
-            text = self.state.to_json()
-            if text != saved:
-                try:
-                    await trio.to_thread.run_sync(self._write, path, text)
-                except OSError as exc:
+            if trio.current_time() - started > RESTORE_SECONDS:
+                self.state.restored.clear()  # nobody came back for those rooms
+            text = self.state.to_json(self._positions())
+            if text == saved:
+                continue
+            try:
+                await trio.to_thread.run_sync(self._write, path, text)
+            except OSError as exc:
+                if saved is not None:
                     log.warning("relay: cannot keep its state in %s (%s)", path, exc)
-                else:
-                    saved = text
+                saved = None
+            else:
+                saved = text
 
     def _save_state(self, path: Path) -> None:
-        for room in self.live_rooms():
-            if room.position is not None:
-                self.state.positions[room.id] = room.position
         with contextlib.suppress(OSError):
-            self._write(path, self.state.to_json())
+            self._write(path, self.state.to_json(self._positions()))
 
     @staticmethod
     def _write(path: Path, text: str) -> None:

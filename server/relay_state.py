@@ -48,10 +48,13 @@ class RelaySessions:
 
 class RelayState:
     """What a restarted relay needs: each room's stream position and the rates spectators
-    asked for, kept until `grace_seconds` after they left (a resumed session keeps it)."""
+    asked for, kept until `grace_seconds` after they left (a resumed session keeps it).
+    Positions read back are forgotten once the relay has run `RESTORE_SECONDS` without a
+    spectator of that room coming back."""
 
     def __init__(self, grace_seconds: float, max_rates: int) -> None:
-        self.positions: dict[str, str] = {}
+        self.restored: dict[str, str] = {}
+        """Rooms' stream positions read back at start, until their copies take them."""
         self._rates: dict[str, tuple[int, float | None]] = {}
         """session -> (every, when it left, or None while connected)"""
         self._grace = grace_seconds
@@ -73,17 +76,19 @@ class RelayState:
         if session in self._rates:
             self._rates[session] = (self._rates[session][0], time.time())
 
-    def to_json(self) -> str:
+    def to_json(self, positions: dict[str, str]) -> str:
+        """The state to keep: `positions` of the rooms followed now, the rates of sessions
+        connected or gone for less than the grace period, positions not yet taken."""
         now = time.time()
         rates = {
             session: [every, left]
             for session, (every, left) in self._rates.items()
             if left is None or now - left < self._grace
         }
-        return json.dumps({"positions": self.positions, "rates": rates})
+        return json.dumps({"positions": {**self.restored, **positions}, "rates": rates})
 
     def load(self, text: str) -> None:
         data = json.loads(text)
-        self.positions = {str(k): str(v) for k, v in data.get("positions", {}).items()}
+        self.restored = {str(k): str(v) for k, v in data.get("positions", {}).items()}
         for session, (every, left) in data.get("rates", {}).items():
             self._rates[str(session)] = (int(every), time.time() if left is None else float(left))
