@@ -100,6 +100,19 @@ class Config:
     ramp_settle: float = 5.0
     p99_limit: float = 150.0
     time_budget: float = 900.0
+    spectator_servers: list[str] = field(default_factory=list)
+    """Where spectators connect (base URLs, round-robin by process): spectator relays.
+    Empty: the server itself."""
+    measured: dict[str, int] = field(default_factory=dict)
+    """More processes whose CPU each window reports (name -> PID): relays."""
+    spectator_seats: int | None = None
+    """People the spectators' join link admits (default: the server's default)."""
+
+    def spectator_ws_url(self, pool: int) -> str:
+        if not self.spectator_servers:
+            return self.ws_url
+        base = self.spectator_servers[pool % len(self.spectator_servers)]
+        return base.replace("http", "ws", 1) + "/ws"
 
     @property
     def ws_url(self) -> str:
@@ -206,10 +219,11 @@ class Coordinator:
         self.senders = Senders(marker_every=self.cfg.marker_every)
 
     # -- setup --------------------------------------------------------------------
-    async def token(self, role: str, name: str) -> str:
-        answer = await self.http.post(
-            f"/api/rooms/{self.cfg.room}/tokens", json={"role": role, "name": name}
-        )
+    async def token(self, role: str, name: str, seats: int | None = None) -> str:
+        body: dict[str, Any] = {"role": role, "name": name}
+        if seats is not None:
+            body["seats"] = seats
+        answer = await self.http.post(f"/api/rooms/{self.cfg.room}/tokens", json=body)
         answer.raise_for_status()
         return str(answer.json()["token"])
 
@@ -221,7 +235,7 @@ class Coordinator:
                 await join_participant(cfg.ws_url, token, i, i < cfg.moving, self.nursery)
             )
         self.marker_entity = await head_entity(self.participants[0])
-        self.spectator_token = await self.token("spectator", "spectator")
+        self.spectator_token = await self.token("spectator", "spectator", self.cfg.spectator_seats)
         log(
             f"room {cfg.room}: {len(self.participants)} participants joined "
             f"(participant 0's head is entity {self.marker_entity})"
@@ -240,10 +254,10 @@ class Coordinator:
             self.lag_ms.append(max(0.0, trio.current_time() - due) * 1000)
 
     async def start_pools(self) -> None:
-        for _ in range(max(1, self.cfg.spectator_procs)):
-            self.pools.append(
-                await PoolProcess.start(self.cfg.ws_url, self.spectator_token, self.marker_entity)
-            )
+        for i in range(max(1, self.cfg.spectator_procs)):
+            url = self.cfg.spectator_ws_url(i)
+            pool = await PoolProcess.start(url, self.spectator_token, self.marker_entity)
+            self.pools.append(pool)
 
     async def add_spectators(self, count: int) -> None:
         started = now_ms()
@@ -286,6 +300,7 @@ class Coordinator:
             "server_tick": tick,
             "t": now_ms(),
             "server": process_cpu_seconds(self.cfg.server_pid),
+            "measured": {name: process_cpu_seconds(pid) for name, pid in self.cfg.measured.items()},
             "machine": MachineCpu.now(),
             "self": process_cpu_seconds(os.getpid()),
             "participants": [
@@ -439,6 +454,12 @@ class Coordinator:
             if a["server_tick"] is not None and b["server_tick"] is not None
             else None
         )
+        measured = {
+            name: _round((b["measured"][name] - before) / dt)
+            if before is not None and b["measured"][name] is not None
+            else None
+            for name, before in a["measured"].items()
+        }
         spec_summary = summarize(spec_ws, 0)
         part_summary = summarize(part_ws, 0)
         busy = machine_b.busy_cores_since(machine_a)
@@ -469,6 +490,7 @@ class Coordinator:
                 "rss_mb": _round(process_rss_mb(self.cfg.server_pid), 1),
                 "ticks_per_s": _round(ticks, 2),
             },
+            "measured_cpu_s_per_s": measured,
             "latency_ms": {
                 "pooled": {
                     "n": len(pooled),
@@ -667,6 +689,7 @@ async def ramp(co: Coordinator) -> dict[str, Any]:
                 "warnings": w["warnings"],
                 **w["summary"],
                 "ticks_per_s": w["server"]["ticks_per_s"],
+                "measured_cpu_s_per_s": w["measured_cpu_s_per_s"],
                 "latency_ms": w["latency_ms"],
                 "messages_per_s": w["messages_per_s"],
                 "join_ms": w["join_ms"]["to_first_state"],
@@ -741,10 +764,20 @@ def config_from(args: argparse.Namespace) -> Config:
         ramp_settle=args.ramp_settle,
         p99_limit=args.p99_limit,
         time_budget=args.time_budget,
+        spectator_servers=[url.rstrip("/") for url in args.spectator_server],
+        measured=dict(_name_and_pid(text) for text in args.measure),
+        spectator_seats=args.spectator_seats,
     )
     if cfg.moving > min(cfg.participants, cfg.objects):
         raise SystemExit("--moving must be <= participants and <= objects")
     return cfg
+
+
+def _name_and_pid(text: str) -> tuple[str, int]:
+    name, _, pid = text.partition("=")
+    if not name or not pid.isdigit():
+        raise SystemExit(f"--measure takes NAME=PID, not {text!r}")
+    return name, int(pid)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -778,6 +811,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ramp-settle", type=float, default=5.0)
     parser.add_argument("--p99-limit", type=float, default=150.0)
     parser.add_argument("--time-budget", type=float, default=900.0)
+    parser.add_argument(
+        "--spectator-server",
+        action="append",
+        default=[],
+        help="spectators connect here (a relay's base URL; repeat for several)",
+    )
+    parser.add_argument(
+        "--measure", action="append", default=[], help="NAME=PID: report this process's CPU too"
+    )
+    parser.add_argument("--spectator-seats", type=int, help="seats of the spectators' link")
     parser.add_argument("--out", type=Path)
     return parser
 

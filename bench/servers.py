@@ -83,7 +83,8 @@ def _wait_for_line(process: subprocess.Popen[bytes], log: Path, needle: str) -> 
     raise RuntimeError(f"server did not start ({needle!r} not in {log}):\n{text[-2000:]}")
 
 
-def start_ours(run_dir: Path, objects: int) -> Server:
+def start_ours(run_dir: Path, objects: int, redis_url: str = "") -> Server:
+    """Our server with the demo room; with `redis_url`, as a cluster node owning it."""
     data_dir = run_dir / "data"
     log = run_dir / "server.log"
     serve = [
@@ -98,6 +99,8 @@ def start_ours(run_dir: Path, objects: int) -> Server:
         "--data-dir",
         str(data_dir),
     ]
+    if redis_url:
+        serve += ["--redis", redis_url]
     command = [sys.executable, "-m", "server.cli", *serve]
     if objects != DEMO_OBJECTS:
         command = [sys.executable, "-m", "bench.workload_server", "--objects", str(objects)]
@@ -115,6 +118,25 @@ def start_ours(run_dir: Path, objects: int) -> Server:
     line = _wait_for_line(process, log, "serving on")
     url = line.split("serving on ", 1)[1].strip()
     return Server("grandrounds", process, url, int(url.rsplit(":", 1)[1]), data_dir)
+
+
+def start_relay(run_dir: Path, redis_url: str, name: str) -> Server:
+    """A spectator relay of the cluster at `redis_url` (`grandrounds relay`)."""
+    log = run_dir / f"{name}.log"
+    command = [sys.executable, "-m", "server.cli", "relay", "--redis", redis_url, "--port", "0"]
+    command += ["--host", "127.0.0.1", "--node-id", name, "--data-dir", str(run_dir / name)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=python_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    line = _wait_for_line(process, log, "serving spectators on")
+    url = line.split("serving spectators on ", 1)[1].split()[0]
+    return Server(name, process, url, int(url.rsplit(":", 1)[1]))
 
 
 def ensure_anchor(source: Path = ANCHOR_SOURCE, target: Path = ANCHOR_DIR) -> Path:
