@@ -164,6 +164,8 @@ class Cluster:
         successor takes it. An owner cut off from Valkey keeps its room running (its
         replay log waits for the backlog, `RoomBacklog.durable_limit`).
         """
+        with contextlib.suppress(ValkeyUnavailable):
+            await self.registry.announce()  # placement counts this room now, not a beat later
         last_tick = -1
         while True:
             with trio.move_on_after(RENEW_SECONDS):

@@ -26,6 +26,11 @@ async def test_a_room_created_through_one_node_lands_on_the_less_loaded_one(
         assert demo["status"] == "running"
         loaded = demo.get("node", "a")
         other = b if loaded == "a" else a
+        with trio.fail_after(10):  # the owner lists its room as soon as the room runs
+            while not any(
+                "demo" in n["rooms"] for n in (await a.api("GET", "/api/nodes")).json()["nodes"]
+            ):
+                await trio.sleep(0.1)
         created = await a.api("POST", "/api/rooms", {"title": "Ward round", "case": "demo"})
         assert created.status_code == 201, created.text
         room = created.json()

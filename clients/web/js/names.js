@@ -88,6 +88,13 @@ export function eventText(entry) {
     case "stop": return `${who}stopped ${n(entry.drug ?? entry.item)}`;
     case "oxygen": return `${who}started ${n(entry.device)}`;
     case "call_help": return `${who}called ${n(entry.team)}`;
+    case "override": return entry.value === null || entry.value === undefined
+      ? `${who}facilitator override of ${signalName(entry.signal).toLowerCase()} ended`
+      : `${who}facilitator override: ${signalName(entry.signal).toLowerCase()} ${entry.value} ${signalUnit(entry.signal)}`
+        + (entry.for_s ? ` for ${entry.for_s} s` : "");
+    case "event": return `Case event: ${n(entry.event)}${entry.note ? ` (${entry.note})` : ""}`;
+    case "decision": return `Decision ${n(entry.decision)}: ${n(entry.option)}, ${entry.correct ? "the expected answer" : "not the expected answer"}`;
+    case "score": return `Scored ${n(entry.item)}: ${entry.points} points${entry.comment ? ` (${entry.comment})` : ""}`;
     default: break;
   }
   if (entry.text) return `${who}${entry.text}`;

@@ -102,10 +102,11 @@ export function renderPeople(list, mirror, selfMember, speakingMembers = new Set
   }
 }
 
-/** All case-like log channels your view holds, merged by time (the team's notes too). */
+/** All case-like log channels your view holds, merged by time (the team's notes too;
+ * the director's log of overrides, fired events, decisions and scores for a facilitator). */
 export function timeline(mirror) {
   const out = [];
-  for (const channel of ["events", "case", "hints", "script", "notes"]) {
+  for (const channel of ["events", "case", "hints", "script", "notes", "director"]) {
     for (const entry of mirror.logs[channel] || []) out.push({ channel, entry });
   }
   return out.sort((a, b) => (a.entry.t ?? 0) - (b.entry.t ?? 0)).slice(-50);
