@@ -10,6 +10,8 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 # where the distribution has it). The tests start their own instances on free ports.
 command -v valkey-server >/dev/null 2>&1 || command -v redis-server >/dev/null 2>&1 \
     || need_apt+=(redis-server)
+# npm fetches the pinned WebXR emulator for the VR browser test.
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if ((${#need_apt[@]})) && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
