@@ -210,6 +210,7 @@ class Player {
 
   onState(changes) {
     const mirror = this.conn.mirror;
+    if (mirror.tick !== null && this.hz) this.media.onFrame(mirror.tick / this.hz);
     if (changes.full) for (const id of mirror.poses.keys()) this.moved.add(id);
     for (const id of changes.poses) this.moved.add(id);
     this.dirty = true;

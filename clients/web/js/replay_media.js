@@ -3,13 +3,29 @@
 // clock_offset_ms, layout, duration_ms); a track's media time t is session second
 // clock_offset_ms / 1000 + t. Each voice is an <audio>, each video a (hidden) <video>
 // drawn into the stereo canvas as one eye, side by side or anaglyph (as in the live view).
-// On every play, pause, speed change and seek the elements are set to the play head;
-// while playing, an element that drifts more than DRIFT_S from it is moved back.
+// On every play, pause, speed change and seek the elements are set to the play head.
+//
+// Keeping in step at 4x and 16x. The play head is modelled from the state frames (30 a
+// second, each the server's tick): between frames it runs on at the playback speed, and
+// each frame pulls the model gently towards the frame's time, so network jitter (which
+// at 16x is sixteen times larger in session time) does not shake it; a frame far off
+// the model is a seek and resets it. An element that drifts a little from the model is
+// nudged (its playbackRate a few percent faster or slower until it is back); only a
+// large drift is corrected by setting currentTime, aimed ahead by the time seeking
+// takes at that speed (measured), so a correction does not start the next one. At the
+// top speed an element cannot be nudged faster, and Chromium's audio falls behind at
+// 16x (it plays about 15.4 seconds a second): there each correction aims a little
+// ahead, so the element drifts back through the head instead of only ever lagging.
 import { el } from "./render.js";
 import { drawStereo } from "./stereo.js";
 
-export const DRIFT_S = 0.25;
-const SEEK_JUMP_S = 0.5; // a play head further than this from where it should be was moved
+export const DRIFT_S = 0.12; // tolerated drift at 1x, in session seconds
+const DRIFT_PER_SPEED_S = 0.04; // and more per unit of speed (a frame carries more time)
+const SEEK_FACTOR = 3; // beyond this many tolerances, seek instead of nudging
+const NUDGE = 0.2; // the most a nudge changes the playback rate (pitch is preserved)
+const PULL = 0.15; // how far each frame pulls the play head model towards it
+const JUMP_S = 1.0; // a frame this far from the model (times the speed) was a seek
+const MIN_RATE = 0.0625, MAX_RATE = 16; // what media elements accept
 const CHECK_MS = 250;
 
 export class ReplayMedia {
@@ -23,7 +39,8 @@ export class ReplayMedia {
     this.drawing = false;
     this.lastCheck = 0;
     this.blocked = false;   // the browser refused to start playback without a gesture
-    this.resyncs = 0;       // drift corrections (tests read this)
+    this.resyncs = 0;       // drift corrections by seeking (tests read this)
+    this.seekLatency = 0.08; // seconds an element takes to seek (measured, smoothed)
   }
 
   /** Build the elements for the manifest's tracks; `nameOf(member)` names a speaker; media
@@ -55,6 +72,13 @@ export class ReplayMedia {
       track.el.addEventListener("loadedmetadata", () => {
         if (!track.duration && Number.isFinite(track.el.duration)) track.duration = track.el.duration;
         this.syncOne(track, this.headAt(performance.now()), true);
+      });
+      track.el.addEventListener("seeking", () => { track.seekStarted = performance.now(); });
+      track.el.addEventListener("seeked", () => {
+        if (!track.seekStarted) return;
+        const took = Math.min(0.5, (performance.now() - track.seekStarted) / 1000);
+        this.seekLatency = 0.7 * this.seekLatency + 0.3 * took;
+        track.seekStarted = 0;
       });
       track.el.src = this.mediaUrl(file);
       this.tracks.push(track);
@@ -88,10 +112,25 @@ export class ReplayMedia {
     const now = performance.now();
     const playing = !!p.playing && !p.end;
     const speed = Number(p.speed) || 1;
-    const jumped = Math.abs(this.headAt(now) - p.seconds) > SEEK_JUMP_S;
+    const jumped = Math.abs(this.headAt(now) - p.seconds) > JUMP_S * Math.max(1, speed);
     const changed = playing !== this.head.playing || speed !== this.head.speed || jumped;
-    this.head = { seconds: p.seconds, playing, speed, at: now };
+    if (changed) this.head = { seconds: p.seconds, playing, speed, at: now };
     this.sync(changed);
+  }
+
+  /** A state frame for session second `seconds` is on screen: keep the model with it. */
+  onFrame(seconds) {
+    const now = performance.now();
+    const h = this.head;
+    const predicted = this.headAt(now);
+    const error = seconds - predicted;
+    if (!h.playing || Math.abs(error) > JUMP_S * Math.max(1, h.speed)) {
+      const moved = Math.abs(error) > JUMP_S * Math.max(1, h.speed);
+      this.head = { ...h, seconds, at: now };
+      if (moved) this.sync(true);
+      return;
+    }
+    this.head = { ...h, seconds: predicted + PULL * error, at: now };
   }
 
   /** The user moved the play head: go there at once (the server's playback message follows). */
@@ -131,17 +170,26 @@ export class ReplayMedia {
       }
       return;
     }
-    const speed = Math.max(0.0625, Math.min(16, this.head.speed));
-    if (media.playbackRate !== speed) media.playbackRate = speed;
+    const speed = Math.max(MIN_RATE, Math.min(MAX_RATE, this.head.speed));
+    const tolerance = Math.max(DRIFT_S, DRIFT_PER_SPEED_S * speed);
+    let rate = speed;
     if (media.readyState >= 1 && !media.seeking) {
-      const drift = Math.abs(media.currentTime - local);
-      if ((force && drift > 0.05) || drift > DRIFT_S) {
+      const ahead = media.currentTime - local; // > 0: the element is ahead of the head
+      const drift = Math.abs(ahead);
+      const cannotCatchUp = ahead < 0 && speed * (1 + NUDGE / 2) > MAX_RATE; // at 16x
+      if ((force && drift > 0.05) || drift > (cannotCatchUp ? 1 : SEEK_FACTOR) * tolerance) {
         if (!force) this.resyncs++;
-        media.currentTime = local;
+        let lead = this.head.playing ? speed * this.seekLatency : 0; // it moves on meanwhile
+        if (cannotCatchUp && !force) lead += 0.8 * tolerance;
+        media.currentTime = Math.max(0, local + lead);
+      } else if (this.head.playing && drift > tolerance / 2) {
+        rate = speed * (1 - Math.sign(ahead) * Math.min(NUDGE, drift / tolerance * NUDGE / 2));
       }
     } else if (media.readyState >= 1 && force) {
       media.currentTime = local;
     }
+    rate = Math.max(MIN_RATE, Math.min(MAX_RATE, rate));
+    if (Math.abs(media.playbackRate - rate) > 1e-3) media.playbackRate = rate;
     if (this.head.playing && media.paused) {
       media.play().then(() => { this.blocked = false; }).catch((err) => {
         if (err.name === "NotAllowedError" && !this.blocked) {
@@ -178,7 +226,7 @@ export class ReplayMedia {
     return this.tracks.map((t) => ({
       id: t.id, kind: t.kind, offset: t.offset, duration: t.duration,
       readyState: t.el.readyState, currentTime: t.el.currentTime, paused: t.el.paused,
-      playbackRate: t.el.playbackRate, decodedFrames: t.el.getVideoPlaybackQuality?.().totalVideoFrames ?? null,
+      playbackRate: t.el.playbackRate, speed: this.head.speed, decodedFrames: t.el.getVideoPlaybackQuality?.().totalVideoFrames ?? null,
     }));
   }
 }
