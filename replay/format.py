@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -26,7 +26,6 @@ MAGIC: Final = b"GRRS"
 VERSION: Final = 1
 HEADER = struct.Struct("<4sHHII")
 FRAME = struct.Struct("<II")
-PAUSE_EVERY: Final = 32
 MAX_PAYLOAD: Final = 64 * 1024 * 1024
 """A length above this cannot be a real record: treat it as damage, not allocate it."""
 
@@ -127,7 +126,6 @@ def iter_frames(
     buf: bytes | memoryview,
     start: int = HEADER.size,
     kinds: frozenset[str] | None = None,
-    pause: Callable[[], None] | None = None,
 ) -> Iterator[Frame | Damage]:
     """Yield frames from `start`; a final `Damage` if the segment does not end cleanly.
 
@@ -135,19 +133,13 @@ def iter_frames(
     `damage_kind`): what a writer killed mid-append leaves. A complete frame whose
     checksum fails is corruption, even at the end, and so is damage with valid frames
     after it; either way it is located by the byte offset of the damaged frame. With
-    `kinds`, frames of other kinds are checked but neither decoded nor yielded. With
-    `pause`, it is called every `PAUSE_EVERY` frames read, yielded or not, so that a
-    caller on a thread can bound how long it holds the interpreter.
+    `kinds`, frames of other kinds are checked but neither decoded nor yielded.
     """
     view = memoryview(buf)
     size = len(view)
     pos = start
     crc32, unpack = zlib.crc32, FRAME.unpack_from
-    count = 0
     while pos < size:
-        count += 1
-        if pause is not None and count % PAUSE_EVERY == 0:
-            pause()
         if size - pos >= FRAME.size:  # the hot path, inlined: most frames are fine
             length, crc = unpack(view, pos)
             end = pos + FRAME.size + length

@@ -7,9 +7,8 @@ per-view projection of every op. Seeking rebuilds the state from the nearest key
 and reads on from there with one pass over the records; the viewer then gets a snapshot.
 
 One owner. A `Playback` (and the `Session` under it) is not thread-safe: the server
-gives each review stream one worker thread that alone calls it. Long work calls
-`pause()` every few dozen records read, so an owner on a thread can let the GIL go
-(see `server/review_worker.py`): no single command holds the interpreter for long.
+gives each review stream a process of its own that alone calls it
+(`server/review_process.py`).
 
 Damage never escapes. A seek or an advance that reads into a damaged span stops at the
 last record that could be read and returns the `Damage`; the play head and the state
@@ -49,13 +48,10 @@ class Playback:
         session: Session,
         view: View,
         framer: Callable[[bytes], bytes] | None = None,
-        *,
-        pause: Callable[[], None] | None = None,
     ) -> None:
         self.session = session
         self.view = view
         self._framer = framer
-        self._pause = pause
         self.first_tick, self.last_tick = session.tick_range()
         self.tick = self.first_tick
         self.damage: Damage | None = None
@@ -86,7 +82,7 @@ class Playback:
         keyframe = self.session.keyframe_before(target)
         self._recon = Reconstruction()
         self._frames = self.session.frames(
-            None if keyframe is None else keyframe.position, STATE_KINDS, self._pause
+            None if keyframe is None else keyframe.position, STATE_KINDS
         )
         self._next, self._ahead = None, None
         self._read_tick = self.first_tick if keyframe is None else keyframe.tick

@@ -198,11 +198,9 @@ class Session:
         self,
         start: tuple[int, int] | None = None,
         kinds: frozenset[str] | None = None,
-        pause: Callable[[], None] | None = None,
     ) -> Iterator[tuple[int, fmt.Frame]]:
         """(segment number, frame) from (segment position, byte offset), to the end;
-        with `kinds`, only frames of those kinds (the others are still checked); with
-        `pause`, called every `format.PAUSE_EVERY` frames read (see `iter_frames`)."""
+        with `kinds`, only frames of those kinds (the others are still checked)."""
         first_seg, offset = start or (0, fmt.HEADER.size)
         last = self._segments[-1] if self._segments else None
         for seg in self._segments[first_seg:]:
@@ -210,7 +208,7 @@ class Session:
                 raise ReplayError("missing-records", seg.missing_before.describe(self.tick_hz))
             buf = self._load(seg.number, seg.path, seg.sealed)
             next_index, last_tick = -1, None
-            for item in fmt.iter_frames(buf, offset, kinds, pause):
+            for item in fmt.iter_frames(buf, offset, kinds):
                 if item.offset >= seg.info.raw_bytes:
                     break  # past what this snapshot indexed (a live segment grows)
                 if isinstance(item, fmt.Damage):

@@ -7,18 +7,18 @@ A reviewer's hello carries a review token (a session, a view). The server answer
 models below (finite numbers only; a refusal is `bad_args` naming the field). Each
 reviewer has their own play head.
 
-Two tasks and one thread per stream. The reader task parses the reviewer's messages
+Two tasks and one process per stream. The reader task parses the reviewer's messages
 and queues steering requests on a bounded channel; the driver task takes them one at a
 time, together with the play clock, and hands the work to the stream's
-`ReviewWorker`, the thread that alone owns the recording. So seek and play are
-serialised, and no recording work runs on the event loop.
+`ReviewWorker`, the process that alone owns the recording. So seek and play are
+serialised, and no recording work runs in the server's interpreter.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -50,7 +50,6 @@ from server.review_worker import (
     ReviewWorker,
     Rewind,
     Seek,
-    WorkerBusy,
 )
 from server.tokens import ReviewGrant
 
@@ -59,6 +58,7 @@ if TYPE_CHECKING:
 
     from server.app import Server
 
+log = logging.getLogger(__name__)
 MIN_SPEED: Final = 0.25
 MAX_SPEED: Final = 16.0
 STATUS_EVERY_SECONDS: Final = 1.0
@@ -143,14 +143,18 @@ class ReviewStream:
 
     async def open(self) -> bool:
         """Open the recording and send welcome + the first snapshot; False if it cannot."""
-        worker = ReviewWorker(binary_frame, name=f"review {self.grant.session}")
-        weakref.finalize(self, worker.close)
+        try:
+            worker = await ReviewWorker.start()
+        except OSError as exc:
+            log.error("cannot start a review worker: %s", exc)
+            self._bye("internal_error", "the server cannot open a review now; try again later")
+            return False
         self.worker = worker
         result = await worker.call(
             Open(self.server.settings.data_dir, self.grant.session, VIEW_OF_ROLE[self.grant.view])
         )
         if isinstance(result, Failure):
-            worker.close()
+            await worker.aclose()
             unknown = result.code in ("unknown_session", "bad_session_id")
             code = "unknown_session" if unknown else "bad_session"
             self._bye(code, f"this session cannot be reviewed: {result.message}")
@@ -198,7 +202,7 @@ class ReviewStream:
                     nursery.cancel_scope.cancel()
         finally:
             if self.worker is not None:
-                self.worker.close()
+                await self.worker.aclose()
 
     # -- the reader task ----------------------------------------------------------
     def _read(self, data: bytes, requests: trio.MemorySendChannel[Request]) -> None:
@@ -314,16 +318,13 @@ class ReviewStream:
 
     async def _call(self, command: Command) -> Outcome | Failure:
         assert self.worker is not None
-        try:
-            return await self.worker.call(command)
-        except WorkerBusy:
-            return Failure("busy", "the review worker is busy; try again")
+        return await self.worker.call(command)
 
     # -- sending ------------------------------------------------------------------------
     def _moved(self, result: Outcome) -> None:
         """The play head is at `result`: offer its frame (the baseline moves if taken)."""
         self._at = result
-        if result.frame is not None and self.sock.offer(result.frame):
+        if result.frame is not None and self.sock.offer(binary_frame(result.frame)):
             self._base = result.tick
 
     def _anchor_here(self) -> None:

@@ -1,51 +1,53 @@
-"""The one owner of a review stream's recording: a thread fed by a bounded command queue.
+"""The one owner of a review stream's recording: a process of its own, fed one command
+at a time.
 
 A `Session` and its `Playback` are not thread-safe, and their work (decompressing a
 segment, decoding records, encoding a snapshot) is too long for the event loop, where
-it would stretch every live room's tick. So each review stream gets one `ReviewWorker`:
-a thread that alone opens, seeks, plays and encodes, running the typed commands below
-one at a time, in the order they were sent. The trio side awaits each command's
-`Outcome`; nothing else touches the playback, so a seek can never meet an advance.
+it would stretch every live room's tick. So each review stream gets one `ReviewWorker`,
+which starts `python -m server.review_process`: that process alone opens, seeks, plays
+and encodes, running the typed commands below in the order they are sent (the stream's
+driver awaits each answer before it sends the next, through a bounded channel of
+requests). Seek and play are serialised by construction.
 
-The GIL. A thread that computes holds the interpreter, and every time the event loop
-wants it back (after each socket call) it waits for the switch interval (5 ms by
-default). The playback therefore calls `pause()` every few dozen records, which
-sleeps briefly once half a millisecond of work has run, and lets the loop run: a
-command is a series of short slices, never one long hold. `bench/review_live_bench.py`
-measures a live room's frame gaps while a reviewer scrubs an hour-long session.
+Why a process and not a thread. In a thread the work would still share the server's
+interpreter lock: even cut into half-millisecond slices, a slice that the OS preempts
+while holding the lock stops the event loop until the thread runs again, and on a busy
+machine that measured as frame gaps of 200-500 ms in a live room while a reviewer
+scrubbed (`bench/review_live_bench.py`). A process shares nothing with the server but
+a pipe, runs at a lower OS priority, and the server's side of a command is a few
+microseconds of pipe I/O.
 
 Faults stay here: a damaged recording is an `Outcome` with its `Damage`; a
-`ReplayError` is a `Failure` with its code; anything unexpected is logged once with an
-error id and answered as a `Failure("internal_error")`. The thread never dies of it.
+`ReplayError` or an unexpected exception in the process is a `Failure` with a code; a
+process that dies, hangs past `COMMAND_TIMEOUT_S` or talks nonsense fails its stream's
+commands (`internal_error`) and is killed. Nothing reaches the live rooms.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import queue
-import secrets
-import threading
-import time
-from collections.abc import Callable
+import os
+import struct
+import subprocess
+import sys
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+import msgpack
 import trio
 
 from netcode.views import View
-from replay.errors import ReplayError
-from replay.playback import Damage, Playback
-from replay.reader import Session
+from replay.playback import Damage
+from server.review_process import LENGTH, MAX_MESSAGE
 
 log = logging.getLogger(__name__)
-QUEUE_LIMIT: Final = 4
-"""Commands waiting for the worker; its one driver has at most one in flight."""
-SLICE_SECONDS: Final = 0.0005
-"""Longest the worker computes before it lets the event loop's thread have the GIL."""
-PAUSE_SECONDS: Final = 0.0001
-"""How long it then sleeps (any sleep releases the GIL to a thread waiting for it)."""
+COMMAND_TIMEOUT_S: Final = 30.0
+"""Longer than any seek (tens of milliseconds in an hour-long session): a hung worker."""
+START_TIMEOUT_S: Final = 30.0
+_PACKAGE_ROOT: Final = str(Path(__file__).resolve().parents[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,7 @@ class Outcome:
     tick_hz: int
     title: str
     frame: bytes | None
+    """The state frame's payload (the caller frames it for its transport)."""
     damage: Damage | None
     """Damage met by this command: the play head stopped before it."""
 
@@ -107,134 +110,123 @@ class Failure:
     message: str
 
 
-class _Job:
-    __slots__ = ("command", "done", "result")
+def _request(command: Command) -> list[Any]:
+    match command:
+        case Open(data_dir=data_dir, session_id=session_id, view=view):
+            return ["open", str(data_dir), session_id, int(view)]
+        case Seek(seconds=seconds):
+            return ["seek", seconds]
+        case Rewind():
+            return ["rewind"]
+        case AdvanceTo(tick=tick, base=base):
+            return ["advance", tick, base]
+        case Frame(base=base):
+            return ["frame", base]
 
-    def __init__(self, command: Command) -> None:
-        self.command = command
-        self.done = trio.Event()
-        self.result: Outcome | Failure = Failure("internal_error", "no answer")
 
-    def complete(self, result: Outcome | Failure) -> None:
-        self.result = result
-        self.done.set()
-
-
-class WorkerBusy(Exception):
-    """The worker's queue is full (its driver sent more than it awaited)."""
+def _answer(message: Any) -> Outcome | Failure:
+    if not isinstance(message, dict):
+        raise ValueError("not an answer")
+    if not message.get("ok"):
+        return Failure(str(message["code"]), str(message["msg"]))
+    damage = message["damage"]
+    frame = message["frame"]
+    return Outcome(
+        int(message["tick"]),
+        float(message["seconds"]),
+        int(message["first"]),
+        int(message["last"]),
+        bool(message["end"]),
+        int(message["hz"]),
+        str(message["title"]),
+        bytes(frame) if frame is not None else None,
+        None if damage is None else Damage(str(damage[0]), str(damage[1]), int(damage[2])),
+    )
 
 
 class ReviewWorker:
-    """One thread, one playback; `await call(command)` from the trio thread."""
+    """A review process; `await call(command)` from the stream's driver, one at a time."""
 
-    def __init__(
-        self, framer: Callable[[bytes], bytes] | None = None, name: str = "review"
-    ) -> None:
-        self._framer = framer
-        self._inbox: queue.Queue[_Job | None] = queue.Queue(maxsize=QUEUE_LIMIT)
-        self._token = trio.lowlevel.current_trio_token()
-        self._stop = threading.Event()
-        self._playback: Playback | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+    def __init__(self, process: trio.Process) -> None:
+        self._process = process
+        self._lock = trio.Lock()
+        self._buffer = bytearray()
+        self._broken = False
+        weakref.finalize(self, _kill, process)  # never outlives its stream
+
+    @classmethod
+    async def start(cls) -> ReviewWorker:
+        env = {**os.environ}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "server.review_process"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        return cls(process)
 
     async def call(self, command: Command) -> Outcome | Failure:
-        """Run `command` on the worker; raises `WorkerBusy` if too many are queued."""
-        job = _Job(command)
-        try:
-            self._inbox.put_nowait(job)
-        except queue.Full:
-            raise WorkerBusy from None
-        await job.done.wait()
-        return job.result
-
-    def close(self) -> None:
-        """Stop after the command in hand (never blocks): the thread then ends."""
-        self._stop.set()
-        with contextlib.suppress(queue.Full):  # the stop flag ends the loop anyway
-            self._inbox.put_nowait(None)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    # -- the worker thread ------------------------------------------------------------
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            job = self._inbox.get()
-            if job is None or self._stop.is_set():
-                break
-            result = self._execute(job.command)
+        """Run `command` in the process; a failure (never an exception) if it cannot."""
+        if self._broken:
+            return Failure("internal_error", "the review worker stopped; open the session again")
+        async with self._lock:
+            payload = msgpack.packb(_request(command), use_bin_type=True)
+            timeout = (
+                START_TIMEOUT_S + COMMAND_TIMEOUT_S
+                if isinstance(command, Open)
+                else COMMAND_TIMEOUT_S
+            )
             try:
-                self._token.run_sync_soon(job.complete, result)
-            except trio.RunFinishedError:
-                break
-        self._playback = None
+                with trio.fail_after(timeout):
+                    assert self._process.stdin is not None
+                    await self._process.stdin.send_all(LENGTH.pack(len(payload)) + payload)
+                    return _answer(await self._receive())
+            except (
+                trio.TooSlowError,
+                trio.BrokenResourceError,
+                trio.ClosedResourceError,
+                OSError,
+                ValueError,
+                KeyError,
+                TypeError,
+                IndexError,
+                EOFError,
+            ) as exc:
+                self._broken = True
+                _kill(self._process)
+                log.warning("review worker %s stopped answering: %r", self._process.pid, exc)
+                return Failure("internal_error", "the review worker stopped answering")
 
-    def _execute(self, command: Command) -> Outcome | Failure:
-        try:
-            return self._outcome(*self._apply(command))
-        except ReplayError as exc:
-            return Failure(exc.code.replace("-", "_"), exc.message)
-        except Exception:
-            error_id = secrets.token_hex(4)
-            log.exception(
-                "review worker: %s failed (error id %s)", type(command).__name__, error_id
-            )
-            return Failure(
-                "internal_error", f"the review server failed on this request (error {error_id})"
-            )
+    async def _receive(self) -> Any:
+        size = struct.unpack("<I", await self._exactly(LENGTH.size))[0]
+        if size > MAX_MESSAGE:
+            raise ValueError(f"an answer of {size} bytes")
+        return msgpack.unpackb(await self._exactly(size), raw=False, strict_map_key=False)
 
-    def _apply(self, command: Command) -> tuple[Playback, bytes | None, Damage | None]:
-        if isinstance(command, Open):
-            session = Session.open(command.data_dir, command.session_id)
-            opened = Playback(session, command.view, self._framer, pause=_Slicer())
-            self._playback = opened
-            return opened, opened.frame(None), opened.damage
-        playback = self._playback
-        if playback is None:
-            raise ReplayError("not-open", "no session is open on this review stream")
-        match command:
-            case Seek(seconds=seconds):
-                damage = playback.seek(playback.session.tick_of(seconds))
-                return playback, playback.frame(None), damage
-            case Rewind():
-                damage = playback.seek(playback.first_tick)
-                return playback, playback.frame(None), damage
-            case AdvanceTo(tick=tick, base=base):
-                before = playback.tick
-                damage = playback.advance_to(tick)
-                frame = playback.frame(base) if playback.tick != before else None
-                return playback, frame, damage
-            case Frame(base=base):
-                return playback, playback.frame(base), None
-        raise ReplayError("bad-command", f"unknown command {command!r}")
+    async def _exactly(self, size: int) -> bytes:
+        assert self._process.stdout is not None
+        while len(self._buffer) < size:
+            chunk = await self._process.stdout.receive_some(max(65536, size - len(self._buffer)))
+            if not chunk:
+                raise EOFError("the review worker closed its output")
+            self._buffer += chunk
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
 
-    @staticmethod
-    def _outcome(playback: Playback, frame: bytes | None, damage: Damage | None) -> Outcome:
-        session = playback.session
-        return Outcome(
-            playback.tick,
-            playback.seconds,
-            playback.first_tick,
-            playback.last_tick,
-            playback.at_end,
-            session.tick_hz,
-            str(session.manifest.case.get("title", "")),
-            frame,
-            damage,
-        )
+    async def aclose(self) -> None:
+        """End the process (it exits when its input closes; killed if it does not)."""
+        with trio.CancelScope(shield=True):
+            if self._process.stdin is not None:
+                await self._process.stdin.aclose()
+            with trio.move_on_after(2):
+                await self._process.wait()
+            _kill(self._process)
+            await self._process.wait()
 
 
-class _Slicer:
-    """The playback's `pause` hook: sleeps (letting the GIL go) once a slice of work has
-    run for `SLICE_SECONDS`, so the event loop never waits on this thread for longer."""
-
-    def __init__(self) -> None:
-        self._since = time.perf_counter()
-
-    def __call__(self) -> None:
-        now = time.perf_counter()
-        if now - self._since >= SLICE_SECONDS:
-            time.sleep(PAUSE_SECONDS)
-            self._since = time.perf_counter()
+def _kill(process: trio.Process) -> None:
+    if process.returncode is None:
+        with contextlib.suppress(OSError):  # it has just gone
+            process.kill()

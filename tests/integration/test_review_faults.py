@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import psutil
 import pytest
 import trio
 
@@ -166,3 +167,26 @@ def test_the_steering_models_refuse_non_finite_numbers_themselves() -> None:
             steering_args(Intent(t="intent", id=1, do=action, args=args))
         assert refused.value.code == "bad_args"
         assert "finite" in refused.value.message
+
+
+async def test_a_review_process_that_dies_fails_its_reviewer_only(tmp_path: Path) -> None:
+    """The process that owns a review stream's recording is killed: that reviewer is told
+    (`internal_error`), the live room and the server carry on."""
+    data = tmp_path / "data"
+    recorded_session(data, "short", 10)
+    async with honest_room(tmp_path) as h:
+        token = await review_token(h, "short")
+        async with connect(h.server.ws_url, token) as reviewer:
+            assert (await reviewer.intent("seek", seconds=2.0)).ok
+            (worker,) = [
+                p
+                for p in psutil.Process(h.server.process.pid).children()
+                if "server.review_process" in " ".join(p.cmdline())
+            ]
+            worker.kill()
+            reply = await reviewer.intent("seek", seconds=3.0)
+            assert not reply.ok and reply.code == "internal_error", reply
+            assert reviewer.connected
+        async with connect(h.server.ws_url, token) as again:  # a new stream, a new process
+            assert (await again.intent("seek", seconds=3.0)).ok
+        await h.check()

@@ -30,14 +30,10 @@ class PlayHead(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         session = Session.open(self.recorded.data_dir, self.recorded.session_id)
-        self.pauses = 0
-        self.playback = Playback(session, self.view, pause=self._pause)
+        self.playback = Playback(session, self.view)
         self.mirror = Mirror()
         self.base: int | None = None
         self._send()
-
-    def _pause(self) -> None:
-        self.pauses += 1
 
     def _send(self) -> None:
         self.mirror.apply(decode_server_message(self.playback.frame(self.base)))
@@ -75,15 +71,6 @@ def test_seek_and_play_in_any_order(recorded: Recorded, view: View) -> None:
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )(machine).TestCase().runTest()
-
-
-def test_long_work_pauses_for_the_owner(recorded: Recorded) -> None:
-    session = Session.open(recorded.data_dir, recorded.session_id)
-    pauses: list[int] = []
-    playback = Playback(session, View.FACILITATOR, pause=lambda: pauses.append(1))
-    before = len(pauses)
-    playback.seek(199)
-    assert len(pauses) - before >= 2  # about 100 records from the keyframe at 180
 
 
 def _damaged_copy(recorded: Recorded, to: Path, segment: int) -> tuple[Session, int]:
