@@ -50,6 +50,7 @@ from server.review_worker import (
     ReviewWorker,
     Rewind,
     Seek,
+    TooManyWorkers,
 )
 from server.tokens import ReviewGrant
 
@@ -145,6 +146,12 @@ class ReviewStream:
         """Open the recording and send welcome + the first snapshot; False if it cannot."""
         try:
             worker = await ReviewWorker.start()
+        except TooManyWorkers:
+            self._bye(
+                "too_many_reviewers",
+                "as many reviews are open as this server runs; try again when one closes",
+            )
+            return False
         except OSError as exc:
             log.error("cannot start a review worker: %s", exc)
             self._bye("internal_error", "the server cannot open a review now; try again later")

@@ -34,7 +34,7 @@ import sys
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import msgpack
 import trio
@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 COMMAND_TIMEOUT_S: Final = 30.0
 """Longer than any seek (tens of milliseconds in an hour-long session): a hung worker."""
 START_TIMEOUT_S: Final = 30.0
+MAX_WORKERS: Final = 32
+"""Review streams (each a process of some 40 MB) one server runs at once."""
 _PACKAGE_ROOT: Final = str(Path(__file__).resolve().parents[1])
 
 
@@ -144,18 +146,29 @@ def _answer(message: Any) -> Outcome | Failure:
     )
 
 
+class TooManyWorkers(Exception):
+    """As many review streams are open as the server runs at once (`MAX_WORKERS`)."""
+
+
 class ReviewWorker:
     """A review process; `await call(command)` from the stream's driver, one at a time."""
+
+    running: ClassVar[set[int]] = set()
+    """Process ids of the review workers alive in this server."""
 
     def __init__(self, process: trio.Process) -> None:
         self._process = process
         self._lock = trio.Lock()
         self._buffer = bytearray()
         self._broken = False
+        ReviewWorker.running.add(process.pid)
         weakref.finalize(self, _kill, process)  # never outlives its stream
 
     @classmethod
     async def start(cls) -> ReviewWorker:
+        """A new worker; `TooManyWorkers` when `MAX_WORKERS` are running."""
+        if len(cls.running) >= MAX_WORKERS:
+            raise TooManyWorkers
         env = {**os.environ}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         process = await trio.lowlevel.open_process(
@@ -224,9 +237,11 @@ class ReviewWorker:
                 await self._process.wait()
             _kill(self._process)
             await self._process.wait()
+            ReviewWorker.running.discard(self._process.pid)
 
 
 def _kill(process: trio.Process) -> None:
+    ReviewWorker.running.discard(process.pid)
     if process.returncode is None:
         with contextlib.suppress(OSError):  # it has just gone
             process.kill()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import trio
 
 from clients.python import ServerRefused, connect, still_pose
 from netcode.views import Role
+from server import review_worker
 from server.app import Server
 from tests.conftest import ws_url
 from tests.server.test_http_api import http
@@ -172,3 +174,22 @@ async def test_recorded_media_is_served_whole_or_by_range(server: Server) -> Non
     assert status == 404
     status, _ = await http(server, "GET", f"/api/sessions/{session_id}/media/ana_pub_1-1.webm")
     assert status == 401
+
+
+async def test_review_streams_are_bounded(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each review stream is a process: past the cap a new one is refused with a code."""
+    monkeypatch.setattr(review_worker, "MAX_WORKERS", 1)
+    session_id, _, _ = await record_a_session(server)
+    _, body = await http(server, "POST", f"/api/sessions/{session_id}/tokens", {}, admin=True)
+    token = json.loads(body)["token"]
+    async with connect(ws_url(server), token) as first:
+        assert (await first.intent("seek", seconds=1.0)).ok
+        with pytest.raises(ServerRefused) as refused:
+            async with connect(ws_url(server), token):
+                pass
+        assert refused.value.code == "too_many_reviewers"
+    with trio.fail_after(10):
+        while review_worker.ReviewWorker.running:
+            await trio.sleep(0.05)  # the first stream's process is gone
+    async with connect(ws_url(server), token) as again:
+        assert (await again.intent("seek", seconds=1.0)).ok
