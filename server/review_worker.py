@@ -11,9 +11,9 @@ requests). Seek and play are serialised by construction.
 
 Why a process and not a thread. In a thread the work would still share the server's
 interpreter lock: even cut into half-millisecond slices, a slice that the OS preempts
-while holding the lock stops the event loop until the thread runs again, and on a busy
-machine that measured as frame gaps of 200-500 ms in a live room while a reviewer
-scrubbed (`bench/review_live_bench.py`). A process shares nothing with the server but
+while holding the lock stops the event loop until the thread runs again: with a reviewer
+scrubbing, a live room's longest frame gap measured 198 ms against 46-48 ms without
+(`bench/review_live_bench.py`, load average 3.5 on the 2 shared cores). A process shares nothing with the server but
 a pipe, runs at a lower OS priority, and the server's side of a command is a few
 microseconds of pipe I/O.
 
