@@ -7,7 +7,8 @@ this process, light clients). A spectator in a process of its own timestamps eve
 state frame. Three phases of `--seconds` each: quiet, a reviewer scrubbing a
 `--minutes`-long recorded GR-S session (seek to a random moment, wait for the reply
 and the snapshot, again, as a reviewer dragging the slider), quiet again. Printed: the
-spectator's frame gaps (p50/p99/max, ms) per phase, and the reviewer's seeks.
+spectator's frame gaps (p50/p99/max, ms) and the server process's CPU per phase, the
+reviewer's seeks and the CPU of the review process that served them.
 
 The session is recorded once with `replay.synthetic` (the GR-S load) into `--data`
 and reused by later runs. DESIGN.md's figure: a live room's frame gaps do not grow
@@ -17,8 +18,10 @@ while reviewers seek (p99 unchanged within noise, max under 50 ms).
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import json
+import os
 import random
 import subprocess
 import sys
@@ -27,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -77,6 +81,9 @@ def pct(values: list[float], q: float) -> float:
 
 # -- the spectator that measures (its own process) ----------------------------------------
 async def measure(ws: str, token: str, seconds: float, out: Path) -> None:
+    """Timestamp every state frame. The gauge collects no garbage while it measures (a
+    bounded run): a full collection here took 100 ms, a gap the server never made."""
+    gc.disable()
     arrivals: list[float] = []
     async with connect(ws, token, on_frame=lambda _f, _t: arrivals.append(time.time())) as spec:
         await spec.wait_for(lambda m: m.tick is not None)
@@ -118,6 +125,16 @@ async def scrub(
     return latencies
 
 
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def review_process(server: psutil.Process) -> psutil.Process:
+    (found,) = [p for p in server.children() if "server.review_process" in " ".join(p.cmdline())]
+    return found
+
+
 def gaps(arrivals: list[float], start: float, end: float) -> list[float]:
     inside = [t for t in arrivals if start <= t <= end]
     return [(b - a) * 1000 for a, b in itertools.pairwise(inside)]
@@ -140,6 +157,7 @@ async def run(args: argparse.Namespace, data: Path, length_s: float) -> dict[str
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own scheduling group, as a server runs (see below)
     )
     try:
         assert server.stdout is not None
@@ -170,23 +188,34 @@ async def run(args: argparse.Namespace, data: Path, length_s: float) -> dict[str
                     str(arrivals_file),
                 ],
                 stdout=subprocess.PIPE,
+                start_new_session=True,
             )
             assert gauge.stdout is not None
             with trio.fail_after(60):
                 assert b"ready" in await gauge.stdout.receive_some(64)
             await trio.sleep(2)
+            owner = psutil.Process(server.pid)
             t0 = time.time()
+            cpu = {"no reviewer": -cpu_seconds(owner)}
             quiet = (t0, t0 + args.seconds)
             await trio.sleep(args.seconds)
+            cpu["no reviewer"] += cpu_seconds(owner)
             async with connect(ws, review) as reviewer:
                 await reviewer.wait_for(lambda m: m.tick is not None)
+                worker = review_process(owner)
+                worker_cpu = -cpu_seconds(worker)
+                cpu["reviewer scrubbing"] = -cpu_seconds(owner)
                 busy_start = time.time()
                 latencies = await scrub(
                     reviewer, length_s, busy_start + args.seconds, random.Random(1)
                 )
                 busy = (busy_start, time.time())
+                cpu["reviewer scrubbing"] += cpu_seconds(owner)
+                worker_cpu += cpu_seconds(worker)
             after = (time.time(), time.time() + args.seconds)
+            cpu["no reviewer, after"] = -cpu_seconds(owner)
             await trio.sleep(args.seconds)
+            cpu["no reviewer, after"] += cpu_seconds(owner)
             with trio.fail_after(30):
                 await gauge.wait()
             stop.set()
@@ -203,12 +232,14 @@ async def run(args: argparse.Namespace, data: Path, length_s: float) -> dict[str
                 "p50": round(pct(g, 0.5), 1),
                 "p99": round(pct(g, 0.99), 1),
                 "max": round(max(g), 1),
+                "cpu": round(100 * cpu[name] / (end - start)),
             }
         result["seeks"] = {
             "count": len(latencies),
             "per_s": round(len(latencies) / args.seconds, 1),
             "p50_ms": round(pct(latencies, 0.5), 1),
             "p99_ms": round(pct(latencies, 0.99), 1),
+            "worker_cpu": round(100 * worker_cpu / (busy[1] - busy[0])),
         }
         return result
     finally:
@@ -241,13 +272,14 @@ def main() -> None:
         r = result[name]
         print(
             f"  {name:<20} p50 {r['p50']:5.1f}  p99 {r['p99']:5.1f}  max {r['max']:5.1f}"
-            f"  ({r['frames']} frames)"
+            f"  ({r['frames']} frames)  server CPU {r['cpu']}%"
         )
     s = result["seeks"]
     print(
         f"reviewer: {s['count']} seeks ({s['per_s']}/s), seek to snapshot p50 {s['p50_ms']} ms,"
-        f" p99 {s['p99_ms']} ms"
+        f" p99 {s['p99_ms']} ms; the review process's CPU {s['worker_cpu']}%"
     )
+    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -162,6 +162,9 @@ class ReviewStream:
         )
         if isinstance(result, Failure):
             await worker.aclose()
+            if result.code == "internal_error":  # reported by the boundary, with its id
+                self._bye(result.code, result.message)
+                return False
             unknown = result.code in ("unknown_session", "bad_session_id")
             code = "unknown_session" if unknown else "bad_session"
             self._bye(code, f"this session cannot be reviewed: {result.message}")

@@ -13,20 +13,22 @@ Why a process and not a thread. In a thread the work would still share the serve
 interpreter lock: even cut into half-millisecond slices, a slice that the OS preempts
 while holding the lock stops the event loop until the thread runs again: with a reviewer
 scrubbing, a live room's longest frame gap measured 198 ms against 46-48 ms without
-(`bench/review_live_bench.py`, load average 3.5 on the 2 shared cores). A process shares nothing with the server but
-a pipe, runs at a lower OS priority, and the server's side of a command is a few
-microseconds of pipe I/O.
+(`bench/review_live_bench.py`, load average 3.5 on the 2 shared cores). A process
+shares nothing with the server but a pipe, runs at a lower OS priority, and the
+server's side of a command is a few microseconds of pipe I/O.
 
 Faults stay here: a damaged recording is an `Outcome` with its `Damage`; a
-`ReplayError` or an unexpected exception in the process is a `Failure` with a code; a
-process that dies, hangs past `COMMAND_TIMEOUT_S` or talks nonsense fails its stream's
-commands (`internal_error`) and is killed. Nothing reaches the live rooms.
+`ReplayError` is a `Failure` with its code; an unexpected exception in the process is
+reported there through the fault boundary (`server/boundary.py`, into the server's log)
+and is a `Failure` naming the error id; a process that dies, hangs past
+`COMMAND_TIMEOUT_S` or talks nonsense is reported the same way on this side, killed,
+and fails its stream's commands (`internal_error` with the id). Nothing reaches the
+live rooms.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import struct
 import subprocess
@@ -41,9 +43,9 @@ import trio
 
 from netcode.views import View
 from replay.playback import Damage
+from server.boundary import report_fault
 from server.review_process import LENGTH, MAX_MESSAGE
 
-log = logging.getLogger(__name__)
 COMMAND_TIMEOUT_S: Final = 30.0
 """Longer than any seek (tens of milliseconds in an hour-long session): a hung worker."""
 START_TIMEOUT_S: Final = 30.0
@@ -208,8 +210,10 @@ class ReviewWorker:
             ) as exc:
                 self._broken = True
                 _kill(self._process)
-                log.warning("review worker %s stopped answering: %r", self._process.pid, exc)
-                return Failure("internal_error", "the review worker stopped answering")
+                error_id = report_fault(f"review worker {self._process.pid}", exc)
+                return Failure(
+                    "internal_error", f"the review worker stopped answering (error {error_id})"
+                )
 
     async def _receive(self) -> Any:
         size = struct.unpack("<I", await self._exactly(LENGTH.size))[0]

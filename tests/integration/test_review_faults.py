@@ -1,7 +1,8 @@
 """Issue 9's review crashes, against a real server process with a live room beside them.
 
 5: a reviewer seeking while playback advances (two threads on one reader) ended the
-   process; now one worker thread owns each review stream's recording.
+   process; now one process (`server/review_process.py`) owns each review stream's
+   recording and takes its commands one at a time.
 6: seeking or playing into a damaged recording raised out of the stream; now the
    reviewer gets `damaged_recording` and the timeline up to the damage.
 8: a seek to inf or NaN overflowed `tick_of`; now every steering argument is a strict,
@@ -171,7 +172,8 @@ def test_the_steering_models_refuse_non_finite_numbers_themselves() -> None:
 
 async def test_a_review_process_that_dies_fails_its_reviewer_only(tmp_path: Path) -> None:
     """The process that owns a review stream's recording is killed: that reviewer is told
-    (`internal_error`), the live room and the server carry on."""
+    (`internal_error` with an error id), the fault is reported once through the server's
+    fault boundary under that id, and the live room and the server carry on."""
     data = tmp_path / "data"
     recorded_session(data, "short", 10)
     async with honest_room(tmp_path) as h:
@@ -187,6 +189,9 @@ async def test_a_review_process_that_dies_fails_its_reviewer_only(tmp_path: Path
             reply = await reviewer.intent("seek", seconds=3.0)
             assert not reply.ok and reply.code == "internal_error", reply
             assert reviewer.connected
+            error_id = reply.message.rsplit("error ", 1)[-1].rstrip(")")
+            (report,) = h.log.boundary_reports()
+            assert error_id in report.header and "review worker" in report.header, report
         async with connect(h.server.ws_url, token) as again:  # a new stream, a new process
             assert (await again.intent("seek", seconds=3.0)).ok
         await h.check()

@@ -1,8 +1,9 @@
 """Every review surface is scoped to the token's view with the live room's rules (issue 11).
 
 A septic-shock session holds data at each level: a chat (everyone), a team note
-(participants and the facilitator), a spectator's private question, a refused order,
-the answer key and the debrief (the facilitator only). A review token of each view then
+(participants and the facilitator), a spectator's private question, the facilitator's
+score with its comment, a refused order, the answer key and the debrief (the
+facilitator only). A review token of each view then
 reads every surface: the stream, the timeline the viewer's lanes and transcript are
 built from, the session summary, the JSON-lines export, the debrief and xAPI exports,
 the media and the annotations. Nothing above the token's view may appear; everything
@@ -31,8 +32,13 @@ from tests.server.test_http_api import http
 PUBLIC = "SENTINEL-PUBLIC"
 TEAM = "SENTINEL-TEAM"
 QUESTION = "SENTINEL-QUESTION"
+SCORED = "SENTINEL-SCORED"
 REFUSED = "SENTINEL-REFUSED"
-LEVELS = {View.SPECTATOR: [PUBLIC], View.PARTICIPANT: [TEAM], View.FACILITATOR: [QUESTION]}
+LEVELS = {
+    View.SPECTATOR: [PUBLIC],
+    View.PARTICIPANT: [TEAM],
+    View.FACILITATOR: [QUESTION, SCORED],
+}
 
 
 @pytest.fixture
@@ -71,6 +77,8 @@ async def record(server: Server) -> tuple[str, str]:
         assert (await ana.intent("chat", text=f"{PUBLIC} chat")).ok
         assert (await ana.intent("note", text=f"{TEAM} note")).ok
         assert (await sam.intent("ask", text=f"{QUESTION} from Sam")).ok
+        scored = await chair.intent("score", item="communication", points=5, comment=SCORED)
+        assert scored.ok, scored
         refused = await ana.intent("give", drug=REFUSED, dose=1, route="iv")
         assert not refused.ok
         await trio.sleep(0.3)
@@ -96,7 +104,8 @@ def check(surface: str, text: str, view: View, answer_key: str) -> None:
     for level, words in LEVELS.items():
         words = [*words, answer_key, REFUSED] if level is View.FACILITATOR else words
         if level <= view:
-            assert found(text, words[:1]) == words[:1], f"{surface} of {view.name} lacks {words}"
+            shown = LEVELS[level]
+            assert found(text, shown) == shown, f"{surface} of {view.name} lacks {shown}"
         else:
             assert found(text, words) == [], f"{surface} of {view.name} leaks {words}"
 
