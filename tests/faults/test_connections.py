@@ -136,6 +136,9 @@ async def test_past_the_connection_cap_clients_are_refused_with_503(tmp_path: Pa
         finally:
             for stream in streams:
                 await stream.aclose()
+        with trio.fail_after(10):  # the server frees a slot once it reads that close
+            while (await h.server.http("GET", "/healthz")).status == 503:
+                await trio.sleep(0.1)
         await h.check()
         assert "Too many open files" not in h.log.text()
 
