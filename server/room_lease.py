@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from server.valkey import Keys, Valkey
+from server.valkey import Keys, Valkey, ValkeyUnavailable
 
 LEASE_SECONDS: Final = 3.0
 RENEW_SECONDS: Final = 1.0
@@ -50,7 +50,11 @@ return 0
 """KEYS: lease, epoch, room hash. ARGV: node id, epoch, ttl ms. 1 still ours, 0 superseded."""
 
 _APPEND: Final = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+local lease = redis.call('GET', KEYS[1])
+if not lease then
+  return -1
+end
+if lease ~= ARGV[1] then
   return false
 end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'd', ARGV[3])
@@ -65,7 +69,8 @@ return id
 """
 """KEYS: lease, stream, the stream's mark. ARGV: token, max entries, payload, '1' for an
 entry a reader can start from (a keyframe): the stream then keeps only what follows the
-previous such entry. The new entry's id, or nil when the lease is not this owner's."""
+previous such entry. The new entry's id, nil when the lease is another owner's, -1 when
+Valkey holds no lease for the room."""
 
 _RELEASE: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -77,6 +82,13 @@ return 0
 
 class Superseded(Exception):
     """Another node owns this room now (a higher epoch); this copy must stop."""
+
+
+class LeaseMissing(ValkeyUnavailable):
+    """Valkey holds no lease for the room (it restarted empty, or the lease ran out and
+    nobody has claimed the room yet). Not a successor: the write is lost like one Valkey
+    did not answer, and the owner's next renewal takes the lease back or finds it was
+    superseded."""
 
 
 @dataclass(slots=True)
@@ -136,6 +148,8 @@ class RoomLease:
                 args=[self.token, max_entries, payload, "1" if starting_point else "0"],
             )
         )
+        if entry == -1:
+            raise LeaseMissing(f"room {self.room_id}: Valkey holds no lease for it")
         if entry is None:
             raise Superseded(f"room {self.room_id}: epoch {self.epoch} may no longer publish")
         return entry.decode() if isinstance(entry, bytes) else str(entry)

@@ -32,7 +32,7 @@ from rooms.events import Replied
 from rooms.room import RoomStatus
 from server.relay_questions import READ_BLOCK_MS, Answer, Question, post
 from server.room_host import RoomHost
-from server.room_lease import RoomLease, Superseded
+from server.room_lease import LeaseMissing, RoomLease, Superseded
 from server.valkey import Keys, Valkey, ValkeyUnavailable
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,11 @@ ENDED_FEED_SECONDS: Final = 3600
 """How long an ended room's feed stays in Valkey (relays say goodbye from it)."""
 
 _APPEND: Final = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+local lease = redis.call('GET', KEYS[1])
+if not lease then
+  return -1
+end
+if lease ~= ARGV[1] then
   return false
 end
 local head = redis.call('GET', KEYS[3]) or ''
@@ -61,7 +65,8 @@ return {1, ARGV[5]}
 """
 """KEYS: lease, stream, the stream's head. ARGV: lease token, max entries, payload, the
 tick the entry chains onto ('*': a snapshot, it needs no chain), `tick|op` of the entry.
-nil when the lease is not this owner's; else {1, head} appended or {0, head} refused."""
+nil when the lease is another owner's, -1 when Valkey holds none (`LeaseMissing`); else
+{1, head} appended or {0, head} refused."""
 
 
 def _head(value: bytes | str) -> tuple[int, int] | None:
@@ -163,6 +168,8 @@ class SpectatorFeed:
                 ],
             )
         )
+        if result == -1:
+            raise LeaseMissing(f"room {self.lease.room_id}: Valkey holds no lease for it")
         if result is None:
             raise Superseded(f"room {self.lease.room_id}: epoch {self.lease.epoch} superseded")
         assert isinstance(result, list | tuple) and len(result) == 2, result

@@ -276,3 +276,41 @@ async def test_relay_spectators_ask_and_the_room_answers(
         assert second.ok and (third.ok, third.code) == (False, "rate_limited")
         chat = await asking.intent("chat", text="hello")
         assert (chat.ok, chat.code) == (False, "forbidden")
+
+
+async def test_relay_spectators_carry_on_when_valkey_restarts_empty(
+    valkey: ValkeyProcess, tmp_path: Path
+) -> None:
+    """Valkey killed, then restarted with nothing in it: the room keeps ticking, the
+    relay's spectators stay connected, and once the owner's feed is back in the new
+    Valkey the relay follows it again with the owner's state."""
+    async with (
+        demo_node(tmp_path, "a", valkey.url) as node,
+        relays() as started,
+        trio.open_nursery() as nursery,
+    ):
+        spectator_token = await cluster_token(valkey.url, "demo", Role.SPECTATOR)
+        participant, _ = open_client(
+            node.ws, await cluster_token(valkey.url, "demo", Role.PARTICIPANT), nursery
+        )
+        await participant.open()
+        on_owner, owner_watch = open_client(node.ws, spectator_token, nursery)
+        await on_owner.open()  # before any relay exists: the owner serves it (the reference)
+        assert on_owner.url == node.ws
+        relay = await start_relay(valkey.url, tmp_path / "relay")
+        started.append(relay)
+        relayed, relayed_watch = open_client(relay.ws, spectator_token, nursery)
+        await relayed.open()
+        nursery.start_soon(move_and_talk, participant, 120.0)
+        await assert_same_state(owner_watch, relayed, relayed_watch, at_least=2)
+
+        valkey.kill()
+        await trio.sleep(3.0)
+        valkey.start()  # empty: nothing was persisted
+        back_at = max(owner_watch.checksums)
+        await assert_same_state(owner_watch, relayed, relayed_watch, at_least=3, since=back_at)
+        assert relayed.connected and on_owner.connected and participant.connected
+        assert not relayed.errors and not on_owner.errors
+        text = await http_get(relay.url, "/metrics")
+        assert metric(text, "grandrounds_clients", 'role="spectator"') == 1
+        nursery.cancel_scope.cancel()

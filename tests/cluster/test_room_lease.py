@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from server.room_lease import RoomLease, Superseded
+from server.room_lease import LeaseMissing, RoomLease, Superseded
 from server.valkey import Keys, ValkeyUnavailable, open_valkey
 from tests.cluster.valkey_process import ValkeyProcess
 
@@ -51,6 +51,16 @@ async def test_an_owner_takes_its_lease_back_after_valkey_restarts_empty(
         with pytest.raises(ValkeyUnavailable):
             await lease.renew()
         valkey.start()
+        for _ in range(10):  # an append before the renewal is lost, not superseded
+            try:
+                await lease.append(Keys.room_records("r1"), b"k", 100, starting_point=True)
+            except LeaseMissing:
+                break
+            except ValkeyUnavailable:
+                await trio.sleep(0.2)
+        else:
+            raise AssertionError("an append without a lease in Valkey was not LeaseMissing")
+        assert not await v.call(v.client.exists([Keys.room_records("r1")]))
         for _ in range(10):  # as the room's keeper does, every second, until Valkey answers
             try:
                 await lease.renew()  # nobody claimed a higher epoch: the owner keeps the room
