@@ -107,7 +107,6 @@ class ClientSocket:
         self.close_code = CLOSE_NORMAL
         self.client_close_code: int | None = None
         """The code of the client's own close frame, when it closed first."""
-        self.bytes_sent = 0
 
     @property
     def backlog(self) -> int:
@@ -144,7 +143,6 @@ class ClientSocket:
             except OSError:
                 self.abort("connection lost")
                 return
-            self.bytes_sent += sent
             if sent == len(data):
                 return
             view = memoryview(data)[sent:]
@@ -174,7 +172,6 @@ class ClientSocket:
                 except OSError:
                     self.abort("connection lost")
                     return
-                self.bytes_sent += sent
                 self._outbox_bytes -= sent
                 if sent == len(head):
                     self._outbox.popleft()

@@ -31,7 +31,7 @@ from netcode.codec import (
     encode,
 )
 from netcode.sync import Subscriber
-from netcode.views import Role
+from netcode.views import Role, View
 from replay.writer import SessionWriter
 from rooms.actions import IntentRefused
 from rooms.events import MemberExpired, MemberRemoved, Replied, RoomEnded
@@ -440,24 +440,45 @@ class RoomHost:
                 del self._sessions[session]
 
     def _fan_out(self) -> None:
-        now = time.monotonic()
+        """Offer this tick's frames: the due clients grouped by the frame they need (view,
+        baseline, resume point), each group's frame looked up once and written to its
+        sockets in a tight loop; the few that could not take it are dealt with after."""
         tick = self.room.tick_no
-        sent_bytes = frames = skipped = 0
-        encodes_before = self.room.publisher.encodes
-        for link in list(self.links.values()):
-            if not link.sync.due(tick):
-                continue  # a low-bandwidth client: the next delta covers these ticks
-            size = self._send_state(link, now)
-            if size:
-                sent_bytes += size
-                frames += 1
-            elif size == 0:
+        publisher = self.room.publisher
+        groups: dict[tuple[View, int | None, int | None], list[Link]] = {}
+        for link in self.links.values():
+            sync = link.sync
+            if sync.due(tick):
+                key = (sync.view, sync.base, sync.resume_op)
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [link]
+                else:
+                    group.append(link)
+        encodes_before = publisher.encodes
+        sent_bytes = frames = 0
+        behind: list[Link] = []
+        for (view, base, resume_op), group in groups.items():
+            frame = publisher.frame(view, base, resume_op)
+            written = 0
+            for link in group:
+                if link.sock.offer(frame):
+                    link.sync.delivered(tick)
+                    written += 1
+                else:
+                    behind.append(link)
+            frames += written
+            sent_bytes += written * len(frame)
+        skipped = 0
+        now = time.monotonic()
+        for link in behind:
+            if not link.sock.closed and not self._fell_behind(link, now):
                 skipped += 1
         self.metrics.bytes_sent.inc(sent_bytes)
         self.metrics.frames_sent.inc(frames)
         if skipped:
             self.metrics.sends_skipped.inc(skipped)
-        self.metrics.frame_encodes.inc(self.room.publisher.encodes - encodes_before)
+        self.metrics.frame_encodes.inc(publisher.encodes - encodes_before)
 
     def _send_state(self, link: Link, now: float) -> int | None:
         """Offer `link` its frame; the size sent, 0 if skipped, None if dropped."""
@@ -465,12 +486,16 @@ class RoomHost:
         if link.sock.offer(frame):
             link.sync.delivered(self.room.tick_no)
             return len(frame)
-        if link.sock.closed:
-            return None
-        if link.sync.missed(now, self.settings.slow_drop_seconds):
-            self.drop(link, "too_slow", "your connection could not keep up with the room")
+        if link.sock.closed or self._fell_behind(link, now):
             return None
         return 0
+
+    def _fell_behind(self, link: Link, now: float) -> bool:
+        """`link` could not take a frame: True (and dropped) once it has been behind too long."""
+        if link.sync.missed(now, self.settings.slow_drop_seconds):
+            self.drop(link, "too_slow", "your connection could not keep up with the room")
+            return True
+        return False
 
     def drop(self, link: Link, code: str, message: str) -> None:
         """Tell a client why it is being disconnected, then cut it off."""
