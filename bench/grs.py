@@ -21,8 +21,9 @@ they differ, each does what a real client of its server does:
   (participants, mid-run joiners) and, for the spectators, our own decoder (`Mirror`,
   checksums included) behind a lean socket loop (bench/spectator_pool.py), because a
   trio task per spectator would cost the load generator more than the server.
-- Acks: our clients ack every 10 ticks, as the reference client and the web app do;
-  Colyseus clients send no acks (its protocol has none).
+- Acks: our clients ack as the reference client and the web app do, every 10 ticks
+  (participants) or every 5 s (spectators, which only watch); Colyseus clients send no
+  acks (its protocol has none).
 - Markers: head x = 1000 + seq m in theirs; 100 m + seq mm in ours (we refuse positions
   beyond 1 km and publish millimetres). Light spectators scan the raw frames of their
   own format for it.

@@ -47,6 +47,8 @@ import psutil
 from bench.loadgen import PRESETS, REPO_ROOT, python_env
 from bench.servers import start_ours, stop_process
 from bench.stats import process_cpu_seconds
+from netcode.sync import ack_interval
+from netcode.views import Role
 
 _FRAME: Final = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 IDLE: Final = "waiting (excluded)"
@@ -343,7 +345,10 @@ def main() -> int:
     participants = preset.participants
     clients = participants + spectators
     sent = result["loadgen"]["coordinator"]["pose_frames_sent"] / result["window_s"]
-    messages = sent + clients * ticks_per_s / 10  # poses + an ack every 10 ticks each
+    acks_per_tick = participants / ack_interval(Role.PARTICIPANT, round(ticks_per_s)) + (
+        spectators / ack_interval(Role.SPECTATOR, round(ticks_per_s))
+    )
+    messages = sent + acks_per_tick * ticks_per_s  # poses + acks at the reference rates
     print(
         f"\nprofile of our server: {'GR-L' if args.grl else 'GR-S'}, {participants} "
         f"participants, {spectators} {'light' if args.light else 'full'} spectators; "

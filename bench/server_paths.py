@@ -5,10 +5,11 @@
 The profile (bench/profile_grs.py) says where a loaded server spends its time; on a
 shared machine its shares are noisy. These are the same operations, run in a loop and
 timed with CPU time (the best of three), then multiplied by how often GR-S does each:
-per tick, 8 participants send a pose each (30 Hz) and each of the 208 clients acks every
-10 ticks; the room sends every client a frame. Everything is the server's own code
-(the frame guard and wsproto, the codec, the room, trio, the publisher, a non-blocking
-send) on the same objects the server builds.
+per tick, 8 participants send a pose each (30 Hz) and ack every 10 ticks, the 200
+spectators ack every 5 s (`netcode.sync.ack_interval`), and the room sends every client
+a frame. Everything is the server's own code (the frame guard and wsproto, the codec,
+the room, trio, the publisher, a non-blocking send) on the same objects the server
+builds.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from wsproto.events import AcceptConnection, BytesMessage, Request
 
 from bench.motion import Participant, carried_object_pose
 from netcode.codec import MAX_CLIENT_MESSAGE, encode, encode_single, parse_client_message
-from netcode.sync import ACK_EVERY_TICKS
+from netcode.sync import ack_interval
 from netcode.views import Role, View
 from rooms.demo import DemoScenario
 from rooms.room import Room
@@ -184,7 +185,10 @@ def _trio_receive(repeat: int) -> float:
 def per_tick(micro: dict[str, float]) -> list[str]:
     """The GR-S cost of each operation per tick and per client per tick."""
     poses = GRS_PARTICIPANTS
-    acks = GRS_CLIENTS / ACK_EVERY_TICKS
+    spectators = GRS_CLIENTS - GRS_PARTICIPANTS
+    acks = poses / ack_interval(Role.PARTICIPANT, 30) + spectators / ack_interval(
+        Role.SPECTATOR, 30
+    )
     messages = poses + acks
     rows = [
         ("read client messages", poses * micro["read a pose frame (guard + wsproto)"]

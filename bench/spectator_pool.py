@@ -50,7 +50,7 @@ from bench.ws_client import (
     HandshakeError,
 )
 from netcode.codec import PROTOCOL_VERSION, ProtocolError, decode_server_message, encode
-from netcode.sync import Follower
+from netcode.sync import Follower, ack_interval
 
 LAG_RESOLUTION_MS: Final = 5.0
 HANDSHAKE_TIMEOUT_S: Final = 10.0
@@ -164,6 +164,9 @@ class Spectator:
                 return
             self.phase = "streaming"
             self.alive = True
+            self.follower.welcomed(
+                resumed=False, ack_every=ack_interval(message["role"], message["tick_hz"])
+            )
             self.pool.joined(self)
             return
         if self.light:

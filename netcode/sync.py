@@ -16,11 +16,22 @@ from typing import Any, Final
 
 from netcode.mirror import Desync, Mirror
 from netcode.publisher import Publisher
-from netcode.views import View
+from netcode.views import Role, View
 
 ACK_EVERY_TICKS: Final = 10
-"""How often a client acknowledges what it holds; acks are informational (the server
-takes a written frame as delivered), so a client that only watches may ack less."""
+"""How often a client that acts (a participant, a facilitator) acknowledges what it holds."""
+WATCHER_ACK_SECONDS: Final = 5
+"""How often a spectator, which only watches, acknowledges. Acks are informational (the
+server takes a written frame as delivered), so a watcher's ack is a keep-alive, well
+inside the 30 s the server waits for a message; fewer acks from hundreds of spectators
+spare the server a wake-up each."""
+
+
+def ack_interval(role: str, tick_hz: int) -> int:
+    """Ticks between acks for a client of `role` (as `welcome` names it) at `tick_hz`."""
+    if role == Role.SPECTATOR:
+        return max(ACK_EVERY_TICKS, WATCHER_ACK_SECONDS * tick_hz)
+    return ACK_EVERY_TICKS
 
 
 @dataclass(slots=True)
@@ -91,9 +102,11 @@ class Follower:
     resyncs: int = 0
     snapshots: int = 0
 
-    def welcomed(self, resumed: bool) -> None:
-        """A fresh session starts from a snapshot; a resumed one continues its mirror."""
+    def welcomed(self, resumed: bool, ack_every: int = ACK_EVERY_TICKS) -> None:
+        """A fresh session starts from a snapshot; a resumed one continues its mirror.
+        `ack_every`: see `ack_interval`."""
         self.awaiting_snapshot = not resumed
+        self.ack_every = ack_every
 
     def resume_point(self) -> dict[str, int] | None:
         """`{tick, op}` for a resume hello, or None when the mirror holds nothing."""

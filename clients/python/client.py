@@ -23,7 +23,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, connect_websoc
 
 from netcode.codec import PROTOCOL_VERSION, decode_server_message, encode, encode_single
 from netcode.mirror import Mirror
-from netcode.sync import Follower, FollowerStep
+from netcode.sync import Follower, FollowerStep, ack_interval
 
 CONNECT_TIMEOUT_SECONDS: Final = 20.0
 MAX_HOPS: Final = 12
@@ -155,7 +155,10 @@ class RoomClient:
         self.welcome = message
         self._ws = ws
         self._closed = trio.Event()
-        self.follower.welcomed(resumed=bool(message.get("resumed", False)))
+        self.follower.welcomed(
+            resumed=bool(message.get("resumed", False)),
+            ack_every=ack_interval(str(message["role"]), int(message["tick_hz"])),
+        )
         self._nursery.start_soon(self._read, ws)
 
     async def _hello(

@@ -7,6 +7,8 @@ import { Desync, Mirror } from "./mirror.js";
 
 const PROTOCOL_VERSION = 1;
 const ACK_EVERY_TICKS = 10;
+// A spectator only watches: it acks every 5 s (docs/protocol.md, "Session flow").
+const WATCHER_ACK_SECONDS = 5;
 const KEEPALIVE_MS = 10_000;
 const REPLY_TIMEOUT_MS = 10_000;
 const MAX_PENDING_REPLIES = 64;
@@ -45,6 +47,7 @@ export class RoomConnection extends EventTarget {
     this.pending = new Map();
     this.awaitingSnapshot = true;
     this.lastAck = 0;
+    this.ackEvery = ACK_EVERY_TICKS;
     this.lastSent = 0;
     this.reconnects = 0;
     this.keepalive = setInterval(() => this.keepAlive(), KEEPALIVE_MS);
@@ -171,6 +174,9 @@ export class RoomConnection extends EventTarget {
       case "welcome":
         this.welcome = message;
         this.reconnects = 0;
+        this.ackEvery = message.role === "spectator"
+          ? Math.max(ACK_EVERY_TICKS, WATCHER_ACK_SECONDS * message.tick_hz)
+          : ACK_EVERY_TICKS;
         sessionStorage.setItem(sessionKey(this.token), JSON.stringify({ session: message.session, member: message.member }));
         if (this.reloaded && message.resumed) this.send({ t: "resync", reason: "the page was reloaded" });
         this.reloaded = false;
@@ -180,7 +186,7 @@ export class RoomConnection extends EventTarget {
       case "s":
         this.frames++;
         this.applyFrame(message);
-        if (message.k - this.lastAck >= ACK_EVERY_TICKS) {
+        if (message.k - this.lastAck >= this.ackEvery) {
           this.lastAck = message.k;
           this.send({ t: "ack", tick: message.k });
         }
