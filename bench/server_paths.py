@@ -7,7 +7,7 @@ shared machine its shares are noisy. These are the same operations, run in a loo
 timed with CPU time (the best of three), then multiplied by how often GR-S does each:
 per tick, 8 participants send a pose each (30 Hz) and ack every 10 ticks, the 200
 spectators ack every 5 s (`netcode.sync.ack_interval`), and the room sends every client
-a frame. Everything is the server's own code (the frame guard and wsproto, the codec,
+a frame. Everything is the server's own code (the frame reading, the codec,
 the room, trio, the publisher, a non-blocking send) on the same objects the server
 builds.
 """
@@ -31,7 +31,7 @@ from netcode.views import Role, View
 from rooms.demo import DemoScenario
 from rooms.room import Room
 from server.client_socket import binary_frame
-from server.frame_guard import FrameGuard
+from server.frame_guard import FrameGuard, whole_binary_frames
 
 GRS_PARTICIPANTS: Final = 8
 GRS_CLIENTS: Final = 208
@@ -86,9 +86,12 @@ def measure(repeat: int) -> dict[str, float]:
     ack_frame = client.send(BytesMessage(data=ack_bytes))
 
     guard = FrameGuard(MAX_CLIENT_MESSAGE)
+    limit = MAX_CLIENT_MESSAGE
 
     def read(frame: bytes) -> Callable[[], object]:
-        def once() -> object:  # as ClientSocket._take: the guard, then wsproto
+        def once() -> object:  # as ClientSocket._take: whole frames the short way
+            if guard.between_messages and (whole := whole_binary_frames(frame, limit)):
+                return whole
             guard.feed(frame)
             server.receive_data(frame)
             return list(server.events())
@@ -127,8 +130,8 @@ def measure(repeat: int) -> dict[str, float]:
             receiver.recv(1 << 20)
 
     micro = {
-        "read a pose frame (guard + wsproto)": best_of_three(repeat, read(pose_frame)),
-        "read an ack frame (guard + wsproto)": best_of_three(repeat, read(ack_frame)),
+        "read a pose frame": best_of_three(repeat, read(pose_frame)),
+        "read an ack frame": best_of_three(repeat, read(ack_frame)),
         "parse a pose (msgpack + pydantic)": best_of_three(
             repeat, lambda: parse_client_message(pose_bytes)
         ),
@@ -136,7 +139,7 @@ def measure(repeat: int) -> dict[str, float]:
             repeat, lambda: parse_client_message(ack_bytes)
         ),
         "apply a pose (Room.pose, 3 parts + object)": best_of_three(repeat // 4, apply_pose),
-        "trio: one wake-up to read (scope, wait_readable, recv)": _trio_receive(repeat),
+        "trio: one wake-up to read (wait_readable, recv)": _trio_receive(repeat),
         "fan-out: one client's frame lookup and send": best_of_three(repeat, fan_out_one),
         "encode one delta frame (per view and baseline)": best_of_three(repeat // 4, encode_delta),
     }
@@ -157,9 +160,9 @@ def _tcp_pair() -> tuple[socket.socket, socket.socket]:
 
 
 def _trio_receive(repeat: int) -> float:
-    """What `ClientSocket.receive` does for each wake-up (a cancel scope with the
-    connection's deadline, waiting for the socket through trio's epoll, one `recv`),
-    with the client's byte already sent: the least a wake-up costs."""
+    """What `ClientSocket.receive` does for each wake-up (waiting for the socket through
+    trio's epoll, one `recv`; the deadline is `watch_silence`'s, not the wait's), with
+    the client's byte already sent: the least a wake-up costs."""
 
     async def loop() -> float:
         peer, mine = _tcp_pair()
@@ -170,8 +173,7 @@ def _trio_receive(repeat: int) -> float:
             for _ in range(repeat):
                 peer.send(b"x")  # the client's send, outside the timing
                 started = time.process_time()
-                with trio.CancelScope(deadline=trio.current_time() + 30):
-                    await trio.lowlevel.wait_readable(mine)
+                await trio.lowlevel.wait_readable(mine)
                 mine.recv(65536)
                 elapsed += time.process_time() - started
             best = min(best, elapsed / repeat)
@@ -191,13 +193,13 @@ def per_tick(micro: dict[str, float]) -> list[str]:
     )
     messages = poses + acks
     rows = [
-        ("read client messages", poses * micro["read a pose frame (guard + wsproto)"]
-         + acks * micro["read an ack frame (guard + wsproto)"]),
+        ("read client messages", poses * micro["read a pose frame"]
+         + acks * micro["read an ack frame"]),
         ("parse client messages", poses * micro["parse a pose (msgpack + pydantic)"]
          + acks * micro["parse an ack (msgpack + pydantic)"]),
         ("apply poses", poses * micro["apply a pose (Room.pose, 3 parts + object)"]),
         ("trio per received message",
-         messages * micro["trio: one wake-up to read (scope, wait_readable, recv)"]),
+         messages * micro["trio: one wake-up to read (wait_readable, recv)"]),
         ("fan-out sends", GRS_CLIENTS * micro["fan-out: one client's frame lookup and send"]),
         ("encode (1 delta per tick)", micro["encode one delta frame (per view and baseline)"]),
     ]  # fmt: skip

@@ -111,6 +111,7 @@ class ClientSession:
     async def run(self) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.sock.run_writer)
+            nursery.start_soon(self.sock.watch_silence)
             try:
                 await self._converse()
             except Refusal as refusal:

@@ -3,7 +3,8 @@
 The socket is a plain non-blocking socket: the descriptor trio accepted, detached from
 trio's wrapper, so a client costs one descriptor. Two tasks use it, one per direction:
 the session's task reads (`receive`, and at the very end `finish`), and the writer task
-(`run_writer`) drains the outbox. Nothing else waits on it.
+(`run_writer`) drains the outbox. Nothing else waits on it; a third task
+(`watch_silence`) only sleeps until the client has been silent too long.
 
 Writes are the hot path: a room writes the same prebuilt frame to hundreds of sockets
 per tick, so `offer` and `send` write on the spot when nothing is queued (a synchronous
@@ -15,6 +16,9 @@ limit: overflowing it closes the connection. Nothing the room does ever waits on
 
 Reading takes everything the socket has at each wake-up, checks frame headers before
 wsproto sees the bytes (`FrameGuard`), and hands all complete messages over in one list.
+A wake-up is just the wait for the socket: no cancel scope and no deadline per wait
+(they cost more than the wait itself); a close or a silent client interrupts the wait
+with `notify_closing`, which both directions' waits take as "look at the state again".
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from wsproto.connection import ConnectionState
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
 from netcode.codec import MAX_CLIENT_MESSAGE
-from server.frame_guard import FrameGuard, FrameRefused
+from server.frame_guard import FrameGuard, FrameRefused, whole_binary_frames
 
 READ_SIZE: Final = 65536
 READ_BUDGET: Final = 4 * READ_SIZE
@@ -95,7 +99,8 @@ class ClientSocket:
         self._flushed = trio.Event()
         self._flushed.set()
         self._done = trio.Event()
-        self._reading = trio.CancelScope()
+        self._silent = False
+        """The client said nothing for `receive_timeout` seconds (see `watch_silence`)."""
         self._unread = leftover
         self._parts: list[bytes | bytearray] = []
         self._peer_gone = False
@@ -167,8 +172,9 @@ class ClientSocket:
                     try:
                         await trio.lowlevel.wait_writable(self._sock)
                     except trio.ClosedResourceError:
-                        return  # aborted while waiting
-                    continue
+                        if self.closed:
+                            return  # aborted while waiting
+                    continue  # written to, or the reader was interrupted: try again
                 except OSError:
                     self.abort("connection lost")
                     return
@@ -192,23 +198,36 @@ class ClientSocket:
             if messages := self._take(data):
                 return messages
         while not self.closing and not self._peer_gone:
-            self._reading = trio.CancelScope(deadline=self._deadline)
-            try:
-                with self._reading:
-                    await trio.lowlevel.wait_readable(self._sock)
-            except trio.ClosedResourceError:
-                return []  # aborted while waiting
-            if self._reading.cancelled_caught:
-                if self.closing:
-                    return []
+            if self._silent:
                 raise Refusal(
                     "timeout",
                     f"no message from the client for {self._receive_timeout:g} s",
                     CLOSE_POLICY,
                 )
+            try:
+                await trio.lowlevel.wait_readable(self._sock)
+            except trio.ClosedResourceError:
+                continue  # closed, closing or silent: the loop's tests say which
             if messages := self._take(self._read_available()):
                 return messages
         return []
+
+    async def watch_silence(self) -> None:
+        """Interrupt the reader once the client has sent nothing (no message, nor ping)
+        for `receive_timeout` seconds: `receive` then raises `Refusal` ("timeout"). It
+        sleeps to the deadline as it stands, and again if a message moved it meanwhile,
+        so the reader's wake-ups carry no deadline of their own."""
+        while not self.closing:
+            await trio.sleep_until(self._deadline)
+            if trio.current_time() >= self._deadline and not self.closing:
+                self._silent = True
+                self._interrupt_waits()
+                return
+
+    def _interrupt_waits(self) -> None:
+        """Wake the tasks waiting on the socket so that they look at its state again."""
+        if not self.closed:
+            trio.lowlevel.notify_closing(self._sock)
 
     def _read_available(self) -> bytes:
         """Everything the socket holds now (up to the budget); notes when the peer is gone."""
@@ -235,6 +254,11 @@ class ClientSocket:
         """Complete messages in `data`; answers pings and the client's close on the way."""
         if not data or self.closing:
             return []
+        if self._guard.between_messages:
+            whole = whole_binary_frames(data, self._guard.max_message)
+            if whole is not None:  # the common case, without wsproto (frame_guard.py)
+                self._deadline = trio.current_time() + self._receive_timeout
+                return whole
         try:
             self._guard.feed(data)
         except FrameRefused as refused:
@@ -286,7 +310,7 @@ class ClientSocket:
         self.close_reason = self.close_reason or reason
         self.close_code = code
         self.closing = True
-        self._reading.cancel()
+        self._interrupt_waits()
 
     async def aclose(self, reason: str, code: int = CLOSE_NORMAL) -> None:
         """Ask for a polite close and wait until it is done (from a task other than the
@@ -333,6 +357,5 @@ class ClientSocket:
         self._outbox_bytes = 0
         self._wake.set()
         self._flushed.set()
-        self._reading.cancel()
         trio.lowlevel.notify_closing(self._sock)
         self._sock.close()

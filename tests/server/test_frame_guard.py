@@ -3,13 +3,25 @@ a text frame or an oversized message at its header, before any of its payload.""
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
 import pytest
+import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, BytesMessage, Ping, Pong, Request
 
-from server.frame_guard import BINARY, CONTINUATION, TEXT, FrameGuard, FrameRefused
+from server.client_socket import ClientSocket
+from server.frame_guard import (
+    BINARY,
+    CONTINUATION,
+    TEXT,
+    FrameGuard,
+    FrameRefused,
+    whole_binary_frames,
+)
 from tests.faults.raw_ws import client_frame
 
 LIMIT = 100
@@ -100,3 +112,80 @@ def test_a_declared_length_is_refused_before_any_payload() -> None:
     with pytest.raises(FrameRefused) as refused:
         guard.feed(header)
     assert refused.value.code == "too_large" and refused.value.close_code == 1009
+
+
+def _open_server_connection() -> WSConnection:
+    """The server's wsproto connection after a handshake, as the server holds it."""
+    client = WSConnection(ConnectionType.CLIENT)
+    server = WSConnection(ConnectionType.SERVER)
+    server.receive_data(client.send(Request(host="test", target="/ws")))
+    list(server.events())
+    server.send(AcceptConnection())
+    return server
+
+
+def _wsproto_messages(data: bytes) -> list[bytes] | None:
+    """What wsproto alone makes of `data`: its binary messages (pings and pongs aside),
+    None if it objects."""
+    server = _open_server_connection()
+    server.receive_data(data)
+    messages, parts = [], b""
+    for event in server.events():
+        if isinstance(event, Ping | Pong):
+            continue
+        if not isinstance(event, BytesMessage):
+            return None
+        parts += event.data
+        if event.message_finished:
+            messages.append(parts)
+            parts = b""
+    return messages if not parts else None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.binary(max_size=300), max_size=4),
+    st.binary(max_size=12),
+    st.integers(0, 3),
+)
+def test_whole_binary_frames_reads_what_wsproto_reads_or_leaves_it_to_wsproto(
+    payloads: list[bytes], noise: bytes, where: int
+) -> None:
+    frames = [client_frame(BINARY, p) for p in payloads]
+    clean = b"".join(frames)
+    assert whole_binary_frames(clean, 65_536) == payloads  # the common case is taken
+    dirty = b"".join(frames[:where]) + noise + b"".join(frames[where:])
+    split = whole_binary_frames(dirty, 65_536)
+    if split is not None:  # anything it takes, wsproto reads the same way
+        assert split == _wsproto_messages(dirty)
+
+
+@settings(max_examples=200, deadline=None)
+@given(streams())
+def test_the_socket_reads_every_message_of_a_stream_cut_anywhere(
+    stream: tuple[list[Frame], list[int]],
+) -> None:
+    """Whole frames between messages go the short way, the rest through the guard and
+    wsproto; either way the messages come out whole and in order."""
+    frames, cuts = stream
+    if any(f.opcode == TEXT for f in frames):
+        return  # refused; the test above covers refusals
+    data = b"".join(f.encode() for f in frames)
+    expected = _wsproto_messages(data)
+    assert expected is not None
+
+    async def read() -> list[bytes]:
+        near, far = socket.socketpair()
+        with near, far:
+            sock = ClientSocket(
+                far, _open_server_connection(), queue_bytes=1 << 20, receive_timeout=30
+            )
+            got: list[bytes] = []
+            fed = 0
+            for end in [*cuts, len(data)]:
+                if end > fed:
+                    got += sock._take(data[fed:end])
+                    fed = end
+            return got
+
+    assert trio.run(read) == expected
