@@ -81,7 +81,9 @@ def _refuse_extension(code: int, data: bytes) -> object:
 def _plain_data_problem(obj: Any, limit: int) -> str | None:
     """Why `obj` is not plain client data (too deep, a non-finite number), or None.
 
-    Iterative, so a hostile nesting cannot exhaust the stack.
+    Iterative, so a hostile nesting cannot exhaust the stack. A list of numbers (a pose
+    is three) is passed whole when its sum is finite, which it is only if every number
+    is; any other list is looked at item by item.
     """
     stack: list[tuple[Any, int]] = [(obj, 1)]
     while stack:
@@ -96,8 +98,18 @@ def _plain_data_problem(obj: Any, limit: int) -> str | None:
         elif isinstance(item, list):
             if depth > limit:
                 return f"message nests deeper than {limit} levels"
-            stack.extend((v, depth + 1) for v in item)
+            if not _finite_numbers(item):
+                stack.extend((v, depth + 1) for v in item)
     return None
+
+
+def _finite_numbers(items: list[Any]) -> bool:
+    """True when `items` are numbers with a finite sum (so each is finite); False also
+    for finite numbers whose sum overflows, which the caller then checks one by one."""
+    try:
+        return math.isfinite(sum(items))
+    except (TypeError, OverflowError):
+        return False
 
 
 def decode_client_frame(data: bytes) -> dict[str, Any]:

@@ -38,18 +38,19 @@ def as_raw_pose(values: Sequence[float]) -> RawPose:
     if len(values) != 7:
         raise PoseError("a pose is 7 numbers: x, y, z, qx, qy, qz, qw")
     try:
-        floats = [float(v) for v in values]
+        x, y, z, qx, qy, qz, qw = map(float, values)
     except (TypeError, ValueError):
         raise PoseError("pose values must be numbers") from None
-    if not all(math.isfinite(v) for v in floats):
+    if not math.isfinite(x + y + z + qx + qy + qz + qw) and not all(
+        map(math.isfinite, (x, y, z, qx, qy, qz, qw))  # the sum overflows: look closer
+    ):
         raise PoseError("pose values must be finite")
-    if any(abs(v) > POSITION_LIMIT_M for v in floats[:3]):
+    if abs(x) > POSITION_LIMIT_M or abs(y) > POSITION_LIMIT_M or abs(z) > POSITION_LIMIT_M:
         raise PoseError(f"pose positions must be within {POSITION_LIMIT_M:g} m of the origin")
-    norm = math.sqrt(sum(v * v for v in floats[3:]))
+    norm = math.sqrt(qx * qx + qy * qy + qz * qz + qw * qw)
     if not math.isfinite(norm) or norm < 1e-6:
         raise PoseError("pose rotation must be a non-zero quaternion")
-    floats[3:] = [v / norm for v in floats[3:]]
-    return _FLOAT32x7.unpack(_FLOAT32x7.pack(*floats))
+    return _FLOAT32x7.unpack(_FLOAT32x7.pack(x, y, z, qx / norm, qy / norm, qz / norm, qw / norm))
 
 
 def pack_raw(pose: RawPose) -> bytes:
@@ -61,8 +62,9 @@ def unpack_raw(data: bytes) -> RawPose:
 
 
 def quantize_quaternion(qx: float, qy: float, qz: float, qw: float) -> int:
-    q = [qx, qy, qz, qw]
-    largest = max(range(4), key=lambda i: abs(q[i]))
+    q = (qx, qy, qz, qw)
+    sizes = (abs(qx), abs(qy), abs(qz), abs(qw))
+    largest = sizes.index(max(sizes))  # the first of equals, as ever
     sign = -1.0 if q[largest] < 0 else 1.0
     packed = largest
     for i in range(4):
@@ -93,5 +95,5 @@ def dequantize(pose: Sequence[int]) -> RawPose:
 
 def rotation_angle(a: RawPose, b: RawPose) -> float:
     """Angle in radians between the rotations of two poses."""
-    dot = abs(sum(a[i] * b[i] for i in range(3, 7)))
+    dot = abs(a[3] * b[3] + a[4] * b[4] + a[5] * b[5] + a[6] * b[6])
     return 2.0 * math.acos(min(1.0, dot))
