@@ -21,9 +21,10 @@ from typing import Any, Final, Protocol
 
 import msgpack
 
-from netcode.codec import checksum, encode
+from netcode.codec import encode
 from netcode.quantize import QuantizedPose
 from netcode.state import Op
+from netcode.view_checksums import ViewChecksums
 from netcode.views import ALL_VIEWS, View
 
 HISTORY_TICKS: Final = 256
@@ -74,6 +75,7 @@ class Publisher:
         self.op_head = world.op_seq
         self._poses: dict[int, QuantizedPose] = {}
         self.checksums: dict[View, int] | None = None
+        self._view_checksums = ViewChecksums(views)
         self._cache: dict[Hashable, bytes] = {}
         self._pose_delta_cache: dict[int | None, bytes] = {}
         self.encodes = 0
@@ -84,10 +86,11 @@ class Publisher:
             self._ops.append((op.seq, tuple(None if v is None else encode(v) for v in op.per_view)))
         if ops:
             self.op_head = ops[-1].seq
+        self._view_checksums.note(ops)
         checksums = None
         self._advance(tick, poses)
         if self.checksum_every and tick % self.checksum_every == 0:
-            checksums = {view: checksum(self.view_state(view)) for view in self.views}
+            checksums = self._view_checksums.compute(self._world, self._poses)
         self.checksums = checksums
 
     def publish_encoded(
