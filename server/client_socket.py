@@ -84,6 +84,11 @@ class ClientSocket:
         send_buffer: int = 0,
     ) -> None:
         sock.setblocking(False)
+        # A state frame goes out when it is written: Nagle's algorithm would hold it until
+        # the client acknowledged the previous one, and a client that sends little delays
+        # its TCP acknowledgements (up to 40 ms on Linux), more than a tick.
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if send_buffer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         self._sock = sock
