@@ -143,18 +143,24 @@ def seek_mcap(path: Path, points: list[float], kf_s: float) -> list[float]:
             start = time.perf_counter()
             reader = make_reader(f)
             end_ns = int(t * 1e9) + 1
-            kfs = list(reader.iter_messages(
-                topics=["keyframe"], starting_at=max(0, end_ns - int((kf_s + 1) * 1e9)),
-                ending_before=end_ns))
+            kfs = list(
+                reader.iter_messages(
+                    topics=["keyframe"],
+                    starting_at=max(0, end_ns - int((kf_s + 1) * 1e9)),
+                    ending_before=end_ns,
+                )
+            )
             _, _, kf = kfs[-1]
             recon = Reconstruction.from_keyframe(
-                Record("keyframe", 0, msgpack.unpackb(kf.data, strict_map_key=False)))
+                Record("keyframe", 0, msgpack.unpackb(kf.data, strict_map_key=False))
+            )
             for _, channel, msg in reader.iter_messages(
                 starting_at=kf.log_time, ending_before=end_ns
             ):
                 if msg.sequence > kf.sequence:
-                    recon.apply(Record(channel.topic, 0,
-                                       msgpack.unpackb(msg.data, strict_map_key=False)))
+                    recon.apply(
+                        Record(channel.topic, 0, msgpack.unpackb(msg.data, strict_map_key=False))
+                    )
             recon.state(ALL_VIEWS[i % 3], int(t * HZ), HZ)
             times.append((time.perf_counter() - start) * 1000)
     return times
@@ -195,8 +201,10 @@ def crash_loss(work: Path, seconds: float, rng: random.Random) -> dict[str, Any]
             for _, _, message in NonSeekingReader(f).iter_messages(log_time_order=False):
                 last = message.log_time
         lost_mcap.append(stop_tick / HZ - last / 1e9)
-    return {"native_lost_s_max": round(max(lost_native), 2),
-            "mcap_lost_s_max": round(max(lost_mcap), 2)}
+    return {
+        "native_lost_s_max": round(max(lost_native), 2),
+        "mcap_lost_s_max": round(max(lost_mcap), 2),
+    }
 
 
 def main() -> None:
@@ -222,7 +230,8 @@ def main() -> None:
     session_dir = work / "h" / "sessions" / "hour"
     per_hour = 3600 / seconds
     result["size"] = {
-        "session_minutes": args.minutes, "records": tee.records,
+        "session_minutes": args.minutes,
+        "records": tee.records,
         "record_wall_s": round(time.perf_counter() - t, 1),
         "native_bytes_per_hour": int(dir_bytes(session_dir) * per_hour),
         "native_raw_bytes_per_hour": int(writer.stats()["bytes"] * per_hour),
@@ -236,9 +245,10 @@ def main() -> None:
     mcap_times = seek_mcap(mcap_path, points[: max(20, args.seeks // 4)], 10.0)
     result["seek_ms"] = {
         "native_open": round(open_ms, 2),
-        "native_p50": round(statistics.median(native), 2), "native_p99": round(pct(native, .99), 2),
+        "native_p50": round(statistics.median(native), 2),
+        "native_p99": round(pct(native, 0.99), 2),
         "mcap_p50": round(statistics.median(mcap_times), 2),
-        "mcap_p99": round(pct(mcap_times, .99), 2),
+        "mcap_p99": round(pct(mcap_times, 0.99), 2),
     }
     session = Session.open(work / "h", "hour")
     exports: dict[str, float] = {}

@@ -1,10 +1,10 @@
 """Where a session lives on disk: `<data-dir>/sessions/<session-id>/`.
 
-    manifest.json        what the session is (rewritten atomically, never appended)
-    seg-NNNNNN.grs       the segment being written (raw frames)
-    seg-NNNNNN.grs.zst   a sealed segment: one zstd frame holding the raw bytes
-    index.json           keyframe index of sealed segments (derivable from the log)
-    annotations.jsonl    reviewers' overlay (never part of the record)
+manifest.json        what the session is (rewritten atomically, never appended)
+seg-NNNNNN.grs       the segment being written (raw frames)
+seg-NNNNNN.grs.zst   a sealed segment: one zstd frame holding the raw bytes
+index.json           keyframe index of sealed segments (derivable from the log)
+annotations.jsonl    reviewers' overlay (never part of the record)
 """
 
 from __future__ import annotations

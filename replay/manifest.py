@@ -25,9 +25,7 @@ def pseudonym(session_id: str, member: Any) -> str:
 
 
 def utc_iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(slots=True)
@@ -108,9 +106,20 @@ class Manifest:
     def from_json(cls, obj: dict[str, Any]) -> Manifest:
         m = cls(session_id=obj["session_id"], started_at=obj["started_at"])
         for name in (
-            "server_version", "status", "room_id", "case", "seed", "tick_hz", "versions",
-            "media_tracks", "ended_at", "end_tick", "records", "keyframe_interval_s",
-            "writer", "repair",
+            "server_version",
+            "status",
+            "room_id",
+            "case",
+            "seed",
+            "tick_hz",
+            "versions",
+            "media_tracks",
+            "ended_at",
+            "end_tick",
+            "records",
+            "keyframe_interval_s",
+            "writer",
+            "repair",
         ):
             if name in obj:
                 setattr(m, name, obj[name])

@@ -42,8 +42,12 @@ def room_factory(scenarios: ScenarioLookup = demo_scenarios) -> RoomFactory:
         event = input_from_record(start)
         assert isinstance(event, Start)
         return Room(
-            event.room, scenarios(event.scenario, event.seed),
-            seed=event.seed, config=RoomConfig.of(event), recorder=recorder, title=event.title,
+            event.room,
+            scenarios(event.scenario, event.seed),
+            seed=event.seed,
+            config=RoomConfig.of(event),
+            recorder=recorder,
+            title=event.title,
         )
 
     return build
@@ -91,7 +95,11 @@ def resimulate(records: Iterable[Record], make_room: RoomFactory) -> Divergence 
             pending.extend(made.records)
             made.records.clear()
         got = pending.popleft() if pending else None
-        if got is None or got.kind != recorded.kind or got.tick != recorded.tick \
-                or not data_equal(got.data, recorded.data):
+        if (
+            got is None
+            or got.kind != recorded.kind
+            or got.tick != recorded.tick
+            or not data_equal(got.data, recorded.data)
+        ):
             return Divergence(index, recorded.tick, recorded.tick / hz, recorded, got)
     return None  # records left pending: the recording stopped within the last input's outputs

@@ -19,11 +19,18 @@ from rooms.room import PARTS, Room, RoomConfig
 
 
 def make_room(
-    recorder: Recorder, seed: int = 1, tick_hz: int = 30, keyframe_seconds: float = 10.0,
-    checksum_every: int = 30, objects: int = 20,
+    recorder: Recorder,
+    seed: int = 1,
+    tick_hz: int = 30,
+    keyframe_seconds: float = 10.0,
+    checksum_every: int = 30,
+    objects: int = 20,
 ) -> Room:
     return Room(
-        "synthetic", DemoScenario(seed, objects=objects), seed=seed, recorder=recorder,
+        "synthetic",
+        DemoScenario(seed, objects=objects),
+        seed=seed,
+        recorder=recorder,
         config=RoomConfig(
             tick_hz=tick_hz, keyframe_seconds=keyframe_seconds, checksum_every=checksum_every
         ),
@@ -42,7 +49,10 @@ class Bots:
         self._pose: dict[int, list[float]] = {}
 
     def run(
-        self, seconds: float, on_tick: Callable[[Room], None] | None = None, end: bool = True,
+        self,
+        seconds: float,
+        on_tick: Callable[[Room], None] | None = None,
+        end: bool = True,
     ) -> None:
         room, rng = self.room, self.rng
         room.start({"server": "0.1.0", "case": "demo-1"})
@@ -71,8 +81,9 @@ class Bots:
         pose = self._pose.setdefault(member, [0.0, 1.6, 0.0])
         pose[0] += self.rng.uniform(-0.01, 0.01)
         pose[2] += self.rng.uniform(-0.01, 0.01)
-        parts = {p: [pose[0], pose[1] - 0.3 * (p != "head"), pose[2], 0.0, 0.0, 0.0, 1.0]
-                 for p in PARTS}
+        parts = {
+            p: [pose[0], pose[1] - 0.3 * (p != "head"), pose[2], 0.0, 0.0, 0.0, 1.0] for p in PARTS
+        }
         self.room.pose(member, parts)
 
     def _act(self, member: int, objects: list[int], n: int) -> None:
@@ -93,8 +104,13 @@ class Bots:
 
 
 def run_session(
-    recorder: Recorder, seconds: float, *, participants: int = 8, seed: int = 1,
-    on_tick: Callable[[Room], None] | None = None, **room_kw: Any,
+    recorder: Recorder,
+    seconds: float,
+    *,
+    participants: int = 8,
+    seed: int = 1,
+    on_tick: Callable[[Room], None] | None = None,
+    **room_kw: Any,
 ) -> Room:
     room = make_room(recorder, seed=seed, **room_kw)
     Bots(room, participants, seed).run(seconds, on_tick)

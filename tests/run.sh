@@ -27,5 +27,6 @@ if command -v npm >/dev/null 2>&1 && [ ! -f tests/web/node_modules/iwer/build/iw
 fi
 
 python3 -m ruff check .
+python3 -m ruff format --check .
 python3 -m mypy
 python3 -m pytest -q "$@"

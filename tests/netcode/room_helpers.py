@@ -13,18 +13,25 @@ from rooms.records import Recorder
 from rooms.room import Room, RoomConfig
 
 TICK_HZ = 10
-CONFIG = RoomConfig(tick_hz=TICK_HZ, grace_seconds=1.0, lease_seconds=1.0, checksum_every=3,
-                    keyframe_seconds=2.0)
+CONFIG = RoomConfig(
+    tick_hz=TICK_HZ, grace_seconds=1.0, lease_seconds=1.0, checksum_every=3, keyframe_seconds=2.0
+)
 """Ten ticks a second: a lease lasts 10 ticks, the grace period 10 ticks."""
 
 
 def make_room(
-    seed: int = 7, *, config: RoomConfig = CONFIG, recorder: Recorder | None = None,
-    objects: int = 4, history_ticks: int | None = None, op_ring: int | None = None,
+    seed: int = 7,
+    *,
+    config: RoomConfig = CONFIG,
+    recorder: Recorder | None = None,
+    objects: int = 4,
+    history_ticks: int | None = None,
+    op_ring: int | None = None,
 ) -> Room:
     """A started demo room; optionally with a publisher whose rings are small."""
-    room = Room("r1", DemoScenario(seed, objects=objects), seed=seed, config=config,
-                recorder=recorder)
+    room = Room(
+        "r1", DemoScenario(seed, objects=objects), seed=seed, config=config, recorder=recorder
+    )
     if history_ticks is not None or op_ring is not None:
         kwargs: dict[str, Any] = {"checksum_every": config.checksum_every}
         if history_ticks is not None:

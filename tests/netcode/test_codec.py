@@ -82,24 +82,38 @@ def integral_floats_as_float(value: Any) -> Any:
 
 
 STATE_SCALARS = (
-    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=6)
-    | st.just(HIDDEN) | st.floats(allow_nan=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.text(max_size=6)
+    | st.just(HIDDEN)
+    | st.floats(allow_nan=False)
 )
 STATE_VALUES = st.recursive(
     STATE_SCALARS,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
-                                                                  max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
     max_leaves=10,
 )
-VIEW_STATES = st.fixed_dictionaries({
-    "e": st.dictionaries(st.integers(1, 10**6), st.tuples(
-        st.text(max_size=5), st.dictionaries(st.text(max_size=5), STATE_VALUES, max_size=4),
-    ).map(list), max_size=5),
-    "l": st.dictionaries(st.text(max_size=5), st.lists(STATE_VALUES, max_size=3), max_size=3),
-    "p": st.dictionaries(st.integers(1, 10**6),
-                         st.lists(st.integers(-(2**31), 2**32), min_size=4, max_size=4),
-                         max_size=4),
-})
+VIEW_STATES = st.fixed_dictionaries(
+    {
+        "e": st.dictionaries(
+            st.integers(1, 10**6),
+            st.tuples(
+                st.text(max_size=5),
+                st.dictionaries(st.text(max_size=5), STATE_VALUES, max_size=4),
+            ).map(list),
+            max_size=5,
+        ),
+        "l": st.dictionaries(st.text(max_size=5), st.lists(STATE_VALUES, max_size=3), max_size=3),
+        "p": st.dictionaries(
+            st.integers(1, 10**6),
+            st.lists(st.integers(-(2**31), 2**32), min_size=4, max_size=4),
+            max_size=4,
+        ),
+    }
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=SLOW_OK)
@@ -131,10 +145,7 @@ def test_canonical_orders_int_keys_numerically_then_str_keys_by_utf8() -> None:
 def test_checksum_is_crc32_of_the_documented_bytes() -> None:
     # docs/protocol.md: sorted keys, smallest headers, HIDDEN as c7 00 01
     state = {"p": {}, "l": {}, "e": {1: ["k", {"f": HIDDEN, "n": 2.0}]}}
-    expected = (
-        b"\x83\xa1e\x81\x01\x92\xa1k\x82\xa1f\xc7\x00\x01\xa1n\x02"
-        b"\xa1l\x80\xa1p\x80"
-    )
+    expected = b"\x83\xa1e\x81\x01\x92\xa1k\x82\xa1f\xc7\x00\x01\xa1n\x02\xa1l\x80\xa1p\x80"
     assert checksum(state) == zlib.crc32(expected)
 
 
@@ -159,10 +170,17 @@ def nested(depth: int) -> Any:
     return value
 
 
-@pytest.mark.parametrize("data", [
-    b"", b"\xc1", b"\x81\xa1t", b"\x81\xa1t\xa4ping\x00", b"\xff" * 10,
-    encode({"t": "ping", "id": 1}) + b"\x01",
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xc1",
+        b"\x81\xa1t",
+        b"\x81\xa1t\xa4ping\x00",
+        b"\xff" * 10,
+        encode({"t": "ping", "id": 1}) + b"\x01",
+    ],
+)
 def test_bytes_that_are_not_one_msgpack_value_are_bad_frame(data: bytes) -> None:
     assert refused(data).code == "bad_frame"
 
@@ -185,25 +203,30 @@ def test_an_unknown_type_is_unknown_type(kind: str) -> None:
     assert error.code == "unknown_type"
 
 
-@pytest.mark.parametrize(("message", "field"), [
-    ({"t": "ack", "tick": "ten"}, "tick"),
-    ({"t": "ack", "tick": 1.5}, "tick"),
-    ({"t": "ack", "tick": -1}, "tick"),
-    ({"t": "ack"}, "tick"),
-    ({"t": "ping", "id": [1]}, "id"),
-    ({"t": "ping", "id": 2**53}, "id"),
-    ({"t": "hello", "v": 1, "token": 5}, "token"),
-    ({"t": "hello", "v": "one", "token": "x"}, "v"),
-    ({"t": "hello", "v": 1, "token": "x", "resume": {"session": "s", "tick": "x", "op": 0}},
-     "resume.tick"),
-    ({"t": "intent", "id": 1, "do": 3}, "do"),
-    ({"t": "intent", "id": 1, "do": ""}, "do"),
-    ({"t": "intent", "id": 1, "do": "chat", "args": [1]}, "args"),
-    ({"t": "pose", "head": [0, 0, 0, 0, 0, 0]}, "head"),
-    ({"t": "pose", "left": ["a", 0, 0, 0, 0, 0, 1]}, "left.0"),
-    ({"t": "pose", "objects": {"one": [0, 0, 0, 0, 0, 0, 1]}}, "objects"),
-    ({"t": "resync", "reason": 5}, "reason"),
-])
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ({"t": "ack", "tick": "ten"}, "tick"),
+        ({"t": "ack", "tick": 1.5}, "tick"),
+        ({"t": "ack", "tick": -1}, "tick"),
+        ({"t": "ack"}, "tick"),
+        ({"t": "ping", "id": [1]}, "id"),
+        ({"t": "ping", "id": 2**53}, "id"),
+        ({"t": "hello", "v": 1, "token": 5}, "token"),
+        ({"t": "hello", "v": "one", "token": "x"}, "v"),
+        (
+            {"t": "hello", "v": 1, "token": "x", "resume": {"session": "s", "tick": "x", "op": 0}},
+            "resume.tick",
+        ),
+        ({"t": "intent", "id": 1, "do": 3}, "do"),
+        ({"t": "intent", "id": 1, "do": ""}, "do"),
+        ({"t": "intent", "id": 1, "do": "chat", "args": [1]}, "args"),
+        ({"t": "pose", "head": [0, 0, 0, 0, 0, 0]}, "head"),
+        ({"t": "pose", "left": ["a", 0, 0, 0, 0, 0, 1]}, "left.0"),
+        ({"t": "pose", "objects": {"one": [0, 0, 0, 0, 0, 0, 1]}}, "objects"),
+        ({"t": "resync", "reason": 5}, "reason"),
+    ],
+)
 def test_wrong_field_types_are_bad_message_naming_the_field(
     message: dict[str, Any], field: str
 ) -> None:
@@ -212,13 +235,20 @@ def test_wrong_field_types_are_bad_message_naming_the_field(
     assert f": {field}" in error.message, error.message
 
 
-@pytest.mark.parametrize("message", [
-    {"t": "ack", "tick": 1, "extra": 1},
-    {"t": "ping", "id": 1, "tick": 3},
-    {"t": "intent", "id": 1, "do": "chat", "args": {}, "as": "facilitator"},
-    {"t": "hello", "v": 1, "token": "x", "resume": {"session": "s", "tick": 0, "op": 0,
-                                                    "member": 1}},
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"t": "ack", "tick": 1, "extra": 1},
+        {"t": "ping", "id": 1, "tick": 3},
+        {"t": "intent", "id": 1, "do": "chat", "args": {}, "as": "facilitator"},
+        {
+            "t": "hello",
+            "v": 1,
+            "token": "x",
+            "resume": {"session": "s", "tick": 0, "op": 0, "member": 1},
+        },
+    ],
+)
 def test_extra_fields_are_bad_message(message: dict[str, Any]) -> None:
     assert refused(encode(message)).code == "bad_message"
 
@@ -229,8 +259,9 @@ def test_rtc_messages_may_carry_extra_fields() -> None:
 
 
 def test_an_oversize_message_is_too_large() -> None:
-    big = encode({"t": "intent", "id": 1, "do": "chat",
-                  "args": {f"k{i}": "x" * 4000 for i in range(20)}})
+    big = encode(
+        {"t": "intent", "id": 1, "do": "chat", "args": {f"k{i}": "x" * 4000 for i in range(20)}}
+    )
     assert len(big) > MAX_CLIENT_MESSAGE
     assert refused(big).code == "too_large"
     assert refused(b"\x00" * (MAX_CLIENT_MESSAGE + 1)).code == "too_large"
@@ -248,12 +279,15 @@ def test_nesting_deeper_than_eight_levels_is_bad_message() -> None:
     assert refused(very_deep).code in ("bad_message", "bad_frame")
 
 
-@pytest.mark.parametrize("message", [
-    {"t": "intent", "id": 1, "do": "chat", "args": {"text": "x" * (8 * 1024 + 1)}},
-    {"t": "intent", "id": 1, "do": "chat", "args": {"text": b"x" * (8 * 1024 + 1)}},
-    {"t": "intent", "id": 1, "do": "chat", "args": {"list": list(range(1025))}},
-    {"t": "intent", "id": 1, "do": "chat", "args": {f"k{i}": 0 for i in range(257)}},
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"t": "intent", "id": 1, "do": "chat", "args": {"text": "x" * (8 * 1024 + 1)}},
+        {"t": "intent", "id": 1, "do": "chat", "args": {"text": b"x" * (8 * 1024 + 1)}},
+        {"t": "intent", "id": 1, "do": "chat", "args": {"list": list(range(1025))}},
+        {"t": "intent", "id": 1, "do": "chat", "args": {f"k{i}": 0 for i in range(257)}},
+    ],
+)
 def test_over_long_strings_arrays_and_maps_are_bad_frame(message: dict[str, Any]) -> None:
     data = encode(message)
     assert len(data) <= MAX_CLIENT_MESSAGE
@@ -265,11 +299,14 @@ def test_ext_types_other_than_hidden_with_data_are_bad_frame() -> None:
     assert refused(data).code == "bad_frame"
 
 
-@pytest.mark.parametrize("message", [
-    {"t": "intent", "id": 1, "do": "chat", "args": {"text": HIDDEN}},
-    {"t": "intent", "id": 1, "do": "present", "args": {"member": [HIDDEN]}},
-    {"t": "ping", "id": 1, "x": {"y": HIDDEN}},
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"t": "intent", "id": 1, "do": "chat", "args": {"text": HIDDEN}},
+        {"t": "intent", "id": 1, "do": "present", "args": {"member": [HIDDEN]}},
+        {"t": "ping", "id": 1, "x": {"y": HIDDEN}},
+    ],
+)
 def test_hidden_from_a_client_is_bad_message(message: dict[str, Any]) -> None:
     """HIDDEN is something the server says; a client echoing it would poison the record."""
     error = refused(encode(message))
@@ -291,17 +328,28 @@ def test_a_non_finite_number_anywhere_is_bad_message(number: float, depth: int) 
     assert "finite" in error.message
 
 
-@pytest.mark.parametrize("message", [
-    {"t": "hello", "v": 1, "token": "abc"},
-    {"t": "hello", "v": 1, "token": "abc", "room": "r1",
-     "resume": {"session": "s", "tick": 3, "op": 9}},
-    {"t": "ack", "tick": 0},
-    {"t": "pose", "head": [0.0, 1.6, 0.0, 0.0, 0.0, 0.0, 1.0],
-     "objects": {7: [0, 0, 0, 0, 0, 0, 1]}},
-    {"t": "intent", "id": 2**53 - 1, "do": "chat", "args": {"text": "hi"}},
-    {"t": "resync"},
-    {"t": "ping", "id": 0},
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"t": "hello", "v": 1, "token": "abc"},
+        {
+            "t": "hello",
+            "v": 1,
+            "token": "abc",
+            "room": "r1",
+            "resume": {"session": "s", "tick": 3, "op": 9},
+        },
+        {"t": "ack", "tick": 0},
+        {
+            "t": "pose",
+            "head": [0.0, 1.6, 0.0, 0.0, 0.0, 0.0, 1.0],
+            "objects": {7: [0, 0, 0, 0, 0, 0, 1]},
+        },
+        {"t": "intent", "id": 2**53 - 1, "do": "chat", "args": {"text": "hi"}},
+        {"t": "resync"},
+        {"t": "ping", "id": 0},
+    ],
+)
 def test_well_formed_messages_are_accepted(message: dict[str, Any]) -> None:
     parsed = parse_client_message(encode(message))
     assert parsed.t == message["t"]
@@ -316,23 +364,35 @@ def test_pose_values_arrive_as_floats() -> None:
     assert all(isinstance(v, float) and math.isfinite(v) for v in head)
 
 
-@pytest.mark.parametrize("message", [
-    {"t": "ack", "tick": "5"},
-    {"t": "ack", "tick": True},
-    {"t": "ping", "id": "7"},
-    {"t": "hello", "v": "1", "token": "x"},
-    {"t": "intent", "id": 1, "do": b"chat"},
-    {"t": "pose", "head": ["0", "0", "0", "0", "0", "0", "1"]},
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"t": "ack", "tick": "5"},
+        {"t": "ack", "tick": True},
+        {"t": "ping", "id": "7"},
+        {"t": "hello", "v": "1", "token": "x"},
+        {"t": "intent", "id": 1, "do": b"chat"},
+        {"t": "pose", "head": ["0", "0", "0", "0", "0", "0", "1"]},
+    ],
+)
 def test_values_of_another_type_are_not_coerced(message: dict[str, Any]) -> None:
     """No silent coercion: lax pydantic once turned '5' into 5 (fixed in f42d980)."""
     assert refused(encode(message)).code == "bad_message"
 
 
-@pytest.mark.parametrize(("value", "as_int"), [
-    (2.0**62, True), (-(2.0**62), True), (2.0**63 - 1024, True),
-    (2.0**63, False), (-(2.0**63), False), (1e300, False), (float("inf"), False), (0.5, False),
-])
+@pytest.mark.parametrize(
+    ("value", "as_int"),
+    [
+        (2.0**62, True),
+        (-(2.0**62), True),
+        (2.0**63 - 1024, True),
+        (2.0**63, False),
+        (-(2.0**63), False),
+        (1e300, False),
+        (float("inf"), False),
+        (0.5, False),
+    ],
+)
 def test_integral_floats_below_2_63_in_magnitude_are_written_as_integers(
     value: float, as_int: bool
 ) -> None:

@@ -113,8 +113,13 @@ def test_release_by_a_non_holder_is_refused_and_by_the_holder_frees_it() -> None
 
 @pytest.mark.parametrize(
     ("obj", "code"),
-    [(0, "unknown_object"), (10**6, "unknown_object"), ("1", "bad_args"), (None, "bad_args"),
-     (2**40, "bad_args")],
+    [
+        (0, "unknown_object"),
+        (10**6, "unknown_object"),
+        ("1", "bad_args"),
+        (None, "bad_args"),
+        (2**40, "bad_args"),
+    ],
 )
 def test_grabbing_something_that_is_not_a_shared_object_is_refused(obj: object, code: str) -> None:
     room = make_room()

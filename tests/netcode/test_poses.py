@@ -36,12 +36,19 @@ START_Q = st.tuples(*[st.floats(-1, 1, allow_nan=False)] * 3, st.sampled_from([-
 
 @settings(max_examples=100, deadline=None, suppress_health_check=SLOW_OK)
 @given(
-    st.tuples(POSITION, POSITION, POSITION), START_Q,
-    st.lists(st.tuples(JITTER, JITTER, JITTER, st.integers(0, 2),
-                       st.floats(-0.003, 0.003, allow_nan=False)), min_size=1, max_size=30),
+    st.tuples(POSITION, POSITION, POSITION),
+    START_Q,
+    st.lists(
+        st.tuples(
+            JITTER, JITTER, JITTER, st.integers(0, 2), st.floats(-0.003, 0.003, allow_nan=False)
+        ),
+        min_size=1,
+        max_size=30,
+    ),
 )
 def test_jitter_below_a_millimetre_and_tiny_turns_never_change_what_is_published(
-    position: tuple[float, float, float], q: tuple[float, ...],
+    position: tuple[float, float, float],
+    q: tuple[float, ...],
     jitter: list[tuple[float, float, float, int, float]],
 ) -> None:
     table = PoseTable()
@@ -60,11 +67,17 @@ def test_jitter_below_a_millimetre_and_tiny_turns_never_change_what_is_published
 
 @settings(max_examples=150, deadline=None, suppress_health_check=SLOW_OK)
 @given(
-    st.tuples(POSITION, POSITION, POSITION), START_Q, st.integers(0, 2),
-    st.floats(0.00101, 0.5) | st.floats(-0.5, -0.00101), st.lists(JITTER, max_size=5),
+    st.tuples(POSITION, POSITION, POSITION),
+    START_Q,
+    st.integers(0, 2),
+    st.floats(0.00101, 0.5) | st.floats(-0.5, -0.00101),
+    st.lists(JITTER, max_size=5),
 )
 def test_a_move_of_more_than_a_millimetre_is_published(
-    position: tuple[float, float, float], q: tuple[float, ...], axis: int, step: float,
+    position: tuple[float, float, float],
+    q: tuple[float, ...],
+    axis: int,
+    step: float,
     jitter: list[float],
 ) -> None:
     table = PoseTable()

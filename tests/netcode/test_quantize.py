@@ -30,8 +30,11 @@ COMPONENT = st.floats(-1.0, 1.0, allow_nan=False)
 
 @st.composite
 def unit_quaternions(draw: st.DrawFn) -> tuple[float, float, float, float]:
-    q = draw(st.tuples(COMPONENT, COMPONENT, COMPONENT, COMPONENT)
-             .filter(lambda q: sum(c * c for c in q) > 1e-3))
+    q = draw(
+        st.tuples(COMPONENT, COMPONENT, COMPONENT, COMPONENT).filter(
+            lambda q: sum(c * c for c in q) > 1e-3
+        )
+    )
     if draw(st.booleans()):  # make a negative component the largest one
         i = draw(st.integers(0, 3))
         q = tuple(-2.0 if j == i else c for j, c in enumerate(q))  # type: ignore[assignment]
@@ -62,11 +65,18 @@ def test_quantized_pose_is_within_half_a_millimetre_and_a_third_of_a_degree(
     assert abs(sum(c * c for c in back[3:]) - 1.0) < 1e-3
 
 
-@pytest.mark.parametrize("q", [
-    (0.0, 0.0, 0.0, -1.0), (-1.0, 0.0, 0.0, 0.0), (0.0, -0.8, 0.6, 0.0),
-    (-0.5, -0.5, -0.5, -0.5), (0.5, -0.5, 0.5, -0.5), (-0.7071068, 0.7071068, 0.0, 0.0),
-    (0.0, 0.0, 0.7071068, -0.7071068),
-])
+@pytest.mark.parametrize(
+    "q",
+    [
+        (0.0, 0.0, 0.0, -1.0),
+        (-1.0, 0.0, 0.0, 0.0),
+        (0.0, -0.8, 0.6, 0.0),
+        (-0.5, -0.5, -0.5, -0.5),
+        (0.5, -0.5, 0.5, -0.5),
+        (-0.7071068, 0.7071068, 0.0, 0.0),
+        (0.0, 0.0, 0.7071068, -0.7071068),
+    ],
+)
 def test_negative_largest_and_tied_components(q: tuple[float, float, float, float]) -> None:
     packed = quantize_quaternion(*q)
     back = dequantize_quaternion(packed)
@@ -92,9 +102,15 @@ def test_raw_poses_are_unit_float32_and_survive_their_28_bytes(
     assert abs(sum(c * c for c in raw[3:]) - 1.0) < 1e-5
 
 
-@pytest.mark.parametrize("values", [
-    [], [0.0] * 6, [0.0] * 8, (0, 0, 0, 0, 0, 1),
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        [0.0] * 6,
+        [0.0] * 8,
+        (0, 0, 0, 0, 0, 1),
+    ],
+)
 def test_as_raw_pose_refuses_the_wrong_length(values: Sequence[float]) -> None:
     with pytest.raises(PoseError, match="7 numbers"):
         as_raw_pose(values)
@@ -115,9 +131,15 @@ def test_as_raw_pose_refuses_a_zero_quaternion(q: tuple[float, ...]) -> None:
         as_raw_pose([0, 0, 0, *q])
 
 
-@pytest.mark.parametrize("position", [
-    (1000.001, 0, 0), (0, -1000.5, 0), (0, 0, 1e9), (-1e300, 0, 0),
-])
+@pytest.mark.parametrize(
+    "position",
+    [
+        (1000.001, 0, 0),
+        (0, -1000.5, 0),
+        (0, 0, 1e9),
+        (-1e300, 0, 0),
+    ],
+)
 def test_as_raw_pose_refuses_positions_beyond_a_kilometre(position: tuple[float, ...]) -> None:
     with pytest.raises(PoseError, match="within"):
         as_raw_pose([*position, 0, 0, 0, 1])

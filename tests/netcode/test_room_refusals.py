@@ -18,10 +18,17 @@ def members(room: Room) -> dict[Role, int]:
     return ids
 
 
-@pytest.mark.parametrize(("action", "args"), [
-    ("chat", {"text": "hi"}), ("note", {"text": "x"}), ("grab", {"obj": 1}),
-    ("release", {"obj": 1}), ("pause", {}), ("end", {}),
-])
+@pytest.mark.parametrize(
+    ("action", "args"),
+    [
+        ("chat", {"text": "hi"}),
+        ("note", {"text": "x"}),
+        ("grab", {"obj": 1}),
+        ("release", {"obj": 1}),
+        ("pause", {}),
+        ("end", {}),
+    ],
+)
 def test_spectators_may_not_act(action: str, args: dict[str, Any]) -> None:
     room = make_room()
     spectator = members(room)[Role.SPECTATOR]
@@ -56,10 +63,18 @@ def test_an_unknown_action_is_refused() -> None:
     assert "teleport" in reply.message
 
 
-@pytest.mark.parametrize("args", [
-    {}, {"text": ""}, {"text": "   "}, {"text": 5}, {"text": None}, {"text": ["hi"]},
-    {"text": "x" * (MAX_CHAT_CHARS + 1)},
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        {},
+        {"text": ""},
+        {"text": "   "},
+        {"text": 5},
+        {"text": None},
+        {"text": ["hi"]},
+        {"text": "x" * (MAX_CHAT_CHARS + 1)},
+    ],
+)
 def test_chat_needs_a_non_empty_bounded_text(args: dict[str, Any]) -> None:
     room = make_room()
     participant = members(room)[Role.PARTICIPANT]
@@ -100,9 +115,15 @@ def test_moving_an_object_without_a_lease_is_refused_and_changes_nothing() -> No
     assert room.poses.published == before  # the head did not move either
 
 
-@pytest.mark.parametrize("values", [
-    [0.0] * 6, [float("nan"), 0, 0, 0, 0, 0, 1], [2000.0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 0],
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0.0] * 6,
+        [float("nan"), 0, 0, 0, 0, 0, 1],
+        [2000.0, 0, 0, 0, 0, 0, 1],
+        [0, 0, 0, 0, 0, 0, 0],
+    ],
+)
 def test_bad_poses_are_refused(values: list[float]) -> None:
     room = make_room()
     participant = members(room)[Role.PARTICIPANT]

@@ -31,8 +31,11 @@ def play(data: st.DataObject, room: Room) -> None:
             return  # the host stops ticking an ended room
         for _ in range(data.draw(st.integers(0, 4))):
             members = sorted(room.members)
-            choice = data.draw(st.sampled_from(
-                ["join", "pose", "pose", "intent", "intent", "drop", "back", "leave", "end"]))
+            choice = data.draw(
+                st.sampled_from(
+                    ["join", "pose", "pose", "intent", "intent", "drop", "back", "leave", "end"]
+                )
+            )
             if choice == "join" or not members:
                 room.join(data.draw(ROLES), data.draw(st.text(max_size=6)))
                 continue
@@ -41,15 +44,28 @@ def play(data: st.DataObject, room: Room) -> None:
                 held = [o for o in room.world.find("object") if room.leases.holder(o) == member]
                 objects = {o: data.draw(POSE) for o in held[:1]}
                 with contextlib.suppress(IntentRefused):  # spectators, no avatar yet
-                    room.pose(member, {"head": data.draw(POSE), "left": data.draw(POSE)},
-                              objects)
+                    room.pose(member, {"head": data.draw(POSE), "left": data.draw(POSE)}, objects)
             elif choice == "intent":
                 reply_id += 1
-                action = data.draw(st.sampled_from(
-                    ["chat", "ask", "note", "grab", "release", "pause", "resume", "end",
-                     "bogus"]))
-                args = {"text": data.draw(st.text(max_size=8)),
-                        "obj": data.draw(st.sampled_from(room.world.find("object")))}
+                action = data.draw(
+                    st.sampled_from(
+                        [
+                            "chat",
+                            "ask",
+                            "note",
+                            "grab",
+                            "release",
+                            "pause",
+                            "resume",
+                            "end",
+                            "bogus",
+                        ]
+                    )
+                )
+                args = {
+                    "text": data.draw(st.text(max_size=8)),
+                    "obj": data.draw(st.sampled_from(room.world.find("object"))),
+                }
                 room.submit(member, reply_id, action, args)
             elif choice == "drop":
                 room.disconnect(member)
@@ -68,9 +84,7 @@ def outputs(records: list[Record]) -> list[Record]:
 
 @settings(max_examples=30, deadline=None, suppress_health_check=SLOW_OK)
 @given(st.data(), st.integers(0, 2**16))
-def test_replaying_recorded_inputs_makes_identical_outputs(
-    data: st.DataObject, seed: int
-) -> None:
+def test_replaying_recorded_inputs_makes_identical_outputs(data: st.DataObject, seed: int) -> None:
     recorder = MemoryRecorder()
     play(data, make_room(seed, recorder=recorder))
     records = recorder.records
@@ -81,8 +95,7 @@ def test_replaying_recorded_inputs_makes_identical_outputs(
     event(f"refusals: {sum(1 for r in records if r.kind == 'reply' and not r.data['ok']) > 0}")
 
     again = MemoryRecorder()
-    fresh = Room("r1", DemoScenario(seed, objects=4), seed=seed, config=CONFIG,
-                 recorder=again)
+    fresh = Room("r1", DemoScenario(seed, objects=4), seed=seed, config=CONFIG, recorder=again)
     fresh.replay_inputs([r for r in records if r.kind in INPUTS])
     assert outputs(again.records) == outputs(records)
     assert again.records == records  # inputs re-recorded in the same places too
@@ -139,11 +152,12 @@ def test_a_room_restored_from_any_keyframe_carries_on_as_the_original_did(
     event(f"keyframes: {min(len(keyframes), 5)}")
     for index in keyframes:
         again = MemoryRecorder()
-        restored = Room("r1", DemoScenario(seed, objects=4), seed=seed, config=CONFIG,
-                        recorder=again)
+        restored = Room(
+            "r1", DemoScenario(seed, objects=4), seed=seed, config=CONFIG, recorder=again
+        )
         restored.restore(records[index])
-        restored.replay_inputs([r for r in records[index + 1:] if r.kind in INPUTS])
-        assert again.records == records[index + 1:]
+        restored.replay_inputs([r for r in records[index + 1 :] if r.kind in INPUTS])
+        assert again.records == records[index + 1 :]
         assert restored.export() == make_room_state(records, index, seed)
 
 

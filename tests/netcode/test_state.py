@@ -14,8 +14,12 @@ from netcode.views import ALL_VIEWS, View
 from tests.netcode.sync_helpers import SLOW_OK
 
 VIEWS = st.sampled_from(ALL_VIEWS)
-VALUES = st.none() | st.integers(-100, 100) | st.text(max_size=4) | st.lists(st.integers(0, 3),
-                                                                              max_size=2)
+VALUES = (
+    st.none()
+    | st.integers(-100, 100)
+    | st.text(max_size=4)
+    | st.lists(st.integers(0, 3), max_size=2)
+)
 
 
 def random_changes(data: st.DataObject, world: CaseState, count: int) -> None:
@@ -23,16 +27,22 @@ def random_changes(data: st.DataObject, world: CaseState, count: int) -> None:
         eids = list(world.entity_ids())
         choice = data.draw(st.sampled_from(["create", "set", "delete", "log"]))
         if choice == "create" or not eids:
-            world.create("k", data.draw(st.dictionaries(st.sampled_from("abc"), VALUES)),
-                         data.draw(VIEWS))
+            world.create(
+                "k", data.draw(st.dictionaries(st.sampled_from("abc"), VALUES)), data.draw(VIEWS)
+            )
         elif choice == "set":
-            world.set(data.draw(st.sampled_from(eids)), data.draw(st.sampled_from("abcd")),
-                      data.draw(VALUES), data.draw(st.none() | VIEWS))
+            world.set(
+                data.draw(st.sampled_from(eids)),
+                data.draw(st.sampled_from("abcd")),
+                data.draw(VALUES),
+                data.draw(st.none() | VIEWS),
+            )
         elif choice == "delete":
             world.delete(data.draw(st.sampled_from(eids)))
         else:
-            world.log(data.draw(st.sampled_from(["chat", "q"])), data.draw(VALUES),
-                      data.draw(VIEWS))
+            world.log(
+                data.draw(st.sampled_from(["chat", "q"])), data.draw(VALUES), data.draw(VIEWS)
+            )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=SLOW_OK)
@@ -54,7 +64,8 @@ def test_export_and_restore_rebuild_every_view_and_continue_identically(
         for other in list(state.entity_ids())[:2]:
             state.delete(other)
     assert [(op.seq, op.canonical, op.per_view) for op in restored.drain()] == [
-        (op.seq, op.canonical, op.per_view) for op in world.drain()]
+        (op.seq, op.canonical, op.per_view) for op in world.drain()
+    ]
 
 
 def test_ops_are_numbered_and_a_set_to_the_same_value_makes_none() -> None:

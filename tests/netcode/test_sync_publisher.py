@@ -36,12 +36,15 @@ SCALARS = (
 )
 VALUES = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
-                                                                  max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 POSES = st.tuples(
-    st.integers(-5000, 5000), st.integers(-5000, 5000), st.integers(-5000, 5000),
+    st.integers(-5000, 5000),
+    st.integers(-5000, 5000),
+    st.integers(-5000, 5000),
     st.integers(0, 2**32 - 1),
 )
 
@@ -59,16 +62,22 @@ class Client:
 def change_world(data: st.DataObject, world: CaseState, poses: dict[int, QuantizedPose]) -> None:
     """One random case or pose change, as a scenario and the pose table would make it."""
     eids = list(world.entity_ids())
-    choice = data.draw(st.sampled_from(
-        ["create", "set", "set", "set", "delete", "log", "log", "burst", "pose", "unpose"]
-    ))
+    choice = data.draw(
+        st.sampled_from(
+            ["create", "set", "set", "set", "delete", "log", "log", "burst", "pose", "unpose"]
+        )
+    )
     if choice == "create" or (not eids and choice in ("set", "delete", "pose", "unpose")):
         fields = data.draw(st.dictionaries(FIELDS, VALUES, max_size=3))
         vis: View | dict[str, View] = data.draw(VIEWS | st.dictionaries(FIELDS, VIEWS))
         world.create(data.draw(st.sampled_from(["thing", "vital", "key"])), fields, vis)
     elif choice == "set":
-        world.set(data.draw(st.sampled_from(eids)), data.draw(FIELDS), data.draw(VALUES),
-                  data.draw(st.none() | VIEWS))
+        world.set(
+            data.draw(st.sampled_from(eids)),
+            data.draw(FIELDS),
+            data.draw(VALUES),
+            data.draw(st.none() | VIEWS),
+        )
     elif choice == "delete":
         eid = data.draw(st.sampled_from(eids))
         world.delete(eid)
@@ -101,8 +110,9 @@ def test_every_delivered_frame_leaves_the_mirror_equal_to_the_server(data: st.Da
     history_ticks = data.draw(st.sampled_from([1, 2, 4, 256]), label="history_ticks")
     op_ring = data.draw(st.sampled_from([3, 8, 8192]), label="op_ring")
     checksum_every = data.draw(st.sampled_from([0, 1, 3]), label="checksum_every")
-    publisher = Publisher(world, checksum_every=checksum_every, history_ticks=history_ticks,
-                          op_ring=op_ring)
+    publisher = Publisher(
+        world, checksum_every=checksum_every, history_ticks=history_ticks, op_ring=op_ring
+    )
     poses: dict[int, QuantizedPose] = {}
     clients: list[Client] = []
     ticks = data.draw(st.integers(3, 25), label="ticks")

@@ -51,8 +51,11 @@ def deliver(room: Room, client: Client) -> None:
 
 def act(data: st.DataObject, room: Room, client: Client, reply_id: int) -> None:
     objects = room.world.find("object")
-    action = data.draw(st.sampled_from(
-        ["chat", "ask", "note", "grab", "release", "pause", "resume", "pose", "carry", "end"]))
+    action = data.draw(
+        st.sampled_from(
+            ["chat", "ask", "note", "grab", "release", "pause", "resume", "pose", "carry", "end"]
+        )
+    )
     if action == "end" and data.draw(st.integers(0, 9)) != 0:
         action = "chat"
     if action == "pose" or action == "carry":
@@ -62,8 +65,7 @@ def act(data: st.DataObject, room: Room, client: Client, reply_id: int) -> None:
             if held:
                 carried = {data.draw(st.sampled_from(held)): data.draw(POSE)}
         try:
-            room.pose(client.member, {"head": data.draw(POSE), "right": data.draw(POSE)},
-                      carried)
+            room.pose(client.member, {"head": data.draw(POSE), "right": data.draw(POSE)}, carried)
         except IntentRefused as refused:  # spectators
             assert refused.code == "forbidden"
             assert client.role is Role.SPECTATOR
@@ -81,11 +83,19 @@ def act(data: st.DataObject, room: Room, client: Client, reply_id: int) -> None:
 @given(st.data())
 def test_room_clients_always_hold_their_view(data: st.DataObject) -> None:
     history = data.draw(st.sampled_from([None, 3]), label="history_ticks")
-    config = RoomConfig(tick_hz=TICK_HZ, grace_seconds=data.draw(st.sampled_from([0.5, 30.0])),
-                        lease_seconds=1.0, checksum_every=data.draw(st.sampled_from([1, 4])),
-                        keyframe_seconds=2.0)
-    room = make_room(data.draw(st.integers(0, 3)), config=config, history_ticks=history,
-                     op_ring=None if history is None else 40)
+    config = RoomConfig(
+        tick_hz=TICK_HZ,
+        grace_seconds=data.draw(st.sampled_from([0.5, 30.0])),
+        lease_seconds=1.0,
+        checksum_every=data.draw(st.sampled_from([1, 4])),
+        keyframe_seconds=2.0,
+    )
+    room = make_room(
+        data.draw(st.integers(0, 3)),
+        config=config,
+        history_ticks=history,
+        op_ring=None if history is None else 40,
+    )
     clients: list[Client] = []
     reply_id = 0
     for _ in range(data.draw(st.integers(5, 35), label="ticks")):
@@ -93,8 +103,11 @@ def test_room_clients_always_hold_their_view(data: st.DataObject) -> None:
             break  # the host stops ticking an ended room
         for _ in range(data.draw(st.integers(0, 4))):
             reply_id += 1
-            choice = data.draw(st.sampled_from(
-                ["join", "act", "act", "act", "drop", "back", "back", "leave", "rate"]))
+            choice = data.draw(
+                st.sampled_from(
+                    ["join", "act", "act", "act", "drop", "back", "back", "leave", "rate"]
+                )
+            )
             if choice == "join" or not clients:
                 client = Client.joining(room, data.draw(ROLES), f"m{len(clients)}")
                 clients.append(client)

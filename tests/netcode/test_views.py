@@ -21,8 +21,12 @@ SENTINEL = {View.PARTICIPANT: "SENTINEL-team-only", View.FACILITATOR: "SENTINEL-
 
 def leaks(frame: dict[str, Any], view: View) -> list[str]:
     """Sentinels in `frame` that `view` may not see."""
-    return [s for s in strings_in(frame) for level, word in SENTINEL.items()
-            if level > view and word in s]
+    return [
+        s
+        for s in strings_in(frame)
+        for level, word in SENTINEL.items()
+        if level > view and word in s
+    ]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=SLOW_OK)
@@ -39,9 +43,11 @@ def test_frames_never_carry_values_above_the_view(data: st.DataObject) -> None:
             action = data.draw(st.sampled_from(["create", "set", "log", "set_hidden"]))
             eids = list(world.entity_ids())
             if action == "create" or not eids:
-                eid = world.create("thing", {"public": tick, "f": {"nested": [secret]},
-                                             "g": secret},
-                                   {"public": View.SPECTATOR, "f": level, "g": level})
+                eid = world.create(
+                    "thing",
+                    {"public": tick, "f": {"nested": [secret]}, "g": secret},
+                    {"public": View.SPECTATOR, "f": level, "g": level},
+                )
                 hidden_fields += [(eid, "f", level), (eid, "g", level)]
             elif action == "set":
                 world.set(data.draw(st.sampled_from(eids)), "public", f"open-{tick}")
@@ -50,8 +56,9 @@ def test_frames_never_carry_values_above_the_view(data: st.DataObject) -> None:
                 if world.exists(eid):  # keeps its visibility: never a reveal
                     world.set(eid, name, f"{SENTINEL.get(held, 'public')}-{tick}-new")
             else:
-                world.log(data.draw(st.sampled_from(["chat", "questions"])),
-                          {"text": secret}, level)
+                world.log(
+                    data.draw(st.sampled_from(["chat", "questions"])), {"text": secret}, level
+                )
         publisher.publish(tick, world.drain(), {})
         for view in ALL_VIEWS:
             bases[view].append(tick)
@@ -61,8 +68,13 @@ def test_frames_never_carry_values_above_the_view(data: st.DataObject) -> None:
                     assert leaks(frame, view) == []
         for view in ALL_VIEWS:
             state = publisher.view_state(view)
-            assert [s for level, word in SENTINEL.items() if level > view
-                    for s in strings_in(state) if word in s] == []
+            assert [
+                s
+                for level, word in SENTINEL.items()
+                if level > view
+                for s in strings_in(state)
+                if word in s
+            ] == []
 
 
 def sync(publisher: Publisher, mirror: Mirror, view: View) -> dict[str, Any]:
@@ -75,17 +87,25 @@ def sync(publisher: Publisher, mirror: Mirror, view: View) -> dict[str, Any]:
 def test_hidden_field_reads_hidden_and_an_unchanged_field_gets_no_op() -> None:
     world = CaseState()
     publisher = Publisher(world, checksum_every=1)
-    eid = world.create("result", {"name": "lactate", "value": 4.1, "note": "x"},
-                       {"name": View.SPECTATOR, "value": View.FACILITATOR,
-                        "note": View.PARTICIPANT})
+    eid = world.create(
+        "result",
+        {"name": "lactate", "value": 4.1, "note": "x"},
+        {"name": View.SPECTATOR, "value": View.FACILITATOR, "note": View.PARTICIPANT},
+    )
     publisher.publish(0, world.drain(), {})
     mirrors = {view: Mirror() for view in ALL_VIEWS}
     for view, mirror in mirrors.items():
         sync(publisher, mirror, view)
     assert mirrors[View.SPECTATOR].entities[eid][1] == {
-        "name": "lactate", "value": HIDDEN, "note": HIDDEN}
+        "name": "lactate",
+        "value": HIDDEN,
+        "note": HIDDEN,
+    }
     assert mirrors[View.PARTICIPANT].entities[eid][1] == {
-        "name": "lactate", "value": HIDDEN, "note": "x"}
+        "name": "lactate",
+        "value": HIDDEN,
+        "note": "x",
+    }
     assert mirrors[View.FACILITATOR].entities[eid][1]["value"] == 4.1
 
     world.set(eid, "value", 5.2)  # a hidden field changes: only the facilitator hears
@@ -167,8 +187,9 @@ def test_room_frames_keep_the_answer_key_questions_and_team_note_to_their_roles(
     for view in ALL_VIEWS:
         for base in (None, room.tick_no - 1):
             seen[view] += strings_in(decode(room.publisher.frame(view, base)))
-    spectator, participant, facilitator = (seen[VIEW_OF_ROLE[r]] for r in
-                                           (Role.SPECTATOR, Role.PARTICIPANT, Role.FACILITATOR))
+    spectator, participant, facilitator = (
+        seen[VIEW_OF_ROLE[r]] for r in (Role.SPECTATOR, Role.PARTICIPANT, Role.FACILITATOR)
+    )
     for words in (spectator, participant):
         assert not any("Community-acquired pneumonia" in s for s in words)
         assert not any("SENTINEL-answer-key" in s for s in words)

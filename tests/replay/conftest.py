@@ -40,7 +40,10 @@ class Tee:
 
 
 def record_session(
-    data_dir: Path, session_id: str = "s1", seconds: float = 20, close: bool = True,
+    data_dir: Path,
+    session_id: str = "s1",
+    seconds: float = 20,
+    close: bool = True,
     **kw: Any,
 ) -> Recorded:
     writer = SessionWriter(data_dir, session_id, fsync=False, segment_bytes=40_000)
@@ -53,8 +56,9 @@ def record_session(
         poses[room.tick_no] = {k: list(p) for k, p in room.poses.published.items()}
 
     kw.setdefault("participants", 3)
-    run_session(tee, seconds, tick_hz=10, keyframe_seconds=2, checksum_every=5,
-                on_tick=on_tick, **kw)
+    run_session(
+        tee, seconds, tick_hz=10, keyframe_seconds=2, checksum_every=5, on_tick=on_tick, **kw
+    )
     writer.flush()
     if close:
         writer.close()

@@ -20,8 +20,13 @@ def test_a_case_session_verifies_and_debriefs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with SessionWriter(tmp_path, "case", fsync=False) as writer:
-        room = Room("ed-1", make_scenario("septic_shock_ed", 3), seed=3, recorder=writer,
-                    config=RoomConfig(tick_hz=10, keyframe_seconds=2, checksum_every=5))
+        room = Room(
+            "ed-1",
+            make_scenario("septic_shock_ed", 3),
+            seed=3,
+            recorder=writer,
+            config=RoomConfig(tick_hz=10, keyframe_seconds=2, checksum_every=5),
+        )
         Bots(room, participants=3, seed=3).run(15)
     d = ["--data-dir", str(tmp_path)]
     assert cli(["verify", "case", *d]) == 0, capsys.readouterr().out

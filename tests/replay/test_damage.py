@@ -92,7 +92,9 @@ def test_a_flipped_byte_mid_log_is_located(unsealed: Recorded, tmp_path: Path) -
     session = Session(target)
     (problem,) = session.problems
     assert (problem.code, problem.segment, problem.offset) == (
-        "corrupt-record", _raw_no(raw), victim
+        "corrupt-record",
+        _raw_no(raw),
+        victim,
     )
     with pytest.raises(ReplayError) as err:
         list(session.records())

@@ -52,8 +52,11 @@ def test_a_tampered_intent_is_caught_by_resimulation(recorded: Recorded, tmp_pat
 
 def test_a_tampered_output_fails_its_state_checksum(recorded: Recorded, tmp_path: Path) -> None:
     records = list(recorded.records)
-    at = next(i for i, r in enumerate(records)
-              if r.kind == "op" and r.data["op"][0] == "set" and r.tick > 30)
+    at = next(
+        i
+        for i, r in enumerate(records)
+        if r.kind == "op" and r.data["op"][0] == "set" and r.tick > 30
+    )
     op = list(records[at].data["op"])
     op[3] = "forged"
     records[at] = replace(records[at], data={**records[at].data, "op": op})
