@@ -49,7 +49,7 @@ return 0
 """
 """KEYS: lease, epoch, room hash. ARGV: node id, epoch, ttl ms. 1 still ours, 0 superseded."""
 
-_APPEND: Final = """
+FENCE: Final = """
 local lease = redis.call('GET', KEYS[1])
 if not lease then
   return -1
@@ -57,6 +57,14 @@ end
 if lease ~= ARGV[1] then
   return false
 end
+"""
+"""The start of every fenced write script: KEYS[1] the lease, ARGV[1] the owner's token.
+-1 when Valkey holds no lease (`LeaseMissing`), nil when another owner holds it
+(`Superseded`)."""
+
+_APPEND: Final = (
+    FENCE
+    + """
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'd', ARGV[3])
 if ARGV[4] == '1' then
   local previous = redis.call('GET', KEYS[3])
@@ -67,6 +75,7 @@ if ARGV[4] == '1' then
 end
 return id
 """
+)
 """KEYS: lease, stream, the stream's mark. ARGV: token, max entries, payload, '1' for an
 entry a reader can start from (a keyframe): the stream then keeps only what follows the
 previous such entry. The new entry's id, nil when the lease is another owner's, -1 when

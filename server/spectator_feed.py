@@ -32,7 +32,7 @@ from rooms.events import Replied
 from rooms.room import RoomStatus
 from server.relay_questions import READ_BLOCK_MS, Answer, Question, post
 from server.room_host import RoomHost
-from server.room_lease import LeaseMissing, RoomLease, Superseded
+from server.room_lease import FENCE, LeaseMissing, RoomLease, Superseded
 from server.valkey import Keys, Valkey, ValkeyUnavailable
 
 log = logging.getLogger(__name__)
@@ -47,14 +47,9 @@ LAST_ENTRY_SECONDS: Final = 5.0
 ENDED_FEED_SECONDS: Final = 3600
 """How long an ended room's feed stays in Valkey (relays say goodbye from it)."""
 
-_APPEND: Final = """
-local lease = redis.call('GET', KEYS[1])
-if not lease then
-  return -1
-end
-if lease ~= ARGV[1] then
-  return false
-end
+_APPEND: Final = (
+    FENCE
+    + """
 local head = redis.call('GET', KEYS[3]) or ''
 if ARGV[4] ~= '*' and head:match('^[^|]*') ~= ARGV[4] then
   return {0, head}
@@ -63,6 +58,7 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'd', ARGV[3])
 redis.call('SET', KEYS[3], ARGV[5])
 return {1, ARGV[5]}
 """
+)
 """KEYS: lease, stream, the stream's head. ARGV: lease token, max entries, payload, the
 tick the entry chains onto ('*': a snapshot, it needs no chain), `tick|op` of the entry.
 nil when the lease is another owner's, -1 when Valkey holds none (`LeaseMissing`); else
