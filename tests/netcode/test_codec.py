@@ -19,6 +19,7 @@ from netcode.codec import (
     checksum,
     decode_server_message,
     encode,
+    encode_single,
     parse_client_message,
 )
 from netcode.state import HIDDEN
@@ -326,6 +327,31 @@ def test_a_non_finite_number_anywhere_is_bad_message(number: float, depth: int) 
     error = refused(encode({"t": "intent", "id": 1, "do": "give", "args": {"dose": value}}))
     assert error.code == "bad_message"
     assert "finite" in error.message
+
+
+POSE_PLACES = st.sampled_from(["head", "left", "right", "objects"])
+
+
+@settings(max_examples=50)
+@given(NON_FINITE, POSE_PLACES, st.integers(0, 6), st.booleans())
+def test_a_non_finite_number_in_a_pose_is_bad_message(
+    number: float, place: str, index: int, single: bool
+) -> None:
+    """Poses skip the codec's walk (their model refuses what it would have): still refused."""
+    values: list[float] = [0.0, 1.6, 0.0, 0.0, 0.0, 0.0, 1.0]
+    values[index] = number
+    message: dict[str, Any] = {"t": "pose"}
+    message[place] = {5: values} if place == "objects" else values
+    error = refused((encode_single if single else encode)(message))
+    assert error.code == "bad_message"
+    assert "finite" in error.message and place in error.message
+
+
+def test_nesting_in_a_typed_message_is_bad_message() -> None:
+    """Only free-form types (intent, rtc) are walked for depth; the others' models refuse
+    anything their fields do not name, however deep."""
+    assert refused(encode({"t": "ping", "id": 1, "x": nested(20)})).code == "bad_message"
+    assert refused(encode({"t": "ack", "tick": nested(20)})).code == "bad_message"
 
 
 @pytest.mark.parametrize(
