@@ -31,6 +31,11 @@ FIGURES = (
     Figure("pose-to-spectator p50 (ms)", lambda r: r["latency_ms"]["pooled"]["p50"]),
     Figure("pose-to-spectator p99 (ms)", lambda r: r["latency_ms"]["pooled"]["p99"]),
     Figure(
+        "  p99 at arrival, before decoding",
+        lambda r: r["latency_ms"]["pooled_at_arrival"]["p99"],
+        ratio=False,
+    ),
+    Figure(
         "  fastest spectator p50 (ms)",
         lambda r: r["latency_ms"]["fastest_spectator_per_marker"]["p50"],
     ),

@@ -26,7 +26,14 @@ they differ, each does what a real client of its server does:
   acks (its protocol has none).
 - Markers: head x = 1000 + seq m in theirs; 100 m + seq mm in ours (we refuse positions
   beyond 1 km and publish millimetres). Light spectators scan the raw frames of their
-  own format for it.
+  own format for it. Both stamp a receipt after the client decoded the frame (the
+  anchor's rule, the headline p50/p99), which includes each spectator process's queue
+  of frames decoded one after another, longer with our Python decoder than with its
+  JavaScript one; ours also stamp the frame's arrival (read from the socket, every ready
+  socket read before any is decoded), printed as "p99 at arrival": the server's side of
+  the latency without that queue. Our spectator processes freeze their joined
+  spectators out of the cyclic collector's sight (a full collection stopped them for
+  100-800 ms; V8 collects incrementally).
 - Poses: one `pose` message carries a participant's carried object in ours; Colyseus
   sends it as a second message. Ours publish millimetres and skip sub-millimetre jitter;
   Colyseus sends float32 fields that changed.

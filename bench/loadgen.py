@@ -206,7 +206,8 @@ class Coordinator:
     senders: Senders = field(init=False)
     participants: list[JoinedParticipant] = field(default_factory=list)
     pools: list[PoolProcess] = field(default_factory=list)
-    receipts: dict[int, dict[int, float]] = field(default_factory=dict)
+    receipts: dict[int, dict[int, tuple[float, float]]] = field(default_factory=dict)
+    """marker seq -> spectator -> (decoded, arrived) in ms (bench/spectator_pool.py)"""
     """marker seq -> spectator gid -> receive time (ms)"""
     spectator_token: str = ""
     marker_entity: int = -1
@@ -345,9 +346,9 @@ class Coordinator:
     async def drain_receipts(self) -> None:
         for pool in self.pools:
             flat = await pool.call("drain")
-            for i in range(0, len(flat), 3):
-                gid, seq, when = int(flat[i]), int(flat[i + 1]), flat[i + 2]
-                self.receipts.setdefault(seq, {}).setdefault(gid, when)
+            for i in range(0, len(flat), 4):
+                gid, seq = int(flat[i]), int(flat[i + 1])
+                self.receipts.setdefault(seq, {}).setdefault(gid, (flat[i + 2], flat[i + 3]))
 
     async def measure_window(self, duration: float) -> dict[str, Any]:
         joins: list[dict[str, float | None]] = []
@@ -421,6 +422,7 @@ class Coordinator:
             alive_before = {c[0] for c in pa["clients"] if c[4]}
             expected += [c[0] for c in pb["clients"] if c[4] and c[0] in alive_before]
         pooled: list[float] = []
+        arrival: list[float] = []
         per_client: dict[int, list[float]] = {}
         fastest: list[float] = []
         markers = missed = 0
@@ -432,9 +434,10 @@ class Coordinator:
             best = math.inf
             for gid in expected:
                 when = received.get(gid)
-                latency = math.inf if when is None else when - sent
+                latency = math.inf if when is None else when[0] - sent
                 missed += when is None
                 pooled.append(latency)
+                arrival.append(math.inf if when is None else when[1] - sent)
                 best = min(best, latency)
                 per_client.setdefault(gid, []).append(latency)
             fastest.append(best)
@@ -504,6 +507,11 @@ class Coordinator:
                     "median_of_p50": _latency(percentile(per_p50, 50)),
                     "median_of_p99": _latency(percentile(per_p99, 50)),
                     "max_of_p99": _latency(max(per_p99) if per_p99 else None),
+                },
+                "pooled_at_arrival": {
+                    "n": len(arrival),
+                    "p50": _latency(percentile(arrival, 50)),
+                    "p99": _latency(percentile(arrival, 99)),
                 },
                 "fastest_spectator_per_marker": {
                     "n": len(fastest),

@@ -20,6 +20,17 @@ sees the same traffic from both.
 One loop over non-blocking sockets instead of a trio task per spectator: waking a task
 per frame costs tens of microseconds in Python, and at 30 frames a second for hundreds
 of spectators that cost would be the load generator's, not the server's.
+
+Each marker receipt carries two times. `decoded` is the anchor's (its 4.3: after the
+client decoded the frame); with up to 100 spectators a process, each turn of the loop
+decodes one frame after another, so it includes the wait behind the spectators decoded
+before it in the same turn, which our Python decoder makes longer than the anchor's
+JavaScript one. `arrived` is when the frame's bytes were read from the socket: each turn
+first reads every ready socket, then decodes, so it leaves that queue out and is the
+server's side of the latency. Once the spectators have joined, their long-lived state is
+frozen out of the cyclic collector's sight (`gc.freeze`): a full collection walking it
+stopped the loop for 100-800 ms, a pause no spectator of the anchor (V8 collects
+incrementally) nor a real browser client has.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import gc
 import heapq
 import json
 import os
@@ -81,6 +93,10 @@ class Spectator:
         self.frames = 0
         self.last_seq = -1
         self.follower = Follower()
+        self.unread = b""
+        """Bytes read in this turn of the loop, decoded after every socket was read."""
+        self.arrived = 0.0
+        """When they were read (ms, CLOCK_MONOTONIC)."""
 
     # -- joining ------------------------------------------------------------------
     def connect(self) -> None:
@@ -128,6 +144,16 @@ class Spectator:
             self.lost("the server closed the connection")
             return
         self.tcp_bytes += len(data)
+        if not self.unread:
+            self.arrived = now_ms()
+            self.pool.read.append(self)
+        self.unread += data
+
+    def digest(self) -> None:
+        """Take the bytes read in this turn: the handshake's answer, then frames."""
+        data, self.unread = self.unread, b""
+        if self.sock is None:  # lost since the bytes were read
+            return
         try:
             if self.phase == "upgrading":
                 assert self.handshake is not None
@@ -180,7 +206,7 @@ class Spectator:
             seq = find_marker(payload, self.last_seq)
             if seq > 0:
                 self.last_seq = seq
-                self.pool.receipts.extend((self.gid, seq, now_ms()))
+                self.pool.receipts.extend((self.gid, seq, now_ms(), self.arrived))
         else:
             message = decode_server_message(payload)
             kind = message.get("t")
@@ -206,7 +232,7 @@ class Spectator:
             seq = marker_seq(head[0])
             if seq is not None and seq != self.last_seq:
                 self.last_seq = seq
-                self.pool.receipts.extend((self.gid, seq, now_ms()))
+                self.pool.receipts.extend((self.gid, seq, now_ms(), self.arrived))
 
     def send(self, payload: bytes) -> None:
         """Send one message; a full socket buffer drops it (acks are informational)."""
@@ -259,7 +285,9 @@ class Pool:
         self.selector = selectors.DefaultSelector()
         self.spectators: list[Spectator] = []
         self.receipts: list[float] = []
-        """flat: gid, seq, receive time (ms), ..."""
+        """flat: gid, seq, decoded (ms), arrived (ms), ..."""
+        self.read: list[Spectator] = []
+        """Spectators that read bytes in this turn of the loop, in order."""
         self.disconnects = 0
         self.resyncs = 0
         self.quitting = False
@@ -293,6 +321,8 @@ class Pool:
             spectator.connect()
         if not self._waiting and not self._joining:
             self._join_request = None
+            gc.collect()
+            gc.freeze()  # the joined spectators' state lives to the end (module doc)
             alive = sum(1 for s in self.spectators if s.alive)
             reply(request, {"n": alive, "failed": self._join_failed})
 
@@ -338,6 +368,9 @@ class Pool:
                 next_lag = now + LAG_RESOLUTION_MS / 1000
             for key, _ in events:
                 key.data.on_ready()
+            read, self.read = self.read, []
+            for spectator in read:
+                spectator.digest()
             while self._timers and self._timers[0][0] <= now:
                 heapq.heappop(self._timers)[2]()
             if self._joining:

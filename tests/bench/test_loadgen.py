@@ -45,6 +45,9 @@ async def test_a_short_window_measures_bytes_markers_joins_and_cpu(
     assert latency["markers_in_window"] >= 1
     assert latency["expected_receipts"] == latency["markers_in_window"] * 4
     assert latency["missed"] < latency["expected_receipts"]  # markers arrive (time: the bench's)
+    arrival = latency["pooled_at_arrival"]
+    assert arrival["n"] == latency["pooled"]["n"]
+    assert arrival["p50"] <= latency["pooled"]["p50"]  # a frame is read before it is decoded
     assert result["join_ms"]["failures"] == 0 and result["join_ms"]["to_first_state"]["n"] == 1
     errors = result["errors"]
     assert errors["spectator_join_failures"] == 0
