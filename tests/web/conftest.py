@@ -131,9 +131,9 @@ def serve_web(data: Path, **environment: str) -> Iterator[WebServer]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("no system Chromium")
+    from playwright import sync_api  # the test extra; imported here, where it is needed
+
+    assert Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM} (tests/run.sh installs it)"
     with sync_api.sync_playwright() as p:
         instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield instance

@@ -16,8 +16,6 @@ from tests.web.test_views import keep
 
 pytestmark = pytest.mark.slow
 
-pytest.importorskip("aiortc")
-
 
 def test_spectator_receives_voice_and_stereo_video(web_server: WebServer, open_page: Any) -> None:
     spectator = open_page(web_server.page_url("spectator", "Student"))

@@ -16,8 +16,6 @@ from tests.web.media import decoded
 
 pytestmark = pytest.mark.slow
 
-pytest.importorskip("aiortc")
-
 
 @pytest.fixture(scope="module")
 def one_subscription_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:

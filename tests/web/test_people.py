@@ -17,8 +17,6 @@ from tests.web.test_views import head_of, keep
 
 pytestmark = pytest.mark.slow
 
-pytest.importorskip("aiortc")
-
 MEMBER_JS = "() => window.grandRounds.conn.welcome.member"
 
 

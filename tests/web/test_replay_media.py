@@ -19,8 +19,6 @@ from tests.web.test_replay import admin_post
 
 pytestmark = pytest.mark.slow
 
-pytest.importorskip("aiortc")
-
 TOLERANCE_S = 0.5
 
 

@@ -55,8 +55,7 @@ def wait_pose(page: Any, member: int, part: str, near: list[float], within: floa
 def test_an_emulated_headset_enters_vr_sends_poses_and_sees_stereo_per_eye(
     web_server: WebServer, browser: Any
 ) -> None:
-    if not IWER.exists():
-        pytest.skip("iwer is not installed (tests/run.sh installs it with npm)")
+    assert IWER.exists(), "iwer is not installed (tests/run.sh installs it with npm)"
     contexts = []
 
     def page_for(url: str, headset: bool = False) -> Any:
