@@ -29,6 +29,7 @@ import trio
 from coredis.tokens import PureToken
 
 from netcode.views import Role
+from server.boundary import report_fault
 from server.directory import RoomDirectory, RoomEntry, RoomStatus
 from server.nodes import CpuMeter, NodeInfo, NodeKind, NodeRegistry
 from server.refusals import RoomRefused
@@ -344,9 +345,12 @@ class Cluster:
                         if isinstance(entry.identifier, bytes)
                         else str(entry.identifier)
                     )
-                    payload = entry.field_values[b"m"]
-                    assert isinstance(payload, bytes)
-                    await self._on_control(msgpack.unpackb(payload, raw=False))
+                    try:
+                        await self._on_control(msgpack.unpackb(entry.field_values[b"m"], raw=False))
+                    except ValkeyUnavailable:
+                        pass  # the sweep does what this nudge asked
+                    except Exception as exc:  # one bad nudge must not stop the node
+                        report_fault(f"control message {last}", exc)
 
     async def _on_control(self, message: dict[str, str]) -> None:
         if (room_id := message.get("open")) is not None:

@@ -312,7 +312,7 @@ class RoomHost:
                 if self.writer is not None:
                     nursery.start_soon(self._keep_recording, self.writer)
                 for companion in self.companions:
-                    nursery.start_soon(companion)
+                    nursery.start_soon(self._run_companion, companion)
                 try:
                     await self._tick_forever()
                 finally:
@@ -320,6 +320,15 @@ class RoomHost:
         finally:
             with trio.CancelScope(shield=True):
                 await self._finish()
+
+    async def _run_companion(self, companion: Callable[[], Awaitable[None]]) -> None:
+        """A companion (backlog, spectator feed, question desk) inside the room's boundary:
+        its unexpected error ends this room alone, as one in the tick would."""
+        try:
+            await companion()
+        except Exception as exc:
+            error_id = report_fault(f"a companion of room {self.room.id}", exc)
+            self._fail("internal_error", f"internal error {error_id}; the room had to end")
 
     async def _finish(self) -> None:
         for hook in self.on_stop:

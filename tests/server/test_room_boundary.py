@@ -25,6 +25,7 @@ from rooms.scenario import Actor, Clock, Scenario
 from server.app import Server
 from server.boundary import BOUNDARY_MARK
 from server.refusals import RoomRefused
+from server.room_host import RoomHost
 from server.scenarios import CaseLibrary
 from tests.conftest import running, settings_for, ws_url
 
@@ -90,3 +91,37 @@ async def test_rooms_refuse_a_second_room_with_the_same_id(server: Server) -> No
     with pytest.raises(RoomRefused) as refused:
         await server.create_room("again", "demo", room_id="demo")
     assert refused.value.code == "room_exists"
+
+
+async def test_a_failing_companion_ends_its_room_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A room's companions (its cluster backlog, spectator feed, question desk) run inside
+    the room's boundary too: one that raises ends that room, not the server."""
+
+    async def broken_companion() -> None:
+        await trio.sleep(0.5)
+        raise RuntimeError("a defect in a companion")
+
+    def give_the_bad_room_a_broken_companion(host: RoomHost) -> None:
+        if host.room.id == "bad":
+            host.companions.append(broken_companion)
+
+    async with running(settings_for(tmp_path)) as instance:
+        instance.on_room_created.append(give_the_bad_room_a_broken_companion)
+        url = ws_url(instance)
+        async with connect(url, instance.issue_token("demo", Role.SPECTATOR, "Other")) as watcher:
+            with caplog.at_level(logging.ERROR):
+                bad = await instance.create_room("bad", "demo", room_id="bad")
+                with trio.fail_after(10):
+                    await bad.wait_stopped()
+            ticks = watcher.mirror.tick
+            await watcher.next_frame()
+            assert watcher.connected and watcher.mirror.tick > ticks
+            assert instance.rooms["demo"].room.status.value == "running"
+        failures = [r for r in caplog.records if f"{BOUNDARY_MARK} a companion" in r.getMessage()]
+        assert len(failures) == 1
+        assert bad.writer is not None
+        recorded = Session.open(instance.settings.data_dir, bad.writer.session_id)
+        last: Any = list(recorded.records())[-1]
+        assert recorded.sealed and last.kind == "ended" and last.data["failed"] is True
