@@ -295,8 +295,10 @@ class RoomCopy:
         ):
             try:
                 self._continue(mirror, entry)
-            except Desync:
-                self.mirror = self.publisher = None  # never serve a state the owner disowns
+            except (Desync, ProtocolError, KeyError, TypeError, ValueError):
+                # never serve a state the owner disowns, nor one an unreadable entry broke:
+                # wait for the next snapshot, as a reset does
+                self.mirror = self.publisher = None
             else:
                 return Step.CONTINUED
         if entry.full is None:
