@@ -255,11 +255,6 @@ class Publisher:
         return [encoded for _, encoded in self.encoded_ops(view, since)]
 
     # -- what the room's spectator feed reads -----------------------------------
-    @property
-    def poses(self) -> dict[int, QuantizedPose]:
-        """The pose table of the current tick (read only: history shares it)."""
-        return self._poses
-
     def encoded_ops(self, view: View, since: int) -> list[tuple[int, bytes]]:
         """(seq, bytes) of the ops after op `since` that `view` sees, as frames carry them."""
         if since >= self.op_head or not self._ops:

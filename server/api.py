@@ -21,7 +21,7 @@ from server.http import (
     json_response,
     parse_body,
 )
-from server.nodes import NodeKind
+from server.nodes import NodeInfo, NodeKind
 from server.refusals import RoomRefused
 from server.review_api import ReviewApi
 from server.scenarios import DEFAULT_CASE, UnknownCase
@@ -135,15 +135,15 @@ class Api:
             return error_response(401, "unauthorized", "listing nodes needs the admin key")
         cluster = self.server.cluster
         if cluster is None:
-            rooms = sorted(h.room.id for h in self.server.rooms.values() if not h.stopped)
-            me = {
-                "id": "local",
-                "kind": "node",
-                "url": self.server.settings.base_url(),
-                "rooms": rooms,
-                "clients": sum(len(h.links) for h in self.server.rooms.values()),
-            }
-            return json_response(200, {"nodes": [me], "relays": []})
+            live = [h for h in self.server.rooms.values() if not h.stopped]
+            me = NodeInfo(
+                id="local",
+                kind=NodeKind.NODE,
+                url=self.server.settings.base_url(),
+                rooms=sorted(h.room.id for h in live),
+                clients=sum(len(h.links) for h in live),
+            )
+            return json_response(200, {"nodes": [me.model_dump(mode="json")], "relays": []})
         try:
             nodes = await cluster.registry.live(NodeKind.NODE)
             relays = await cluster.registry.live(NodeKind.RELAY)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import struct
 import subprocess
 import sys
 import weakref
@@ -216,7 +215,7 @@ class ReviewWorker:
                 )
 
     async def _receive(self) -> Any:
-        size = struct.unpack("<I", await self._exactly(LENGTH.size))[0]
+        size = LENGTH.unpack(await self._exactly(LENGTH.size))[0]
         if size > MAX_MESSAGE:
             raise ValueError(f"an answer of {size} bytes")
         return msgpack.unpackb(await self._exactly(size), raw=False, strict_map_key=False)
