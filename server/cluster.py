@@ -37,7 +37,7 @@ from server.room_backlog import RoomBacklog, TeeRecorder
 from server.room_lease import RENEW_SECONDS, RoomLease, Superseded
 from server.spectator_feed import attach_spectator_feed
 from server.takeover import read_backlog, rebuild
-from server.valkey import Keys, Valkey, ValkeyUnavailable
+from server.valkey import Keys, Valkey, ValkeyUnavailable, text
 
 if TYPE_CHECKING:
     from server.app import Server
@@ -340,11 +340,7 @@ class Cluster:
                 continue
             for entries in (found or {}).values():
                 for entry in entries:
-                    last = (
-                        entry.identifier.decode()
-                        if isinstance(entry.identifier, bytes)
-                        else str(entry.identifier)
-                    )
+                    last = text(entry.identifier)
                     try:
                         await self._on_control(msgpack.unpackb(entry.field_values[b"m"], raw=False))
                     except ValkeyUnavailable:

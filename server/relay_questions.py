@@ -18,7 +18,7 @@ from coredis.tokens import PureToken
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from netcode.codec import Intent, encode
-from server.valkey import Keys, Valkey, ValkeyUnavailable
+from server.valkey import Keys, Valkey, ValkeyUnavailable, text
 
 if TYPE_CHECKING:
     from server.relay import Relay
@@ -81,8 +81,8 @@ class RelayQuestions:
 
     def ask(self, room: RelayRoom, spectator: Spectator, intent: Intent) -> None:
         """Send a spectator's `ask` on, or answer it at once when it cannot go."""
-        text = intent.args.get("text")
-        if set(intent.args) != {"text"} or not isinstance(text, str):
+        asked = intent.args.get("text")
+        if set(intent.args) != {"text"} or not isinstance(asked, str):
             self._answer(spectator, intent.id, "bad_args", "ask takes one argument: text")
             return
         mine = sum(1 for member, _ in self._pending if member == spectator.member)
@@ -97,7 +97,7 @@ class RelayQuestions:
             spectator=spectator.member,
             name=spectator.name,
             id=intent.id,
-            text=text,
+            text=asked,
         )
         try:
             self._send.send_nowait((room.id, question))
@@ -162,8 +162,7 @@ class RelayQuestions:
                 await trio.sleep(RETRY_SECONDS)
                 continue
             for item in (reply or {}).get(key.encode(), ()):
-                identifier = item.identifier
-                last = identifier.decode() if isinstance(identifier, bytes) else identifier
+                last = text(item.identifier)
                 try:
                     answer = Answer.model_validate_json(item.field_values[b"d"])
                 except (ValidationError, KeyError):

@@ -37,7 +37,7 @@ from netcode.views import Role, View
 from rooms.actions import IntentRefused
 from server.client_socket import ClientSocket, binary_frame
 from server.tokens import Grant
-from server.valkey import Keys, ValkeyUnavailable
+from server.valkey import Keys, ValkeyUnavailable, text
 
 if TYPE_CHECKING:
     from server.relay import Relay
@@ -137,7 +137,7 @@ class RelayRoom:
             back = await self._call(
                 lambda: client.xrevrange(self.key, end=position, start="-", count=START_WINDOW)
             )
-            if back and _text(back[0].identifier) == position:
+            if back and text(back[0].identifier) == position:
                 start = self._newest_snapshot(back)
                 if start is not None:
                     metrics.stream_resumes.labels("position").inc()
@@ -151,7 +151,7 @@ class RelayRoom:
                 metrics.stream_resumes.labels("snapshot").inc()
             return self._begin(*start)
         # No snapshot yet (a room just starting, or none at all): wait for what comes.
-        return _text(newest[0].identifier) if newest else "0-0"
+        return text(newest[0].identifier) if newest else "0-0"
 
     @staticmethod
     def _newest_snapshot(entries: tuple[StreamEntry, ...]) -> tuple[str, FeedEntry] | None:
@@ -161,7 +161,7 @@ class RelayRoom:
             except (FeedError, KeyError):
                 continue
             if entry.snapshot:
-                return _text(item.identifier), entry
+                return text(item.identifier), entry
         return None
 
     def _begin(self, identifier: str, entry: FeedEntry) -> str:
@@ -177,7 +177,7 @@ class RelayRoom:
             entries: list[FeedEntry] = []
             items = (reply or {}).get(self.key.encode(), ())
             for item in items:
-                last = _text(item.identifier)
+                last = text(item.identifier)
                 try:
                     entries.append(_entry(item))
                 except (FeedError, KeyError) as exc:
@@ -406,10 +406,6 @@ class RelayRoom:
         reply["msg"] = "spectators may only ask"
         self.relay.metrics.errors.labels("forbidden").inc()
         spectator.sock.send(encode(reply))
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _entry(item: StreamEntry) -> FeedEntry:

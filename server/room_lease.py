@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from server.valkey import Keys, Valkey, ValkeyUnavailable
+from server.valkey import Keys, Valkey, ValkeyUnavailable, text
 
 LEASE_SECONDS: Final = 3.0
 RENEW_SECONDS: Final = 1.0
@@ -161,7 +161,7 @@ class RoomLease:
             raise LeaseMissing(f"room {self.room_id}: Valkey holds no lease for it")
         if entry is None:
             raise Superseded(f"room {self.room_id}: epoch {self.epoch} may no longer publish")
-        return entry.decode() if isinstance(entry, bytes) else str(entry)
+        return text(entry)  # type: ignore[arg-type]
 
     async def release(self) -> None:
         """Give the room up now (draining), so a successor need not wait for the TTL."""

@@ -33,7 +33,7 @@ from rooms.room import RoomStatus
 from server.relay_questions import READ_BLOCK_MS, Answer, Question, post
 from server.room_host import RoomHost
 from server.room_lease import FENCE, LeaseMissing, RoomLease, Superseded
-from server.valkey import Keys, Valkey, ValkeyUnavailable
+from server.valkey import Keys, Valkey, ValkeyUnavailable, text
 
 log = logging.getLogger(__name__)
 FEED_SECONDS: Final = 30.0
@@ -66,8 +66,7 @@ nil when the lease is another owner's, -1 when Valkey holds none (`LeaseMissing`
 
 
 def _head(value: bytes | str) -> tuple[int, int] | None:
-    text = value.decode() if isinstance(value, bytes) else value
-    tick, _, op = text.partition("|")
+    tick, _, op = text(value).partition("|")
     return (int(tick), int(op)) if tick and op else None
 
 
@@ -219,7 +218,7 @@ class QuestionDesk:
             try:
                 if not last:  # questions from before this owner were for another copy
                     newest = await valkey.call(valkey.client.xrevrange(self.key, count=1))
-                    last = _text(newest[0].identifier) if newest else "0-0"
+                    last = text(newest[0].identifier) if newest else "0-0"
                 reply = await valkey.call(
                     valkey.client.xread({self.key: last}, count=64, block=READ_BLOCK_MS)
                 )
@@ -227,7 +226,7 @@ class QuestionDesk:
                 await trio.sleep(1.0)
                 continue
             for item in (reply or {}).get(self.key.encode(), ()):
-                last = _text(item.identifier)
+                last = text(item.identifier)
                 try:
                     question = Question.model_validate_json(item.field_values[b"d"])
                 except (ValidationError, KeyError):
@@ -278,10 +277,6 @@ class QuestionDesk:
         async for relay, answer in self._receive:
             with contextlib.suppress(ValkeyUnavailable):  # else the relay answers `room_busy`
                 await post(valkey, Keys.relay_replies(relay), answer)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def attach_spectator_feed(host: RoomHost, lease: RoomLease) -> SpectatorFeed:

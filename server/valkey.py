@@ -25,6 +25,11 @@ class ValkeyUnavailable(Exception):
     """Valkey did not answer in time (down, partitioned, overloaded)."""
 
 
+def text(value: bytes | str) -> str:
+    """A stream id or a string value as text (the client answers bytes)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class Valkey:
     def __init__(self, client: coredis.Redis[bytes], timeout: float) -> None:
         self.client = client
