@@ -224,12 +224,50 @@ class Session(ClientSession):
         self.host: RoomHost | None = None
         self.link: Link | None = None
         self.review: ReviewStream | None = None
+        self._reading_failure: Exception | None = None
+        """Why the room's reading of this connection stopped it (see `_read_by_the_room`)."""
 
     async def _after_hello(self, batch: list[bytes]) -> None:
         if self.review is not None:
             await self.review.run(self._review_messages(batch))
+        elif (
+            self.host is not None and self.link is not None and self.host.reads_each_tick(self.link)
+        ):
+            await self._read_by_the_room(self.host, self.link, batch)
         else:
             await super()._after_hello(batch)
+
+    async def _read_by_the_room(self, host: RoomHost, link: Link, batch: list[bytes]) -> None:
+        """Lend this connection's reading to the room, which reads it once per tick
+        (`RoomHost.lend_reading`), and wait until the connection is over.
+
+        A member streams its poses 30 times a second; waking this task for each one cost
+        more than everything the room then did with it. Read at the start of the tick, a
+        pose is applied in the same tick as when it was read on arrival. What the room's
+        reading meets that ends the connection (a refused frame, an unexpected error) is
+        raised here, inside the connection's boundary.
+        """
+        self._handle(batch)
+        if self.sock.closing:
+            return
+        host.lend_reading(link, self._read_for_the_room)
+        try:
+            await self.sock.wait_over()
+        finally:
+            host.take_back_reading(link)
+        if self._reading_failure is not None:
+            raise self._reading_failure
+        self._handle(self.sock.read_now())  # the last messages, or why it is over
+
+    def _read_for_the_room(self) -> None:
+        """Handle what the client sent since the last tick (called by the room's tick)."""
+        if self._reading_failure is not None:
+            return
+        try:
+            self._handle(self.sock.read_now())
+        except Exception as exc:  # this connection's failure, not the room's
+            self._reading_failure = exc
+            self.sock.end_reading()
 
     async def _review_messages(self, first: list[bytes]) -> AsyncIterator[bytes]:
         """What a reviewer sends, one message at a time, within the same rate limit."""

@@ -1,9 +1,11 @@
 """One client's WebSocket after the handshake, and the only owner of its socket.
 
 The socket is a plain non-blocking socket: the descriptor trio accepted, detached from
-trio's wrapper, so a client costs one descriptor. Two tasks use it, one per direction:
-the session's task reads (`receive`, and at the very end `finish`), and the writer task
-(`run_writer`) drains the outbox. Nothing else waits on it; a third task
+trio's wrapper, so a client costs one descriptor. One reader and one writer use it: the
+session's task reads (`receive`, and at the very end `finish`), and the writer task
+(`run_writer`) drains the outbox. A session may lend its reading to its room for a
+while (`read_now`, called from the room's tick, never waiting), and then waits with
+`wait_over` until the connection is over; nothing else waits on the socket. A third task
 (`watch_silence`) only sleeps until the client has been silent too long.
 
 Writes are the hot path: a room writes the same prebuilt frame to hundreds of sockets
@@ -104,6 +106,8 @@ class ClientSocket:
         self._flushed = trio.Event()
         self._flushed.set()
         self._done = trio.Event()
+        self._over = trio.Event()
+        """Set once reading is over: closing, the peer gone, or silent too long."""
         self._silent = False
         """The client said nothing for `receive_timeout` seconds (see `watch_silence`)."""
         self._unread = leftover
@@ -203,12 +207,7 @@ class ClientSocket:
             if messages := self._take(data):
                 return messages
         while not self.closing and not self._peer_gone:
-            if self._silent:
-                raise Refusal(
-                    "timeout",
-                    f"no message from the client for {self._receive_timeout:g} s",
-                    CLOSE_POLICY,
-                )
+            self._refuse_if_silent()
             try:
                 await trio.lowlevel.wait_readable(self._sock)
             except trio.ClosedResourceError:
@@ -216,6 +215,39 @@ class ClientSocket:
             if messages := self._take(self._read_available()):
                 return messages
         return []
+
+    def read_now(self) -> list[bytes]:
+        """The complete messages the socket holds now, without waiting ([] when none).
+
+        For a room that reads its members once per tick: one non-blocking read instead
+        of a task woken for every message. Raises `Refusal` as `receive` does; once the
+        connection is over (see `wait_over`) it returns [].
+        """
+        if self.closing or self._peer_gone:
+            return []
+        self._refuse_if_silent()
+        data = self._read_available()
+        if self._unread:
+            data, self._unread = self._unread + data, b""
+        return self._take(data)
+
+    async def wait_over(self) -> None:
+        """Wait until reading is over: a close was asked for or received, the peer went
+        away, or it was silent for `receive_timeout` seconds (`read_now` then raises)."""
+        await self._over.wait()
+
+    def end_reading(self) -> None:
+        """Wake `wait_over` although the connection goes on: the one it lent its reading
+        to met something the session must deal with (a refusal, a fault)."""
+        self._over.set()
+
+    def _refuse_if_silent(self) -> None:
+        if self._silent:
+            raise Refusal(
+                "timeout",
+                f"no message from the client for {self._receive_timeout:g} s",
+                CLOSE_POLICY,
+            )
 
     async def watch_silence(self) -> None:
         """Interrupt the reader once the client has sent nothing (no message, nor ping)
@@ -226,6 +258,7 @@ class ClientSocket:
             await trio.sleep_until(self._deadline)
             if trio.current_time() >= self._deadline and not self.closing:
                 self._silent = True
+                self._over.set()
                 self._interrupt_waits()
                 return
 
@@ -245,9 +278,11 @@ class ClientSocket:
                 break
             except OSError:  # reset by the peer
                 self._peer_gone = True
+                self._over.set()
                 break
             if not chunk:
                 self._peer_gone = True
+                self._over.set()
                 break
             chunks.append(chunk)
             total += len(chunk)
@@ -306,6 +341,7 @@ class ClientSocket:
             self.client_close_code = event.code
         self.close_reason = self.close_reason or "client closed"
         self.closing = True
+        self._over.set()
 
     # -- closing --------------------------------------------------------------
     def close_soon(self, reason: str, code: int = CLOSE_NORMAL) -> None:
@@ -315,6 +351,7 @@ class ClientSocket:
         self.close_reason = self.close_reason or reason
         self.close_code = code
         self.closing = True
+        self._over.set()
         self._interrupt_waits()
 
     async def aclose(self, reason: str, code: int = CLOSE_NORMAL) -> None:
@@ -357,6 +394,7 @@ class ClientSocket:
         if self.closed:
             return
         self.closed = self.closing = True
+        self._over.set()
         self.close_reason = self.close_reason or reason
         self._outbox.clear()
         self._outbox_bytes = 0

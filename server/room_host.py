@@ -94,6 +94,8 @@ class RoomHost:
         """The cluster's nodes (WebSocket URLs), sent in `welcome`; empty on one machine."""
         self.flush_limit: Callable[[], int | None] = lambda: None
         """How far the replay log may be written (a cluster node: what Valkey holds)."""
+        self._readers: dict[Link, Callable[[], None]] = {}
+        """Members whose messages the tick reads (`lend_reading`), each with its reader."""
         self._stopped = trio.Event()
         self._goodbye_code = "room_ended"
         self._stepped_down: str | None = None
@@ -226,6 +228,21 @@ class RoomHost:
             self._stepped_down = message
             self._goodbye_code = code
             self._goodbye_extra = extra
+
+    def reads_each_tick(self, link: Link) -> bool:
+        """Whether the tick reads this member's connection: those who stream poses
+        (participants, facilitators); spectators, who only ack now and then, are read
+        when they send."""
+        return link.member.role is not Role.SPECTATOR
+
+    def lend_reading(self, link: Link, read: Callable[[], None]) -> None:
+        """From now on the start of each tick calls `read`, which handles what `link`'s
+        client sent since the last one and never raises (its session's task owns the
+        connection's faults)."""
+        self._readers[link] = read
+
+    def take_back_reading(self, link: Link) -> None:
+        self._readers.pop(link, None)
 
     def detach(self, link: Link, *, left: bool = False) -> None:
         """The client's connection ended: keep its session for the grace period, unless
@@ -426,6 +443,8 @@ class RoomHost:
                 await self._goodbye()
 
     def _tick_once(self) -> None:
+        for read in list(self._readers.values()):
+            read()
         for event in self.room.tick():
             match event:
                 case Replied():

@@ -94,8 +94,11 @@ class RawWebSocket:
             if isinstance(event, BytesMessage):
                 self.messages.append(msgpack.unpackb(event.data, strict_map_key=False))
             elif isinstance(event, CloseConnection):
-                # Answer the close as a browser would, and say we send nothing more.
+                # Answer the server's close as a browser would, and say we send nothing
+                # more (a close we started is complete with the server's answer).
                 self.close_code = event.code
+                if self.ws.state is not ConnectionState.REMOTE_CLOSING:
+                    continue
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                     await self.stream.send_all(self.ws.send(event.response()))
                     await self.stream.send_eof()

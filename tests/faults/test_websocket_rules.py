@@ -11,6 +11,7 @@ import msgpack
 import psutil
 import pytest
 import trio
+from wsproto.events import CloseConnection
 
 from tests.faults.harness import honest_room
 from tests.faults.raw_ws import client_frame, raw_websocket
@@ -45,18 +46,21 @@ VIOLATIONS = [
 async def test_protocol_violations_get_a_bye_with_a_code_then_the_rfc_close_code(
     tmp_path: Path,
 ) -> None:
+    """Before hello, after it as a spectator (read when it sends) and after it as a
+    participant (read by the room at each tick): the same bye, the same close code."""
     async with honest_room(tmp_path) as h:
-        token = await h.server.token("spectator", "Rude")
-        for before_hello in (True, False):
+        tokens = {role: await h.server.token(role, "Rude") for role in ("spectator", "participant")}
+        ways = (("spectator", True), ("spectator", False), ("participant", False))
+        for role, before_hello in ways:
             for frame, code, close_code in VIOLATIONS:
                 async with raw_websocket(h.server.port) as ws:
                     if not before_hello:
-                        await ws.hello(token)
+                        await ws.hello(tokens[role])
                     await ws.send_raw(frame)
                     bye = await ws.receive("bye")
-                    assert bye["code"] == code and bye["msg"], (frame[:16], bye)
+                    assert bye["code"] == code and bye["msg"], (role, frame[:16], bye)
                     await ws.until_closed()
-                    assert ws.close_code == close_code, (frame[:16], ws.close_code)
+                    assert ws.close_code == close_code, (role, frame[:16], ws.close_code)
         await h.check()
 
 
@@ -91,4 +95,20 @@ async def test_pings_and_pongs_count_against_the_send_limit(tmp_path: Path) -> N
                 nursery.start_soon(flood)
         growth = server.memory_info().rss - before
         assert growth < 20 * 2**20, f"the server grew by {growth / 2**20:.0f} MB"
+        await h.check()
+
+
+async def test_a_participant_read_by_the_room_is_answered_and_closes_cleanly(
+    tmp_path: Path,
+) -> None:
+    """A participant's connection is read by the room at each tick: its ping is answered
+    and its close is answered in turn, as on a connection read as it sends."""
+    async with honest_room(tmp_path) as h, raw_websocket(h.server.port) as ws:
+        await ws.hello(await h.server.token("participant", "Pinger"))
+        for ping_id in (7, 8):
+            await ws.send_message({"t": "ping", "id": ping_id})
+            assert (await ws.receive("pong"))["id"] == ping_id
+        await ws.send(CloseConnection(1000))
+        await ws.until_closed()
+        assert ws.close_code == 1000
         await h.check()
