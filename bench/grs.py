@@ -20,7 +20,10 @@ they differ, each does what a real client of its server does:
 - Clients: theirs are `@colyseus/sdk` clients; ours are the reference Python client
   (participants, mid-run joiners) and, for the spectators, our own decoder (`Mirror`,
   checksums included) behind a lean socket loop (bench/spectator_pool.py), because a
-  trio task per spectator would cost the load generator more than the server.
+  trio task per spectator would cost the load generator more than the server. Each
+  spectator verifies one checksum in ten, in turn: all of a process's spectators
+  verifying each one on the same tick stalled it 75-100 ms a second, a stall no real
+  client, verifying its own on its own CPU, causes its neighbours.
 - Acks: our clients ack as the reference client and the web app do, every 10 ticks
   (participants) or every 5 s (spectators, which only watch); Colyseus clients send no
   acks (its protocol has none).
