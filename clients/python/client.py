@@ -270,6 +270,10 @@ class RoomClient:
         try:
             while True:
                 data = await ws.get_message()
+                if self._ws is not ws:
+                    # Dropped or replaced while this message waited in its queue: a stale
+                    # frame applied after a resume would put the mirror out of step.
+                    break
                 assert isinstance(data, bytes | bytearray)
                 self.bytes_received += len(data)
                 if (
