@@ -98,10 +98,19 @@ def wait_in_step(page: Any, seconds: float = 30) -> None:
 
 
 def seek(page: Any, target: float) -> float:
-    """Move the position slider to `target` as a user would; the value it took (its steps)."""
+    """Move the position slider to `target` as a user would (dragging it, then letting go);
+    the value it took (its steps) when let go, read in the same turn as the release."""
     page.fill("#seek", str(target))
-    page.dispatch_event("#seek", "change")
-    return float(page.input_value("#seek"))
+    return float(
+        page.evaluate(
+            """() => {
+                const slider = document.querySelector('#seek');
+                const took = slider.value;
+                slider.dispatchEvent(new Event('change', { bubbles: true }));
+                return took;
+            }"""
+        )
+    )
 
 
 def test_replay_plays_recorded_voice_and_video_in_step(

@@ -86,6 +86,9 @@ class Player {
     this.seconds = 0;
     this.playing = false;
     this.dragging = false;
+    /** Where a seek the server has not answered yet is going: the slider stays there
+     * instead of jumping back to the last frame's position meanwhile. */
+    this.seekingTo = null;
     this.dirty = true;
     this.moved = new Set();
     this.lastPanels = 0;
@@ -205,7 +208,16 @@ class Player {
   async seek(t) {
     const target = Math.max(this.start, Math.min(this.end, t));
     this.media.seekTo(target);
-    if (await this.control("seek", { seconds: target })) announce(`Moved to ${clockText(target - this.start)}`);
+    this.seekingTo = target;
+    this.dirty = true;
+    let ok = false;
+    try {
+      ok = await this.control("seek", { seconds: target });
+    } finally {
+      if (this.seekingTo === target) this.seekingTo = null; // the frame there came first
+      this.dirty = true;
+    }
+    if (ok) announce(`Moved to ${clockText(target - this.start)}`);
   }
 
   onState(changes) {
@@ -228,7 +240,7 @@ class Player {
       const items = timeline(mirror);
       renderEvents($("events"), items);
       $("caption").textContent = items.length ? eventText(items[items.length - 1].entry) : "";
-      const at = mirror.tick !== null && this.hz ? mirror.tick / this.hz : this.seconds;
+      const at = this.seekingTo ?? (mirror.tick !== null && this.hz ? mirror.tick / this.hz : this.seconds);
       if (!this.dragging) {
         $("seek").value = String(at);
         this.showClock(at);
