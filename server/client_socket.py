@@ -128,10 +128,22 @@ class ClientSocket:
 
     # -- writing --------------------------------------------------------------
     def offer(self, frame: bytes) -> bool:
-        """Write a droppable state frame now; False (skipped) when the client is behind."""
+        """Write a droppable state frame now; False (skipped) when the client is behind:
+        something is still queued, or the socket takes none of it. A frame partly taken
+        is finished by the writer (the client must get whole frames).
+
+        The hot path of every tick, once per client: one test and one `send`."""
         if self._outbox or self.closing:
             return False
-        self._write(frame)
+        try:
+            sent = self._sock.send(frame)
+        except BlockingIOError:
+            return False
+        except OSError:
+            self.abort("connection lost")
+            return False
+        if sent != len(frame):
+            self._hold(memoryview(frame)[sent:])
         return True
 
     def send(self, payload: bytes) -> None:
@@ -159,14 +171,17 @@ class ClientSocket:
                 return
             if sent == len(data):
                 return
-            view = memoryview(data)[sent:]
+            self._hold(memoryview(data)[sent:])
         else:
-            view = memoryview(data)
+            self._hold(memoryview(data))
+
+    def _hold(self, rest: memoryview) -> None:
+        """Queue bytes the socket did not take, for the writer task."""
         if not self._outbox:
             self._flushed = trio.Event()
             self._wake.set()
-        self._outbox.append(view)
-        self._outbox_bytes += len(view)
+        self._outbox.append(rest)
+        self._outbox_bytes += len(rest)
 
     async def run_writer(self) -> None:
         """Drain the outbox whenever it has something; ends when the socket closes."""
