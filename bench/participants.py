@@ -1,11 +1,13 @@
 """The load generator's participants: reference clients sending the motion model at 30 Hz.
 
 Each participant is a `RoomClient` (it decodes every frame and acks every 10 ticks, as
-any client does) with its own frame clock, as in `load.cjs`: an independent random phase,
-drift-free deadlines, and a late frame dropped rather than sent in a burst. Participant j
-below the number of moving objects holds object j's lease and carries it 5 cm above its
-right hand, in the same `pose` message (our protocol carries objects with the pose;
-Colyseus sends a second message), taking its lease just before its first frame.
+any client does, and verifies one state checksum in `CHECKSUM_SHARE`, in turn, as the
+load generator's spectators do) with its own frame clock, as in `load.cjs`: an
+independent random phase, drift-free deadlines, and a late frame dropped rather than
+sent in a burst. Participant j below the number of moving objects holds object j's lease
+and carries it 5 cm above its right hand, in the same `pose` message (our protocol
+carries objects with the pose; Colyseus sends a second message), taking its lease just
+before its first frame.
 Participant 0 sends the latency markers: once a second its head x becomes
 `marker_x(seq)` for 3 frames, with its frame clock re-phased by a random fraction of a
 frame before each marker so that marker send times are uniform relative to the
@@ -23,6 +25,7 @@ import trio
 
 from bench.markers import MAX_SEQ, marker_x
 from bench.motion import FPS, Participant, carried_object_pose
+from bench.spectator_pool import CHECKSUM_SHARE
 from bench.stats import now_ms
 from clients.python.client import RoomClient
 
@@ -56,6 +59,11 @@ async def join_participant(
 ) -> JoinedParticipant:
     """Connect and wait for the first state; find the object it will carry (object `index`)."""
     client = RoomClient(url, token, nursery, name=f"participant-{index}")
+    # Verify one checksum in CHECKSUM_SHARE, in turn, as the spectators do: 30 participants
+    # of one process verifying each (6 ms apiece in a 200-object room) on the same tick
+    # stalled the process for some 200 ms a second, and their frame clocks with it.
+    client.follower.checksum_share = CHECKSUM_SHARE
+    client.follower.checksum_turn = index
     await client.open()
     await own_avatar(client)  # poses before it exists are refused
     carried = None

@@ -7,6 +7,7 @@ import pytest
 from netcode.mirror import Desync, Mirror
 from netcode.publisher import Publisher
 from netcode.state import CaseState
+from netcode.sync import Follower
 from netcode.views import View
 from tests.netcode.sync_helpers import assert_mirror_matches, decode
 
@@ -86,3 +87,29 @@ def test_checksummed_frames_agree_with_a_healthy_mirror_every_time() -> None:
         frame = decode(publisher.frame(View.PARTICIPANT, mirror.tick))
         assert frame["c"] == publisher.checksums[View.PARTICIPANT]  # type: ignore[index]
         mirror.apply(frame)
+
+
+@pytest.mark.parametrize("turn", [0, 1, 2])
+def test_a_follower_sharing_the_checking_verifies_its_turns_and_catches_a_desync_there(
+    turn: int,
+) -> None:
+    """With `checksum_share` 3, a follower verifies every third checksum, starting at its
+    turn: a corrupted mirror is caught at the first checksum that is its to verify."""
+    world, publisher, _, eid = setup_room(checksum_every=1)
+    follower = Follower(checksum_share=3, checksum_turn=turn)
+    follower.receive(decode(publisher.frame(View.PARTICIPANT, None)))
+    follower.mirror.entities[eid][1]["spo2"] = 88  # silent local corruption
+    caught_at = None
+    for tick in range(1, 7):
+        world.set(eid, "hr", 92 + tick)
+        publisher.publish(tick, world.drain(), {eid: (0, 900, 0, 7)})
+        frame = decode(publisher.frame(View.PARTICIPANT, follower.mirror.tick))
+        assert "c" in frame
+        step = follower.receive(frame)
+        assert "c" in frame  # the caller's frame is left as it came
+        if step.resync:
+            caught_at = tick
+            break
+    # The snapshot's checksum is the first seen: turn 2 verified it (before the corruption).
+    assert caught_at == {0: 2, 1: 1, 2: 3}[turn]
+    assert follower.resyncs == 1
