@@ -128,9 +128,10 @@ class ClientSocket:
 
     # -- writing --------------------------------------------------------------
     def offer(self, frame: bytes) -> bool:
-        """Write a droppable state frame now; False (skipped) when the client is behind:
-        something is still queued, or the socket takes none of it. A frame partly taken
-        is finished by the writer (the client must get whole frames).
+        """Write a droppable state frame now; False (skipped) when the client is behind
+        (something written earlier is still queued). What the socket does not take of
+        the frame is queued for the writer: the client gets whole frames, and a replay's
+        frame after a seek arrives even when it is the only one.
 
         The hot path of every tick, once per client: one test and one `send`."""
         if self._outbox or self.closing:
@@ -138,7 +139,7 @@ class ClientSocket:
         try:
             sent = self._sock.send(frame)
         except BlockingIOError:
-            return False
+            sent = 0
         except OSError:
             self.abort("connection lost")
             return False

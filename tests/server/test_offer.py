@@ -1,5 +1,5 @@
 """A state frame offered to a client that reads slowly: the client gets exactly the frames
-`offer` said it took, whole and in order; a frame the socket could take only part of is
+`offer` said it took, whole and in order; what the socket did not take of a frame is
 finished by the writer task, and nothing more is offered until it is."""
 
 from __future__ import annotations
