@@ -8,6 +8,7 @@ only under pseudonyms: display names stay in the log's join records.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -22,6 +23,20 @@ def pseudonym(session_id: str, member: Any) -> str:
     """Stable within a session, unlinkable across sessions without the session id."""
     digest = hashlib.sha256(f"{session_id}:{member}".encode()).hexdigest()
     return f"p-{digest[:12]}"
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def utc_iso(ts: float) -> str:
@@ -50,23 +65,37 @@ class Manifest:
     repair: dict[str, Any] | None = None
 
     def observe(self, record: Record) -> bool:
-        """Fold one record into the manifest; True when it changed something."""
+        """Fold one record into the manifest; True when it changed something.
+
+        Only values of the expected type are taken (a text, a whole number, a finite
+        number): whatever a record holds, the manifest stays writable as JSON, so a
+        malformed record can never stop a session from being sealed."""
         data = record.data
         if record.kind == "start":
-            self.room_id = str(data.get("room", ""))
-            self.case = {"name": data.get("scenario", ""), "title": data.get("title", "")}
-            self.seed = data.get("seed")
-            self.tick_hz = int(data.get("tick_hz", 0))
-            self.keyframe_interval_s = float((data.get("config") or {}).get("keyframe_seconds", 0))
-            self.versions = dict(data.get("versions") or {})
+            self.room_id = _text(data.get("room")) or ""
+            self.case = {
+                "name": _text(data.get("scenario")) or "",
+                "title": _text(data.get("title")) or "",
+            }
+            self.seed = _whole(data.get("seed"))
+            self.tick_hz = _whole(data.get("tick_hz")) or 0
+            config = data.get("config")
+            keyframe_seconds = config.get("keyframe_seconds") if isinstance(config, dict) else None
+            self.keyframe_interval_s = _finite(keyframe_seconds) or 0.0
+            versions = data.get("versions")
+            self.versions = {
+                name: version
+                for name, version in (versions.items() if isinstance(versions, dict) else ())
+                if isinstance(name, str) and isinstance(version, str)
+            }
             self.case["version"] = self.versions.get("case", self.versions.get("scenario"))
-            self.server_version = str(self.versions.get("server", self.server_version))
+            self.server_version = self.versions.get("server", self.server_version)
             return True
         if record.kind in ("join", "leave", "expire"):
-            member = data.get("member")
+            member = _whole(data.get("member"))
             key = pseudonym(self.session_id, member)
             entry = self.participants.setdefault(
-                key, {"pseudonym": key, "member": member, "role": data.get("role")}
+                key, {"pseudonym": key, "member": member, "role": _text(data.get("role"))}
             )
             if record.kind == "join":
                 entry["joined_tick"] = record.tick
@@ -75,7 +104,7 @@ class Manifest:
             return True
         if record.kind == "ended":
             self.end_tick = record.tick
-            self.case["end_reason"] = data.get("reason")
+            self.case["end_reason"] = _text(data.get("reason"))
             return True
         return False
 

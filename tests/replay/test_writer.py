@@ -123,3 +123,33 @@ def test_stats_say_which_records_a_crash_could_still_lose(tmp_path: Path) -> Non
     writer.write(Record("tick", 5, {}))
     assert (writer.stats()["handed"], writer.stats()["durable"]) == (6, 5)
     writer.close()
+
+
+def test_malformed_start_join_and_end_records_still_leave_a_sealed_session(
+    tmp_path: Path,
+) -> None:
+    """The manifest takes only well-typed values from the records it folds in (mixed-type
+    keys and bytes once stopped its JSON, and with it the session's seal)."""
+    with SessionWriter(tmp_path, "odd", fsync=False) as writer:
+        writer.write(
+            Record(
+                "start",
+                0,
+                {
+                    "room": b"bytes",
+                    "scenario": "demo",
+                    "seed": b"\x00",
+                    "tick_hz": "30",
+                    "config": ["not", "a", "map"],
+                    "versions": {1: "one", "server": b"0.1", "case": "demo-1"},
+                },
+            )
+        )
+        writer.write(Record("join", 1, {"member": {"nested": 1}, "role": b"participant"}))
+        writer.write(Record("ended", 2, {"reason": float("nan")}))
+    manifest = Session.open(tmp_path, "odd").manifest
+    assert manifest.status == "sealed"
+    assert manifest.room_id == "" and manifest.tick_hz == 0 and manifest.seed is None
+    assert manifest.versions == {"case": "demo-1"}
+    assert manifest.case["name"] == "demo" and manifest.case["end_reason"] is None
+    assert [p["role"] for p in manifest.participants.values()] == [None]
