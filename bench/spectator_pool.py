@@ -101,11 +101,15 @@ class Spectator:
         self.tcp_bytes = 0
         self.frames = 0
         self.last_seq = -1
-        self.follower = Follower(checksum_share=CHECKSUM_SHARE, checksum_turn=gid)
+        self.follower = self.fresh_follower()
         self.unread = b""
         """Bytes read in this turn of the loop, decoded after every socket was read."""
         self.arrived = 0.0
         """When they were read (ms, CLOCK_MONOTONIC)."""
+
+    def fresh_follower(self) -> Follower:
+        """A follower holding nothing, verifying its share of the checksums."""
+        return Follower(checksum_share=CHECKSUM_SHARE, checksum_turn=self.gid)
 
     # -- joining ------------------------------------------------------------------
     def connect(self) -> None:
@@ -113,7 +117,7 @@ class Spectator:
         self.phase = "connecting"
         self.deadline = time.monotonic() + HANDSHAKE_TIMEOUT_S
         self.reader = FrameReader()
-        self.follower = Follower()
+        self.follower = self.fresh_follower()
         self.handshake = ClientHandshake(self.pool.host, self.pool.port, self.pool.path)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
