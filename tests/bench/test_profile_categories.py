@@ -8,6 +8,7 @@ from trio._core._io_epoll import EpollIOManager
 
 from bench.profile_grs import IDLE, Profile, categorize, parse_frame
 from replay.writer import SessionWriter
+from server.client_socket import ClientSocket
 
 ROOT = "run (trio/_core/_run.py:2532);unrolled_run (trio/_core/_run.py:2866)"
 SESSION = (
@@ -82,11 +83,16 @@ def test_waits_are_counted_apart_and_left_out_of_the_cpu_shares() -> None:
         for i, text in enumerate(inspect.getsource(SessionWriter._append_run).splitlines())
         if "fsync(" in text
     )
+    take_line = inspect.getsourcelines(ClientSocket.receive)[1] + next(
+        i
+        for i, text in enumerate(inspect.getsource(ClientSocket.receive).splitlines())
+        if "self._take(" in text
+    )
     profile = Profile.read(
         f"{ROOT};EpollIOManager.get_events (trio/_core/_io_epoll.py:{poll_line}) 30\n"
         f"Thread.run (threading.py:982);"
         f"SessionWriter._append_run (replay/writer.py:{fsync_line}) 5\n"
-        f"{SESSION};ClientSocket.receive (server/client_socket.py:190) 10\n"
+        f"{SESSION};ClientSocket.receive (server/client_socket.py:{take_line}) 10\n"
     )
     assert profile.by_category[IDLE] == 35
     assert profile.by_category["read client messages"] == 10

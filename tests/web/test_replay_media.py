@@ -190,8 +190,12 @@ def test_replay_plays_recorded_voice_and_video_in_step(
     time.sleep(0.6)
     wait_in_step(page)
 
-    # Pause: everything stops where the play head stopped.
-    page.click("#play")
+    # Pause: everything stops where the play head stopped. (On a slow machine the replay
+    # may have reached its end by itself first, which stops it too: the button is only
+    # pressed while it still plays, checked in the same turn as the press.)
+    page.evaluate(
+        "() => { if (window.grandRounds.player.playing) document.querySelector('#play').click(); }"
+    )
     page.wait_for_function(
         "() => window.grandRounds.media.state().every((t) => t.paused)"
         " && !window.grandRounds.player.playing"
